@@ -1,0 +1,50 @@
+// egressd's configuration: parsed and validated into an immutable snapshot.
+// Pure: the loader reads text, never files or sockets.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace egress {
+
+struct Limits {
+    // Connects in flight across all clients; each holds one descriptor.
+    std::uint32_t max_inflight = 10000;
+    // Requests of one client connection not yet answered (connects in flight
+    // plus replies waiting to be written); more get EAGAIN at once.
+    std::uint32_t max_inflight_per_client = 1024;
+    // Client connections at once; each holds one descriptor.
+    std::uint32_t max_clients = 2000;
+    // Replies queued for a client that does not read them; past this the
+    // client is dropped (its replies would otherwise pin memory and fds).
+    std::uint32_t max_queued_replies = 2048;
+};
+
+struct Config {
+    std::string socket_path;   // empty: $RUNTIME_DIRECTORY/egressd.sock or /run/egressd/egressd.sock
+    std::uint32_t socket_mode = 0660;
+    std::string log_level = "info";
+    std::uint32_t default_timeout_ms = 3000;  // when a request gives none
+    std::uint32_t max_timeout_ms = 30000;     // a request asking for more gets this
+    Limits limits;
+};
+
+using ConfigPtr = std::shared_ptr<const Config>;
+
+struct ConfigLoad {
+    ConfigPtr config;                 // set when errors is empty
+    std::vector<std::string> errors;  // each names the JSON path and the value
+};
+
+// Parses a JSON document. Unknown keys are errors (they are usually typos).
+ConfigLoad parse_config(std::string_view json_text);
+
+// The built-in defaults.
+ConfigPtr default_config();
+
+bool valid_log_level(std::string_view level);
+
+}  // namespace egress

@@ -1,0 +1,157 @@
+#include "listener.hpp"
+
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <stdexcept>
+
+#include "codec.hpp"
+#include "handoff/handoff.hpp"
+
+namespace egress {
+namespace {
+
+// After EMFILE/ENFILE on accept, wait this long before trying again rather
+// than spin on a listening socket that stays readable.
+constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
+constexpr int kAcceptBudget = 64;
+
+sockaddr_un unix_address(const std::string& path) {
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    if (path.size() >= sizeof a.sun_path)
+        throw std::runtime_error("socket path '" + path + "' is longer than " +
+                                 std::to_string(sizeof a.sun_path - 1) + " bytes");
+    std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
+    return a;
+}
+
+std::string sys_error(const std::string& what) { return what + ": " + std::strerror(errno); }
+
+// Decides what to do with something already at `path`.
+void clear_stale_socket(const std::string& path) {
+    struct stat st {};
+    if (lstat(path.c_str(), &st) != 0) {
+        if (errno == ENOENT) return;
+        throw std::runtime_error(sys_error("cannot inspect " + path));
+    }
+    if (S_ISLNK(st.st_mode)) throw std::runtime_error(path + " is a symbolic link; refusing to follow it");
+    if (!S_ISSOCK(st.st_mode)) throw std::runtime_error(path + " exists and is not a socket; refusing to replace it");
+    UniqueFd probe(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+    const auto a = unix_address(path);
+    if (::connect(probe.get(), reinterpret_cast<const sockaddr*>(&a), sizeof a) == 0)
+        throw std::runtime_error("another egressd is already listening on " + path);
+    if (errno != ECONNREFUSED)
+        throw std::runtime_error(sys_error(path + " exists and cannot be probed"));
+    if (::unlink(path.c_str()) != 0) throw std::runtime_error(sys_error("cannot remove stale socket " + path));
+    spdlog::info("replaced stale socket {} left by a daemon that is gone", path);
+}
+
+}  // namespace
+
+std::string default_socket_path() {
+    if (const char* dir = std::getenv("RUNTIME_DIRECTORY"); dir && *dir) {
+        // systemd may list several directories separated by ':'; use the first.
+        std::string d(dir);
+        return d.substr(0, d.find(':')) + "/egressd.sock";
+    }
+    return "/run/egressd/egressd.sock";
+}
+
+UniqueFd open_listen_socket(const std::string& path, unsigned mode) {
+    const auto a = unix_address(path);
+    const auto parent = std::filesystem::path(path).parent_path();
+    std::error_code ec;
+    if (!parent.empty() && !std::filesystem::exists(parent, ec)) {
+        std::filesystem::create_directories(parent, ec);
+        if (ec) throw std::runtime_error("cannot create directory " + parent.string() + ": " + ec.message());
+    }
+    clear_stale_socket(path);
+    UniqueFd fd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!fd) throw std::runtime_error(sys_error("socket(AF_UNIX, SOCK_SEQPACKET)"));
+    if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0)
+        throw std::runtime_error(sys_error("cannot bind " + path));
+    if (::chmod(path.c_str(), mode) != 0) throw std::runtime_error(sys_error("cannot chmod " + path));
+    if (::listen(fd.get(), SOMAXCONN) != 0) throw std::runtime_error(sys_error("cannot listen on " + path));
+    return fd;
+}
+
+Listener::Listener(BrokerContext& ctx, UniqueFd listen_fd, std::string path)
+    : ctx_(ctx), sock_(ctx.io), retry_(ctx.io), path_(std::move(path)) {
+    sock_.assign(listen_fd.release());
+}
+
+Listener::~Listener() { stop(); }
+
+void Listener::start() { accept_some(); }
+
+void Listener::accept_some() {
+    for (int i = 0; i < kAcceptBudget && !stopped_; ++i) {
+        const auto r = ctx_.sys.accept4(sock_.native_handle(), SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (!r.ok()) {
+            switch (r.err) {
+            case EAGAIN:
+                sock_.async_wait(asio::posix::stream_descriptor::wait_read, [this](const error_code& ec) {
+                    if (!ec && !stopped_) accept_some();
+                });
+                return;
+            case EINTR:
+            case ECONNABORTED:
+                continue;
+            default:  // EMFILE, ENFILE, ENOBUFS, ENOMEM: wait for resources
+                ++ctx_.stats.accept_errors;
+                spdlog::warn("accept failed: {}: {}; pausing accepts for {} ms", errno_name(r.err),
+                             errno_text(r.err), kAcceptBackoff.count());
+                return pause_accepting();
+            }
+        }
+        UniqueFd client(static_cast<int>(r.value));
+        if (sessions_.size() >= ctx_.config->limits.max_clients) {
+            refuse(std::move(client), "egressd already serves " + std::to_string(sessions_.size()) +
+                                          " clients (limits.max_clients)");
+            continue;
+        }
+        ++ctx_.stats.clients_accepted;
+        auto s = std::make_shared<Session>(ctx_, std::move(client), [this](Session* gone) {
+            // Erase later: the session may be deep inside its own call stack.
+            asio::post(ctx_.io, [this, gone] { sessions_.erase(gone); });
+        });
+        sessions_.emplace(s.get(), s);
+        s->start();
+    }
+    if (!stopped_) asio::post(ctx_.io, [this] { if (!stopped_) accept_some(); });
+}
+
+void Listener::pause_accepting() {
+    retry_.expires_after(kAcceptBackoff);
+    retry_.async_wait([this](const error_code& ec) {
+        if (!ec && !stopped_) accept_some();
+    });
+}
+
+void Listener::refuse(UniqueFd client, const std::string& why) {
+    ++ctx_.stats.clients_refused;
+    spdlog::warn("refused a client: {}", why);
+    // Request id 0: the client has not sent anything yet.
+    const auto bytes = proto::encode_error_reply(0, proto::ErrorReply{EAGAIN, errno_name(EAGAIN), why});
+    send_datagram(ctx_.sys, client.get(), bytes, -1);
+}
+
+void Listener::stop() {
+    if (stopped_) return;
+    stopped_ = true;
+    error_code ignored;
+    retry_.cancel();
+    sock_.close(ignored);
+    auto sessions = std::move(sessions_);
+    for (auto& [raw, s] : sessions) s->close("egressd is shutting down");
+    ::unlink(path_.c_str());
+}
+
+}  // namespace egress

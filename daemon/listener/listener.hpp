@@ -1,0 +1,44 @@
+// The Unix SOCK_SEQPACKET listening socket and the accept loop.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "session/context.hpp"
+#include "session/session.hpp"
+#include "sys/unique_fd.hpp"
+
+namespace egress {
+
+// Creates, binds and listens on `path` (start-up only; throws
+// std::runtime_error with a message for the operator). A stale socket left by
+// a dead daemon is replaced; a live one, a symlink or any other file is not.
+UniqueFd open_listen_socket(const std::string& path, unsigned mode);
+
+// Where the socket goes when neither config nor command line says.
+std::string default_socket_path();
+
+class Listener {
+public:
+    Listener(BrokerContext& ctx, UniqueFd listen_fd, std::string path);
+    ~Listener();
+
+    void start();
+    // Stops accepting, closes every session, removes the socket file.
+    void stop();
+
+private:
+    void accept_some();
+    void pause_accepting();
+    void refuse(UniqueFd client, const std::string& why);
+
+    BrokerContext& ctx_;
+    asio::posix::stream_descriptor sock_;
+    asio::steady_timer retry_;
+    std::string path_;
+    std::unordered_map<Session*, std::shared_ptr<Session>> sessions_;
+    bool stopped_ = false;
+};
+
+}  // namespace egress

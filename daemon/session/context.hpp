@@ -1,0 +1,19 @@
+// What every session shares: the loop, the OS layer, the config in force and
+// the counters. Built in main and passed down.
+#pragma once
+
+#include "config/config.hpp"
+#include "io/asio.hpp"
+#include "stats/stats.hpp"
+#include "sys/syscalls.hpp"
+
+namespace egress {
+
+struct BrokerContext {
+    asio::io_context& io;
+    Syscalls& sys;
+    ConfigPtr config;
+    Stats& stats;
+};
+
+}  // namespace egress

@@ -1,0 +1,243 @@
+#include "session.hpp"
+
+#include "handoff/handoff.hpp"
+
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+
+#include <array>
+#include <cstring>
+
+namespace egress {
+namespace {
+
+// Datagrams read per wake-up before yielding to other clients.
+constexpr int kReadBudget = 64;
+// Descriptors a client may (wrongly) attach to one request that we can see
+// and close; the kernel closes any beyond this (MSG_CTRUNC).
+constexpr std::size_t kMaxFdsSeen = 32;
+
+std::uint64_t next_session_id = 1;
+
+}  // namespace
+
+Session::Session(BrokerContext& ctx, UniqueFd client, Closed on_closed)
+    : ctx_(ctx), sock_(ctx.io), on_closed_(std::move(on_closed)), id_(next_session_id++) {
+    sock_.assign(client.release());
+}
+
+Session::~Session() = default;
+
+void Session::start() {
+    ++ctx_.stats.clients_connected;
+    read_some();
+}
+
+void Session::read_some() {
+    std::array<std::uint8_t, EGRESS_MAX_DATAGRAM> buf;
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFdsSeen)];
+    for (int i = 0; i < kReadBudget && !closed_; ++i) {
+        iovec iov{buf.data(), buf.size()};
+        msghdr msg{};
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control;
+        msg.msg_controllen = sizeof control;
+        const auto r = ctx_.sys.recvmsg(sock_.native_handle(), &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC | MSG_TRUNC);
+        if (!r.ok()) {
+            if (r.err == EAGAIN || r.err == EWOULDBLOCK) {
+                // Drained: only now is an edge-triggered wait safe.
+                sock_.async_wait(asio::posix::stream_descriptor::wait_read,
+                                 [self = shared_from_this()](const error_code& ec) {
+                                     if (!ec && !self->closed_) self->read_some();
+                                 });
+                return;
+            }
+            if (r.err == EINTR) continue;
+            return close(std::string("receive failed: ") + errno_name(r.err));
+        }
+        if (r.value == 0) return close("client closed the connection");
+
+        // Close every descriptor the client attached: egressd never keeps one.
+        int fds = 0;
+        for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+            const auto n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            for (std::size_t k = 0; k < n; ++k) {
+                int fd;
+                std::memcpy(&fd, CMSG_DATA(c) + k * sizeof(int), sizeof fd);
+                UniqueFd closer(fd);
+                ++fds;
+            }
+        }
+        if (msg.msg_flags & MSG_CTRUNC) ++fds;
+        const auto size = static_cast<std::size_t>(r.value);
+        const bool truncated = (msg.msg_flags & MSG_TRUNC) || size > buf.size();
+        handle_datagram(proto::ByteView(buf.data(), std::min(size, buf.size())), truncated, fds);
+    }
+    if (!closed_) asio::post(ctx_.io, [self = shared_from_this()] { if (!self->closed_) self->read_some(); });
+}
+
+void Session::handle_datagram(proto::ByteView d, bool truncated, int fds_received) {
+    const auto h = proto::read_header(d);
+    if (!h) {
+        ++ctx_.stats.protocol_errors["unframed"];
+        ++ctx_.stats.clients_dropped;
+        return close("datagram of " + std::to_string(d.size()) +
+                     " bytes cannot be framed (shorter than a header or wrong magic)");
+    }
+    ++ctx_.stats.requests;
+    const auto reply_type = h->type == EGRESS_MSG_CONNECT ? EGRESS_MSG_CONNECT_REPLY : EGRESS_MSG_ERROR_REPLY;
+    if (truncated)
+        return reply_error(h->request_id, reply_type,
+                           Error{EMSGSIZE, "datagram exceeds the " + std::to_string(EGRESS_MAX_DATAGRAM) +
+                                               "-byte limit"},
+                           "oversized");
+    if (fds_received)
+        return reply_error(h->request_id, reply_type,
+                           Error{EBADMSG, "requests must not carry descriptors; egressd closed the " +
+                                              std::to_string(fds_received) + " it received"},
+                           "fd_attached");
+    if (auto e = proto::check_request_header(*h, d.size())) return reply_error(h->request_id, reply_type, *e, "header");
+    if (h->type != EGRESS_MSG_CONNECT)
+        return reply_error(h->request_id, EGRESS_MSG_ERROR_REPLY,
+                           Error{EOPNOTSUPP, "message type " + std::to_string(h->type) + " is not a request"},
+                           "unknown_type");
+    handle_connect(h->request_id, d.subspan(EGRESS_HEADER_SIZE));
+}
+
+void Session::handle_connect(std::uint64_t id, proto::ByteView payload) {
+    const auto& cfg = *ctx_.config;
+    auto req = proto::decode_connect(payload);
+    if (!req) return reply_error(id, EGRESS_MSG_CONNECT_REPLY, req.error(), "bad_field");
+    if (!req->pool.empty() && req->pool != "default")
+        return reply_error(id, EGRESS_MSG_CONNECT_REPLY, Error{ENOENT, "no pool named '" + req->pool + "'"},
+                           "unknown_pool");
+    if (inflight_.count(id))
+        return reply_error(id, EGRESS_MSG_CONNECT_REPLY,
+                           Error{EEXIST, "request id " + std::to_string(id) + " is already in flight"},
+                           "duplicate_id");
+    if (inflight_.size() >= cfg.limits.max_inflight_per_client)
+        return reply_error(id, EGRESS_MSG_CONNECT_REPLY,
+                           Error{EAGAIN, "this connection already has " + std::to_string(inflight_.size()) +
+                                             " requests in flight (limits.max_inflight_per_client)"},
+                           "client_inflight_limit");
+    if (ctx_.stats.inflight >= cfg.limits.max_inflight)
+        return reply_error(id, EGRESS_MSG_CONNECT_REPLY,
+                           Error{EAGAIN, "egressd has " + std::to_string(ctx_.stats.inflight) +
+                                             " connects in flight (limits.max_inflight)"},
+                           "global_inflight_limit");
+
+    ConnectPlan plan;
+    plan.dest = req->dest;
+    plan.flags = req->flags;
+    const auto ms = req->timeout_ms == 0 ? cfg.default_timeout_ms : std::min(req->timeout_ms, cfg.max_timeout_ms);
+    plan.timeout = std::chrono::milliseconds(ms);
+    SPDLOG_DEBUG("session {}: request {} CONNECT {} timeout {} ms", id_, id, endpoint_string(plan.dest), ms);
+
+    auto op = std::make_shared<PendingConnect>(ctx_.io, ctx_.sys, std::move(plan));
+    inflight_.emplace(id, op);
+    ++ctx_.stats.inflight;
+    op->start([weak = weak_from_this(), id](ConnectOutcome out) {
+        if (auto self = weak.lock()) self->on_connect_done(id, std::move(out));
+    });
+}
+
+void Session::on_connect_done(std::uint64_t id, ConnectOutcome out) {
+    if (inflight_.erase(id)) --ctx_.stats.inflight;
+    count_connect(out.err);
+    proto::ConnectReply rep;
+    rep.status = static_cast<std::uint32_t>(out.err);
+    if (out.err) {
+        rep.error_name = errno_name(out.err);
+        rep.message = errno_text(out.err) + ": " + out.message;
+    }
+    rep.local = out.local;
+    rep.remote = out.remote;
+    rep.pool = "default";
+    rep.attempts = out.attempts;
+    rep.connect_us = out.connect_us;
+    SPDLOG_DEBUG("session {}: request {} -> {} in {} us", id_, id, out.err ? errno_name(out.err) : "ok",
+                 out.connect_us);
+    const bool with_fd = static_cast<bool>(out.fd);
+    queue(id, proto::encode_connect_reply(id, rep, with_fd), std::move(out.fd));
+}
+
+void Session::count_connect(int err) { ++ctx_.stats.connects[err ? errno_name(err) : "ok"]; }
+
+void Session::reply_error(std::uint64_t id, std::uint8_t type, const Error& e, const char* kind) {
+    ++ctx_.stats.protocol_errors[kind];
+    SPDLOG_DEBUG("session {}: request {} refused: {}: {}", id_, id, errno_name(e.code), e.message);
+    const auto code = static_cast<std::uint32_t>(e.code);
+    if (type == EGRESS_MSG_CONNECT_REPLY) {
+        proto::ConnectReply rep;
+        rep.status = code;
+        rep.error_name = errno_name(e.code);
+        rep.message = e.message;
+        return queue(id, proto::encode_connect_reply(id, rep, false));
+    }
+    queue(id, proto::encode_error_reply(id, proto::ErrorReply{code, errno_name(e.code), e.message}));
+}
+
+void Session::queue(std::uint64_t id, proto::Bytes bytes, UniqueFd fd) {
+    if (closed_) return;  // the fd, if any, closes here
+    if (out_.size() >= ctx_.config->limits.max_queued_replies) {
+        ++ctx_.stats.clients_dropped;
+        return close("client does not read its replies (limits.max_queued_replies reached)");
+    }
+    out_.push_back(OutMsg{id, std::move(bytes), std::move(fd)});
+    if (!write_waiting_) flush();
+}
+
+void Session::flush() {
+    while (!out_.empty() && !closed_) {
+        auto& m = out_.front();
+        const auto r = send_datagram(ctx_.sys, sock_.native_handle(), m.bytes, m.fd ? m.fd.get() : -1);
+        if (r.ok()) {
+            if (m.fd) ++ctx_.stats.handoffs;
+            out_.pop_front();  // closes egressd's copy of the handed-off socket
+            continue;
+        }
+        if (r.err == EINTR) continue;
+        if (r.err == EAGAIN || r.err == EWOULDBLOCK) {
+            write_waiting_ = true;
+            sock_.async_wait(asio::posix::stream_descriptor::wait_write,
+                             [self = shared_from_this()](const error_code& ec) {
+                                 self->write_waiting_ = false;
+                                 if (!ec && !self->closed_) self->flush();
+                             });
+            return;
+        }
+        if (r.err == ETOOMANYREFS && m.fd) {
+            // The client holds too many undelivered descriptors: say so instead.
+            proto::ConnectReply rep;
+            rep.status = ETOOMANYREFS;
+            rep.error_name = errno_name(ETOOMANYREFS);
+            rep.message = "the connected socket could not be passed: too many descriptors in flight to this client";
+            m.bytes = proto::encode_connect_reply(m.request_id, rep, false);
+            m.fd.reset();
+            continue;
+        }
+        return close(std::string("send failed: ") + errno_name(r.err));
+    }
+}
+
+void Session::close(const std::string& why) {
+    if (closed_) return;
+    closed_ = true;
+    auto self = shared_from_this();  // outlive the registry's erase below
+    SPDLOG_DEBUG("session {}: closing: {} ({} in flight cancelled)", id_, why, inflight_.size());
+    for (auto& [rid, op] : inflight_) {
+        op->cancel();
+        ++ctx_.stats.connects["ECANCELED"];
+        --ctx_.stats.inflight;
+    }
+    inflight_.clear();
+    out_.clear();
+    error_code ignored;
+    sock_.close(ignored);
+    --ctx_.stats.clients_connected;
+    if (on_closed_) std::exchange(on_closed_, nullptr)(this);
+}
+
+}  // namespace egress

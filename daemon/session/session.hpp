@@ -1,0 +1,63 @@
+// One client connection: reads request datagrams, starts connects, writes
+// replies (with the connected descriptor) in completion order.
+//
+// Ownership: the listener's registry and in-flight handlers hold the session
+// through shared_ptr; in-flight connects reach it only through weak_ptr.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "codec.hpp"
+#include "connector/connector.hpp"
+#include "session/context.hpp"
+#include "sys/unique_fd.hpp"
+
+namespace egress {
+
+class Session : public std::enable_shared_from_this<Session> {
+public:
+    using Closed = std::function<void(Session*)>;
+
+    // Takes ownership of the accepted client descriptor.
+    Session(BrokerContext& ctx, UniqueFd client, Closed on_closed);
+    ~Session();
+
+    void start();
+    // Cancels in-flight connects, closes every descriptor it holds, and tells
+    // the listener. Safe to call more than once.
+    void close(const std::string& why);
+
+    std::uint64_t id() const { return id_; }
+
+private:
+    struct OutMsg {
+        std::uint64_t request_id;
+        proto::Bytes bytes;
+        UniqueFd fd;  // attached with SCM_RIGHTS when set
+    };
+
+    void read_some();
+    void handle_datagram(proto::ByteView d, bool truncated, int fds_received);
+    void handle_connect(std::uint64_t id, proto::ByteView payload);
+    void on_connect_done(std::uint64_t id, ConnectOutcome out);
+    void reply_error(std::uint64_t id, std::uint8_t type, const Error& e, const char* kind);
+    void queue(std::uint64_t id, proto::Bytes bytes, UniqueFd fd = {});
+    void flush();
+    void count_connect(int err);
+
+    BrokerContext& ctx_;
+    asio::posix::stream_descriptor sock_;
+    Closed on_closed_;
+    std::uint64_t id_;
+    std::unordered_map<std::uint64_t, std::shared_ptr<PendingConnect>> inflight_;
+    std::deque<OutMsg> out_;
+    bool write_waiting_ = false;
+    bool closed_ = false;
+};
+
+}  // namespace egress

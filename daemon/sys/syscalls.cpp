@@ -1,0 +1,36 @@
+#include "syscalls.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace egress {
+namespace {
+SysResult wrap(long v) { return v < 0 ? SysResult{-1, errno} : SysResult{v, 0}; }
+}  // namespace
+
+SysResult RealSyscalls::socket(int d, int t, int p) { return wrap(::socket(d, t, p)); }
+SysResult RealSyscalls::setsockopt(int fd, int l, int n, const void* v, socklen_t len) {
+    return wrap(::setsockopt(fd, l, n, v, len));
+}
+SysResult RealSyscalls::getsockopt(int fd, int l, int n, void* v, socklen_t* len) {
+    return wrap(::getsockopt(fd, l, n, v, len));
+}
+SysResult RealSyscalls::bind(int fd, const sockaddr* a, socklen_t len) { return wrap(::bind(fd, a, len)); }
+SysResult RealSyscalls::connect(int fd, const sockaddr* a, socklen_t len) {
+    return wrap(::connect(fd, a, len));
+}
+SysResult RealSyscalls::getsockname(int fd, sockaddr* a, socklen_t* len) {
+    return wrap(::getsockname(fd, a, len));
+}
+SysResult RealSyscalls::getpeername(int fd, sockaddr* a, socklen_t* len) {
+    return wrap(::getpeername(fd, a, len));
+}
+SysResult RealSyscalls::accept4(int fd, int flags) { return wrap(::accept4(fd, nullptr, nullptr, flags)); }
+SysResult RealSyscalls::recvmsg(int fd, msghdr* m, int flags) { return wrap(::recvmsg(fd, m, flags)); }
+SysResult RealSyscalls::sendmsg(int fd, const msghdr* m, int flags) { return wrap(::sendmsg(fd, m, flags)); }
+SysResult RealSyscalls::fcntl_setfl(int fd, int flags) { return wrap(::fcntl(fd, F_SETFL, flags)); }
+SysResult RealSyscalls::fcntl_getfl(int fd) { return wrap(::fcntl(fd, F_GETFL)); }
+
+}  // namespace egress

@@ -1,0 +1,332 @@
+#include "codec.hpp"
+
+#include <cerrno>
+#include <cstring>
+
+namespace egress::proto {
+namespace {
+
+// ---- little-endian primitives ----
+
+void put_u16(Bytes& out, std::uint16_t v) {
+    out.push_back(static_cast<std::uint8_t>(v));
+    out.push_back(static_cast<std::uint8_t>(v >> 8));
+}
+void put_u32(Bytes& out, std::uint32_t v) {
+    for (int i = 0; i < 4; ++i) out.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
+}
+void put_u64(Bytes& out, std::uint64_t v) {
+    for (int i = 0; i < 8; ++i) out.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
+}
+std::uint64_t get_le(ByteView b, std::size_t off, std::size_t n) {
+    std::uint64_t v = 0;
+    for (std::size_t i = 0; i < n; ++i) v |= std::uint64_t{b[off + i]} << (8 * i);
+    return v;
+}
+
+std::string hex16(std::uint16_t v) {
+    static const char digits[] = "0123456789abcdef";
+    std::string s = "0x0000";
+    for (int i = 0; i < 4; ++i) s[5 - i] = digits[(v >> (4 * i)) & 0xF];
+    return s;
+}
+
+// ---- writing ----
+
+class Writer {
+public:
+    Writer(std::uint8_t type, std::uint16_t flags, std::uint64_t id) {
+        out_.reserve(128);
+        put_u32(out_, EGRESS_MAGIC);
+        out_.push_back(EGRESS_VERSION);
+        out_.push_back(type);
+        put_u16(out_, flags);
+        put_u64(out_, id);
+        put_u32(out_, 0);  // payload length, patched by finish()
+    }
+    void field(std::uint16_t type, const std::uint8_t* data, std::size_t len) {
+        put_u16(out_, type);
+        put_u16(out_, static_cast<std::uint16_t>(len));
+        out_.insert(out_.end(), data, data + len);
+    }
+    void u32(std::uint16_t type, std::uint32_t v) {
+        Bytes b;
+        put_u32(b, v);
+        field(type, b.data(), b.size());
+    }
+    void u64(std::uint16_t type, std::uint64_t v) {
+        Bytes b;
+        put_u64(b, v);
+        field(type, b.data(), b.size());
+    }
+    // Text longer than the protocol allows is cut, never sent oversized.
+    void text(std::uint16_t type, const std::string& s, std::size_t max) {
+        const auto n = s.size() < max ? s.size() : max;
+        field(type, reinterpret_cast<const std::uint8_t*>(s.data()), n);
+    }
+    void endpoint(std::uint16_t type, const Endpoint& ep) {
+        Bytes b(ep.addr.begin(), ep.addr.begin() + static_cast<long>(ep.addr_len()));
+        put_u16(b, ep.port);
+        field(type, b.data(), b.size());
+    }
+    Bytes finish() {
+        const auto len = static_cast<std::uint32_t>(out_.size() - EGRESS_HEADER_SIZE);
+        for (int i = 0; i < 4; ++i) out_[16 + i] = static_cast<std::uint8_t>(len >> (8 * i));
+        return std::move(out_);
+    }
+
+private:
+    Bytes out_;
+};
+
+// ---- reading ----
+
+struct Field {
+    std::uint16_t type;
+    ByteView value;
+};
+
+// Walks type-length-value fields, rejecting truncation and duplicates.
+class FieldReader {
+public:
+    explicit FieldReader(ByteView payload) : p_(payload) {}
+
+    // false at the end or on error; check error() afterwards.
+    bool next(Field& f) {
+        if (error_ || off_ == p_.size()) return false;
+        if (p_.size() - off_ < EGRESS_FIELD_HEADER_SIZE) {
+            fail("field header truncated at payload offset " + std::to_string(off_));
+            return false;
+        }
+        f.type = static_cast<std::uint16_t>(get_le(p_, off_, 2));
+        const auto len = static_cast<std::size_t>(get_le(p_, off_ + 2, 2));
+        if (p_.size() - off_ - EGRESS_FIELD_HEADER_SIZE < len) {
+            fail("field " + hex16(f.type) + " claims " + std::to_string(len) + " bytes but " +
+                 std::to_string(p_.size() - off_ - EGRESS_FIELD_HEADER_SIZE) + " remain");
+            return false;
+        }
+        f.value = p_.subspan(off_ + EGRESS_FIELD_HEADER_SIZE, len);
+        off_ += EGRESS_FIELD_HEADER_SIZE + len;
+        if (f.type < 64) {
+            if (seen_ & (1ULL << f.type)) {
+                fail("field " + hex16(f.type) + " appears twice");
+                return false;
+            }
+            seen_ |= 1ULL << f.type;
+        }
+        return true;
+    }
+    bool seen(std::uint16_t type) const { return type < 64 && (seen_ & (1ULL << type)); }
+    void fail(std::string message) {
+        if (!error_) error_ = Error{EBADMSG, std::move(message)};
+    }
+    const std::optional<Error>& error() const { return error_; }
+
+private:
+    ByteView p_;
+    std::size_t off_ = 0;
+    std::uint64_t seen_ = 0;
+    std::optional<Error> error_;
+};
+
+bool want_len(FieldReader& r, const Field& f, std::size_t len, const char* what) {
+    if (f.value.size() == len) return true;
+    r.fail("field " + hex16(f.type) + " (" + what + ") must be " + std::to_string(len) +
+           " bytes, got " + std::to_string(f.value.size()));
+    return false;
+}
+
+std::optional<Endpoint> read_endpoint(FieldReader& r, const Field& f, const char* what) {
+    const auto n = f.value.size();
+    if (n != EGRESS_ENDPOINT_V4_SIZE && n != EGRESS_ENDPOINT_V6_SIZE) {
+        r.fail("field " + hex16(f.type) + " (" + what + ") must be 6 (IPv4) or 18 (IPv6) bytes, got " +
+               std::to_string(n));
+        return std::nullopt;
+    }
+    Endpoint ep;
+    ep.v6 = n == EGRESS_ENDPOINT_V6_SIZE;
+    std::memcpy(ep.addr.data(), f.value.data(), ep.addr_len());
+    ep.port = static_cast<std::uint16_t>(get_le(f.value, ep.addr_len(), 2));
+    return ep;
+}
+
+std::optional<std::string> read_text(FieldReader& r, const Field& f, const char* what,
+                                     std::size_t min, std::size_t max) {
+    if (f.value.size() < min || f.value.size() > max) {
+        r.fail("field " + hex16(f.type) + " (" + what + ") must be " + std::to_string(min) + "-" +
+               std::to_string(max) + " bytes, got " + std::to_string(f.value.size()));
+        return std::nullopt;
+    }
+    for (auto c : f.value) {
+        if (c == 0) {
+            r.fail("field " + hex16(f.type) + " (" + what + ") contains a NUL byte");
+            return std::nullopt;
+        }
+    }
+    return std::string(f.value.begin(), f.value.end());
+}
+
+// Fields common to CONNECT_REPLY and ERROR_REPLY. Returns false if unknown.
+template <class R>
+bool read_status_field(FieldReader& r, const Field& f, R& out) {
+    switch (f.type) {
+    case EGRESS_FIELD_STATUS:
+        if (want_len(r, f, 4, "status")) out.status = static_cast<std::uint32_t>(get_le(f.value, 0, 4));
+        return true;
+    case EGRESS_FIELD_ERROR_NAME:
+        if (auto s = read_text(r, f, "error name", 1, EGRESS_MAX_NAME)) out.error_name = *s;
+        return true;
+    case EGRESS_FIELD_MESSAGE:
+        if (auto s = read_text(r, f, "message", 0, EGRESS_MAX_TEXT)) out.message = *s;
+        return true;
+    default:
+        return false;
+    }
+}
+
+}  // namespace
+
+std::optional<Header> read_header(ByteView d) {
+    if (d.size() < EGRESS_HEADER_SIZE || get_le(d, 0, 4) != EGRESS_MAGIC) return std::nullopt;
+    Header h;
+    h.version = d[4];
+    h.type = d[5];
+    h.flags = static_cast<std::uint16_t>(get_le(d, 6, 2));
+    h.request_id = get_le(d, 8, 8);
+    h.payload_len = static_cast<std::uint32_t>(get_le(d, 16, 4));
+    return h;
+}
+
+std::optional<Error> check_request_header(const Header& h, std::size_t size) {
+    if (h.version != EGRESS_VERSION)
+        return Error{EPROTONOSUPPORT, "protocol version " + std::to_string(h.version) +
+                                          " is not supported (this daemon speaks version " +
+                                          std::to_string(EGRESS_VERSION) + ")"};
+    if (size > EGRESS_MAX_DATAGRAM)
+        return Error{EMSGSIZE, "datagram of " + std::to_string(size) + " bytes exceeds the " +
+                                   std::to_string(EGRESS_MAX_DATAGRAM) + "-byte limit"};
+    if (h.payload_len != size - EGRESS_HEADER_SIZE)
+        return Error{EBADMSG, "header says payload is " + std::to_string(h.payload_len) +
+                                  " bytes but the datagram carries " +
+                                  std::to_string(size - EGRESS_HEADER_SIZE)};
+    if (h.flags != 0)
+        return Error{EINVAL, "request header flags must be 0, got " + hex16(h.flags)};
+    return std::nullopt;
+}
+
+Bytes encode_connect(std::uint64_t id, const ConnectRequest& req) {
+    Writer w(EGRESS_MSG_CONNECT, 0, id);
+    w.endpoint(EGRESS_FIELD_DEST, req.dest);
+    if (req.timeout_ms) w.u32(EGRESS_FIELD_TIMEOUT_MS, req.timeout_ms);
+    if (req.flags) w.u32(EGRESS_FIELD_CONNECT_FLAGS, req.flags);
+    if (!req.pool.empty()) w.text(EGRESS_FIELD_POOL, req.pool, EGRESS_MAX_NAME);
+    return w.finish();
+}
+
+Result<ConnectRequest> decode_connect(ByteView payload) {
+    ConnectRequest req;
+    FieldReader r(payload);
+    Field f;
+    while (r.next(f)) {
+        switch (f.type) {
+        case EGRESS_FIELD_DEST:
+            if (auto ep = read_endpoint(r, f, "destination")) req.dest = *ep;
+            break;
+        case EGRESS_FIELD_DEST_HOST:
+            return Error{EOPNOTSUPP, "host-name destinations (field 0x0002) are not supported yet; "
+                                       "send an IP address in field 0x0001"};
+        case EGRESS_FIELD_TIMEOUT_MS:
+            if (want_len(r, f, 4, "timeout_ms")) req.timeout_ms = static_cast<std::uint32_t>(get_le(f.value, 0, 4));
+            break;
+        case EGRESS_FIELD_CONNECT_FLAGS:
+            if (want_len(r, f, 4, "connect flags")) {
+                req.flags = static_cast<std::uint32_t>(get_le(f.value, 0, 4));
+                if (req.flags & ~EGRESS_CONNECT_KNOWN_FLAGS)
+                    return Error{EINVAL, "unknown connect flag bits " +
+                                             std::to_string(req.flags & ~EGRESS_CONNECT_KNOWN_FLAGS)};
+            }
+            break;
+        case EGRESS_FIELD_POOL:
+            if (auto s = read_text(r, f, "pool", 1, EGRESS_MAX_NAME)) req.pool = *s;
+            break;
+        default:
+            r.fail("field " + hex16(f.type) + " is not valid in a CONNECT request");
+        }
+    }
+    if (r.error()) return *r.error();
+    if (!r.seen(EGRESS_FIELD_DEST)) return Error{EBADMSG, "CONNECT request has no destination (field 0x0001)"};
+    if (req.dest.port == 0) return Error{EINVAL, "destination port 0 is not connectable"};
+    return req;
+}
+
+Bytes encode_connect_reply(std::uint64_t id, const ConnectReply& rep, bool fd_attached) {
+    Writer w(EGRESS_MSG_CONNECT_REPLY, fd_attached ? EGRESS_HDR_FLAG_FD_ATTACHED : 0, id);
+    w.u32(EGRESS_FIELD_STATUS, rep.status);
+    if (rep.status != 0) {
+        w.text(EGRESS_FIELD_ERROR_NAME, rep.error_name, EGRESS_MAX_NAME);
+        w.text(EGRESS_FIELD_MESSAGE, rep.message, EGRESS_MAX_TEXT);
+    }
+    if (rep.local) w.endpoint(EGRESS_FIELD_LOCAL, *rep.local);
+    if (rep.remote) w.endpoint(EGRESS_FIELD_REMOTE, *rep.remote);
+    if (!rep.pool.empty()) w.text(EGRESS_FIELD_POOL, rep.pool, EGRESS_MAX_NAME);
+    if (rep.attempts) w.u32(EGRESS_FIELD_ATTEMPTS, rep.attempts);
+    if (rep.connect_us) w.u64(EGRESS_FIELD_CONNECT_US, rep.connect_us);
+    return w.finish();
+}
+
+Bytes encode_error_reply(std::uint64_t id, const ErrorReply& rep) {
+    Writer w(EGRESS_MSG_ERROR_REPLY, 0, id);
+    w.u32(EGRESS_FIELD_STATUS, rep.status);
+    w.text(EGRESS_FIELD_ERROR_NAME, rep.error_name, EGRESS_MAX_NAME);
+    w.text(EGRESS_FIELD_MESSAGE, rep.message, EGRESS_MAX_TEXT);
+    return w.finish();
+}
+
+Result<Reply> decode_reply(ByteView d) {
+    const auto h = read_header(d);
+    if (!h) return Error{EBADMSG, "reply shorter than a header or with a wrong magic"};
+    if (h->version != EGRESS_VERSION)
+        return Error{EPROTONOSUPPORT, "reply has protocol version " + std::to_string(h->version)};
+    if (h->payload_len != d.size() - EGRESS_HEADER_SIZE)
+        return Error{EBADMSG, "reply payload length does not match the datagram"};
+    FieldReader r(d.subspan(EGRESS_HEADER_SIZE));
+    Field f;
+    if (h->type == EGRESS_MSG_ERROR_REPLY) {
+        ErrorReply e;
+        while (r.next(f))
+            if (!read_status_field(r, f, e)) r.fail("field " + hex16(f.type) + " is not valid in an ERROR reply");
+        if (r.error()) return *r.error();
+        if (!r.seen(EGRESS_FIELD_STATUS) || e.status == 0) return Error{EBADMSG, "ERROR reply without a status"};
+        return Reply{*h, e};
+    }
+    if (h->type != EGRESS_MSG_CONNECT_REPLY)
+        return Error{EBADMSG, "unknown reply type " + std::to_string(h->type)};
+    ConnectReply c;
+    while (r.next(f)) {
+        if (read_status_field(r, f, c)) continue;
+        switch (f.type) {
+        case EGRESS_FIELD_LOCAL:
+            c.local = read_endpoint(r, f, "local");
+            break;
+        case EGRESS_FIELD_REMOTE:
+            c.remote = read_endpoint(r, f, "remote");
+            break;
+        case EGRESS_FIELD_POOL:
+            if (auto s = read_text(r, f, "pool", 1, EGRESS_MAX_NAME)) c.pool = *s;
+            break;
+        case EGRESS_FIELD_ATTEMPTS:
+            if (want_len(r, f, 4, "attempts")) c.attempts = static_cast<std::uint32_t>(get_le(f.value, 0, 4));
+            break;
+        case EGRESS_FIELD_CONNECT_US:
+            if (want_len(r, f, 8, "connect_us")) c.connect_us = get_le(f.value, 0, 8);
+            break;
+        default:
+            r.fail("field " + hex16(f.type) + " is not valid in a CONNECT reply");
+        }
+    }
+    if (r.error()) return *r.error();
+    if (!r.seen(EGRESS_FIELD_STATUS)) return Error{EBADMSG, "CONNECT reply without a status"};
+    return Reply{*h, c};
+}
+
+}  // namespace egress::proto

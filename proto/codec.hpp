@@ -1,0 +1,85 @@
+// The wire codec: bytes in, a message or a precise error out; no I/O.
+// proto/PROTOCOL.md is the specification this implements.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "egress_proto.h"
+#include "endpoint.hpp"
+#include "result.hpp"
+
+namespace egress::proto {
+
+using Bytes = std::vector<std::uint8_t>;
+using ByteView = std::span<const std::uint8_t>;
+
+struct Header {
+    std::uint8_t version = EGRESS_VERSION;
+    std::uint8_t type = 0;
+    std::uint16_t flags = 0;
+    std::uint64_t request_id = 0;
+    std::uint32_t payload_len = 0;
+};
+
+struct ConnectRequest {
+    Endpoint dest;
+    std::uint32_t timeout_ms = 0;  // 0: the daemon's default
+    std::uint32_t flags = 0;       // EGRESS_CONNECT_* bits
+    std::string pool;              // empty: the route decides
+};
+
+// status 0: success, and local/remote are set. Otherwise an errno with its
+// name and a reason; the descriptive fields may still be set where known.
+struct ConnectReply {
+    std::uint32_t status = 0;
+    std::string error_name;
+    std::string message;
+    std::optional<Endpoint> local;
+    std::optional<Endpoint> remote;
+    std::string pool;
+    std::uint32_t attempts = 0;
+    std::uint64_t connect_us = 0;
+};
+
+// The reply to a request whose version or type the daemon does not speak.
+struct ErrorReply {
+    std::uint32_t status = 0;
+    std::string error_name;
+    std::string message;
+};
+
+// ---- framing -------------------------------------------------------------
+
+// Reads the fixed header. nullopt: the datagram cannot be framed (shorter than
+// a header, or wrong magic): nothing about it can be trusted, not even its id.
+std::optional<Header> read_header(ByteView datagram);
+
+// Checks what a framed request's header promises: version, flags, payload
+// length against the datagram's size. The error is what to reply.
+std::optional<Error> check_request_header(const Header& h, std::size_t datagram_size);
+
+// ---- requests (client -> daemon) ------------------------------------------
+
+Bytes encode_connect(std::uint64_t request_id, const ConnectRequest& req);
+// Decodes a CONNECT payload (the bytes after the header).
+Result<ConnectRequest> decode_connect(ByteView payload);
+
+// ---- replies (daemon -> client) -------------------------------------------
+
+// `fd_attached` sets EGRESS_HDR_FLAG_FD_ATTACHED: the sender attaches one fd.
+Bytes encode_connect_reply(std::uint64_t request_id, const ConnectReply& reply, bool fd_attached);
+Bytes encode_error_reply(std::uint64_t request_id, const ErrorReply& reply);
+
+struct Reply {
+    Header header;
+    std::variant<ConnectReply, ErrorReply> body;
+};
+// Decodes a whole reply datagram, header included.
+Result<Reply> decode_reply(ByteView datagram);
+
+}  // namespace egress::proto

@@ -1,0 +1,32 @@
+// An IP endpoint as plain bytes, and its text forms. Pure: no sockets.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "result.hpp"
+
+namespace egress {
+
+struct Endpoint {
+    bool v6 = false;
+    std::array<std::uint8_t, 16> addr{};  // network order; first 4 bytes for IPv4
+    std::uint16_t port = 0;
+
+    std::size_t addr_len() const { return v6 ? 16 : 4; }
+    bool operator==(const Endpoint&) const = default;
+};
+
+// Parses an IPv4 or IPv6 literal ("192.0.2.1", "::1"); no host names.
+std::optional<Endpoint> parse_address(std::string_view text, std::uint16_t port = 0);
+// Parses "ADDR:PORT" or "[ADDR6]:PORT". The error message says what is wrong.
+Result<Endpoint> parse_endpoint(std::string_view text);
+// "192.0.2.1" or "2001:db8::1".
+std::string address_string(const Endpoint& ep);
+// "192.0.2.1:80" or "[2001:db8::1]:80".
+std::string endpoint_string(const Endpoint& ep);
+
+}  // namespace egress
