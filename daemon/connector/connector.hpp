@@ -12,7 +12,7 @@
 #include "endpoint.hpp"
 #include "io/asio.hpp"
 #include "sys/syscalls.hpp"
-#include "sys/unique_fd.hpp"
+#include "unique_fd.hpp"
 
 namespace egress {
 

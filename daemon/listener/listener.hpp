@@ -7,7 +7,7 @@
 
 #include "session/context.hpp"
 #include "session/session.hpp"
-#include "sys/unique_fd.hpp"
+#include "unique_fd.hpp"
 
 namespace egress {
 

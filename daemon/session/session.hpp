@@ -15,7 +15,7 @@
 #include "codec.hpp"
 #include "connector/connector.hpp"
 #include "session/context.hpp"
-#include "sys/unique_fd.hpp"
+#include "unique_fd.hpp"
 
 namespace egress {
 

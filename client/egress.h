@@ -1,0 +1,60 @@
+/*
+ * libegress C ABI: ask egressd for connected sockets from C, Rust, Go, ...
+ *
+ * Every function is safe to call with the client from one thread at a time.
+ * Descriptors returned are owned by the caller (close them).
+ */
+#ifndef EGRESS_H
+#define EGRESS_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct egress_client egress_client;
+
+typedef struct egress_connect_options {
+    uint32_t timeout_ms; /* 0: egressd's default */
+    uint32_t flags;      /* EGRESS_CONNECT_* from egress_proto.h */
+    const char* pool;    /* NULL or "": egressd's route decides */
+} egress_connect_options;
+
+typedef struct egress_reply {
+    int status;             /* 0, or the errno egressd reported */
+    char error_name[64];    /* "ECONNREFUSED"; empty on success */
+    char message[512];      /* human-readable reason; empty on success */
+    char local[64];         /* "192.0.2.1:40000" or "[2001:db8::1]:40000" */
+    char remote[64];
+    char pool[65];
+    uint32_t attempts;
+    uint64_t connect_us;
+} egress_reply;
+
+/* Connects to egressd (socket_path NULL: $EGRESS_SOCKET, else
+ * /run/egressd/egressd.sock). NULL on failure, with the reason in *error
+ * when error is not NULL. */
+egress_client* egress_open(const char* socket_path, egress_reply* error);
+void egress_close(egress_client* client);
+
+/* Blocking connect to address (an IPv4 or IPv6 literal) and port. Returns
+ * the connected descriptor, or -1 with out->status set. */
+int egress_connect(egress_client* client, const char* address, uint16_t port,
+                   const egress_connect_options* options, egress_reply* out);
+
+/* Pipelining: egress_submit sends a request and stores its id; egress_next
+ * waits for any reply, stores which id it answers, and returns the
+ * descriptor or -1 (out->status set). */
+int egress_submit(egress_client* client, const char* address, uint16_t port,
+                  const egress_connect_options* options, uint64_t* request_id, egress_reply* error);
+int egress_next(egress_client* client, uint64_t* request_id, egress_reply* out);
+
+/* The descriptor to poll for readability before egress_next. */
+int egress_fd(const egress_client* client);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* EGRESS_H */

@@ -1,0 +1,118 @@
+#include "egress_client.hpp"
+
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+namespace egress {
+namespace {
+
+constexpr std::size_t kMaxFds = 8;  // control space; extras are closed at once
+
+}  // namespace
+
+std::string default_client_socket_path() {
+    if (const char* p = std::getenv("EGRESS_SOCKET"); p && *p) return p;
+    return "/run/egressd/egressd.sock";
+}
+
+Result<Client> Client::open(const std::string& path) {
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    if (path.size() >= sizeof a.sun_path) return Error{ENAMETOOLONG, "socket path '" + path + "' is too long"};
+    std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
+    UniqueFd fd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+    if (!fd) return Error{errno, std::string("socket(AF_UNIX, SOCK_SEQPACKET): ") + std::strerror(errno)};
+    if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0) {
+        const int e = errno;
+        return Error{e, "cannot reach egressd at " + path + ": " + std::strerror(e) +
+                            (e == ENOENT || e == ECONNREFUSED ? " (is egressd running?)" : "")};
+    }
+    return Client(std::move(fd));
+}
+
+Result<std::uint64_t> Client::submit(const Endpoint& dest, const ConnectOptions& o) {
+    proto::ConnectRequest req;
+    req.dest = dest;
+    req.timeout_ms = o.timeout_ms;
+    req.flags = (o.nodelay ? EGRESS_CONNECT_TCP_NODELAY : 0u) | (o.blocking ? EGRESS_CONNECT_BLOCKING : 0u);
+    req.pool = o.pool;
+    const auto id = next_id_++;
+    const auto bytes = proto::encode_connect(id, req);
+    for (;;) {
+        const auto n = ::send(sock_.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL);
+        if (n >= 0) return id;
+        if (errno == EINTR) continue;
+        return Error{errno, std::string("sending to egressd failed: ") + std::strerror(errno)};
+    }
+}
+
+Result<Completion> Client::receive() {
+    std::uint8_t buf[EGRESS_MAX_DATAGRAM];
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)];
+    iovec iov{buf, sizeof buf};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t n;
+    do n = ::recvmsg(sock_.get(), &msg, MSG_CMSG_CLOEXEC);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) return Error{errno, std::string("receiving from egressd failed: ") + std::strerror(errno)};
+    if (n == 0) return Error{ECONNRESET, "egressd closed the connection"};
+
+    std::deque<UniqueFd> fds;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        for (std::size_t k = 0; k < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); ++k) {
+            int fd;
+            std::memcpy(&fd, CMSG_DATA(c) + k * sizeof(int), sizeof fd);
+            fds.emplace_back(fd);
+        }
+    }
+    auto reply = proto::decode_reply(proto::ByteView(buf, static_cast<std::size_t>(n)));
+    if (!reply) return Error{EPROTO, "egressd sent a reply this client cannot read: " + reply.error().message};
+
+    Completion c;
+    c.request_id = reply->header.request_id;
+    if (auto* e = std::get_if<proto::ErrorReply>(&reply->body)) {
+        c.result = Error{static_cast<int>(e->status), e->message};
+        return c;
+    }
+    auto& rep = std::get<proto::ConnectReply>(reply->body);
+    if (rep.status != 0) {
+        c.result = Error{static_cast<int>(rep.status), rep.message};
+        return c;
+    }
+    if (fds.size() != 1 || !(reply->header.flags & EGRESS_HDR_FLAG_FD_ATTACHED))
+        return Error{EPROTO, "egressd reported success with " + std::to_string(fds.size()) + " descriptors attached"};
+    c.result = Connected{std::move(fds.front()), std::move(rep)};
+    return c;
+}
+
+Result<Completion> Client::next() {
+    if (!parked_.empty()) {
+        auto c = std::move(parked_.front());
+        parked_.pop_front();
+        return c;
+    }
+    return receive();
+}
+
+Result<Connected> Client::connect(const Endpoint& dest, const ConnectOptions& o) {
+    auto id = submit(dest, o);
+    if (!id) return id.error();
+    for (;;) {
+        auto c = receive();
+        if (!c) return c.error();
+        // Id 0 answers no request: egressd refused the connection itself.
+        if (c->request_id == *id || c->request_id == 0) return std::move(c->result);
+        parked_.push_back(std::move(*c));
+    }
+}
+
+}  // namespace egress

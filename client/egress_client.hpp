@@ -1,0 +1,67 @@
+// libegress: ask egressd for connected sockets.
+//
+// A Client owns one connection to egressd. connect() is the blocking
+// one-shot form; submit() + next() keep many requests in flight on the same
+// connection. Not thread-safe: use one Client per thread.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <string>
+
+#include "codec.hpp"
+#include "endpoint.hpp"
+#include "result.hpp"
+#include "unique_fd.hpp"
+
+namespace egress {
+
+struct ConnectOptions {
+    std::uint32_t timeout_ms = 0;  // 0: egressd's default
+    bool nodelay = false;          // TCP_NODELAY on the returned socket
+    bool blocking = false;         // the socket arrives in blocking mode
+    std::string pool;              // empty: egressd's route decides
+};
+
+// A connected socket, owned by the caller, and what egressd said about it.
+struct Connected {
+    UniqueFd fd;
+    proto::ConnectReply meta;
+};
+
+struct Completion {
+    std::uint64_t request_id = 0;
+    Result<Connected> result = Error{};
+};
+
+// $EGRESS_SOCKET if set, else /run/egressd/egressd.sock.
+std::string default_client_socket_path();
+
+class Client {
+public:
+    // Connects to egressd. The error says where it looked and why it failed.
+    static Result<Client> open(const std::string& socket_path = default_client_socket_path());
+
+    // Sends one CONNECT and waits for its reply. Replies to other requests
+    // that arrive meanwhile are kept for next().
+    Result<Connected> connect(const Endpoint& dest, const ConnectOptions& options = {});
+
+    // Sends a CONNECT without waiting; returns its request id.
+    Result<std::uint64_t> submit(const Endpoint& dest, const ConnectOptions& options = {});
+    // Waits for the next reply, whichever request it answers. An error
+    // result at the top level means the connection to egressd itself failed.
+    Result<Completion> next();
+
+    // The descriptor to poll() for readability before next().
+    int native_handle() const { return sock_.get(); }
+
+private:
+    explicit Client(UniqueFd sock) : sock_(std::move(sock)) {}
+    Result<Completion> receive();
+
+    UniqueFd sock_;
+    std::uint64_t next_id_ = 1;
+    std::deque<Completion> parked_;
+};
+
+}  // namespace egress
