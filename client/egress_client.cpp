@@ -46,11 +46,17 @@ Result<std::uint64_t> Client::submit(const Endpoint& dest, const ConnectOptions&
         const auto n = ::send(sock_.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL);
         if (n >= 0) return id;
         if (errno == EINTR) continue;
-        return Error{errno, std::string("sending to egressd failed: ") + std::strerror(errno)};
+        const int e = errno;
+        if (e == EPIPE || e == ECONNRESET) {
+            // egressd may have said why it closed (a refusal, request id 0).
+            auto last = receive(MSG_DONTWAIT);
+            if (last && last->request_id == 0 && !last->result) return last->result.error();
+        }
+        return Error{e, std::string("sending to egressd failed: ") + std::strerror(e)};
     }
 }
 
-Result<Completion> Client::receive() {
+Result<Completion> Client::receive(int flags) {
     std::uint8_t buf[EGRESS_MAX_DATAGRAM];
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)];
     iovec iov{buf, sizeof buf};
@@ -60,7 +66,7 @@ Result<Completion> Client::receive() {
     msg.msg_control = control;
     msg.msg_controllen = sizeof control;
     ssize_t n;
-    do n = ::recvmsg(sock_.get(), &msg, MSG_CMSG_CLOEXEC);
+    do n = ::recvmsg(sock_.get(), &msg, MSG_CMSG_CLOEXEC | flags);
     while (n < 0 && errno == EINTR);
     if (n < 0) return Error{errno, std::string("receiving from egressd failed: ") + std::strerror(errno)};
     if (n == 0) return Error{ECONNRESET, "egressd closed the connection"};

@@ -57,7 +57,7 @@ public:
 
 private:
     explicit Client(UniqueFd sock) : sock_(std::move(sock)) {}
-    Result<Completion> receive();
+    Result<Completion> receive(int flags = 0);
 
     UniqueFd sock_;
     std::uint64_t next_id_ = 1;

@@ -1,0 +1,164 @@
+// The command-line tools as a user runs them: egress-connect and egressd's
+// own flags (config checking, socket-path safety).
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+
+#include "harness.hpp"
+
+namespace egress::test {
+namespace {
+
+RunResult connect_cli(const Daemon& d, std::vector<std::string> args, const std::string& input = "") {
+    args.insert(args.begin(), {egress_connect_bin(), "--socket", d.socket()});
+    return run(args, input);
+}
+
+TEST(EgressConnect, JsonPrintsTheReplyMetadata) {
+    Daemon d;
+    Listener echo(Listener::Mode::echo);
+    auto r = connect_cli(d, {"--json", endpoint_string(echo.endpoint())});
+    ASSERT_EQ(r.status, 0) << r.err;
+    auto j = nlohmann::json::parse(r.out);
+    EXPECT_EQ(j["remote"], endpoint_string(echo.endpoint()));
+    EXPECT_EQ(j["local"].get<std::string>().rfind("127.0.0.1:", 0), 0u);
+    EXPECT_EQ(j["pool"], "default");
+    EXPECT_EQ(j["attempts"], 1);
+    EXPECT_GT(j["connect_us"].get<int>(), 0);
+}
+
+TEST(EgressConnect, RelaysStdinAndStdoutWithHalfClose) {
+    Daemon d;
+    Listener echo(Listener::Mode::echo);
+    std::string input;
+    for (int i = 0; i < 20000; ++i) input += "line " + std::to_string(i) + "\n";  // ~200 KB
+    auto r = connect_cli(d, {endpoint_string(echo.endpoint())}, input);
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, input);  // the echo only ends after our half-close reached it
+}
+
+TEST(EgressConnect, IPv6NeedsBrackets) {
+    Daemon d;
+    Listener echo(Listener::Mode::echo, "::1");
+    auto ok = connect_cli(d, {"--json", "[::1]:" + std::to_string(echo.endpoint().port)});
+    EXPECT_EQ(ok.status, 0) << ok.err;
+    auto bad = connect_cli(d, {"--json", "::1:" + std::to_string(echo.endpoint().port)});
+    EXPECT_EQ(bad.status, 2);
+    EXPECT_NE(bad.err.find("brackets"), std::string::npos) << bad.err;
+}
+
+TEST(EgressConnect, RefusedConnectExitsOneWithTheErrnoName) {
+    Daemon d;
+    auto r = connect_cli(d, {endpoint_string(closed_port())});
+    EXPECT_EQ(r.status, 1);
+    EXPECT_EQ(r.err.rfind("egress-connect: ECONNREFUSED: Connection refused", 0), 0u) << r.err;
+    auto j = connect_cli(d, {"--json", endpoint_string(closed_port())});
+    EXPECT_EQ(j.status, 1);
+    EXPECT_EQ(nlohmann::json::parse(j.out)["error"], "ECONNREFUSED");
+}
+
+TEST(EgressConnect, TimeoutFlagReachesTheDaemon) {
+    Daemon d;
+    auto r = connect_cli(d, {"--timeout", "200", std::string(kBlackHole) + ":80"});
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.err.find("ETIMEDOUT"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("200 ms"), std::string::npos) << r.err;
+}
+
+TEST(EgressConnect, UsageErrorsExitTwo) {
+    Daemon d;
+    for (const auto& args : std::vector<std::vector<std::string>>{
+             {}, {"--bogus", "127.0.0.1:1"}, {"127.0.0.1"}, {"127.0.0.1:0"}, {"127.0.0.1:65536"},
+             {"example.com:80"}, {"--timeout", "soon", "127.0.0.1:1"}, {"127.0.0.1:1", "127.0.0.1:2"}}) {
+        auto r = connect_cli(d, args);
+        EXPECT_EQ(r.status, 2) << ::testing::PrintToString(args) << " -> " << r.err;
+        EXPECT_NE(r.err.find("usage:"), std::string::npos);
+    }
+}
+
+TEST(EgressConnect, SaysWhenEgressdIsNotRunning) {
+    auto r = run({egress_connect_bin(), "127.0.0.1:80"}, "", {"EGRESS_SOCKET=/tmp/no-egressd-here.sock"});
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.err.find("/tmp/no-egressd-here.sock"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("is egressd running?"), std::string::npos) << r.err;
+}
+
+std::string write_temp(const std::string& name, const std::string& text) {
+    const auto path = "/tmp/egressd-cli-" + std::to_string(::getpid()) + "-" + name;
+    std::ofstream(path) << text;
+    return path;
+}
+
+TEST(Egressd, CheckConfigAcceptsAValidFile) {
+    const auto f = write_temp("good.json", R"({"connect": {"default_timeout_ms": 1000}, "log_level": "warn"})");
+    auto r = run({egressd_bin(), "--check-config", f});
+    EXPECT_EQ(r.status, 0) << r.err;
+    ::unlink(f.c_str());
+}
+
+TEST(Egressd, CheckConfigReportsEveryErrorWithItsPath) {
+    const auto f = write_temp("bad.json",
+                              R"({"connect": {"default_timeout_ms": "soon"}, "limits": {"max_clients": 0},
+                                  "log_levle": "info"})");
+    auto r = run({egressd_bin(), "--check-config", f});
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.err.find("connect.default_timeout_ms"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("\"soon\""), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("limits.max_clients"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("log_levle: unknown key"), std::string::npos) << r.err;
+    ::unlink(f.c_str());
+}
+
+TEST(Egressd, RefusesToReplaceANonSocketFile) {
+    const auto f = write_temp("not-a-socket", "precious");
+    auto r = run({egressd_bin(), "--socket", f});
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.err.find("is not a socket"), std::string::npos) << r.err;
+    std::ifstream in(f);
+    std::string kept;
+    in >> kept;
+    EXPECT_EQ(kept, "precious");
+    ::unlink(f.c_str());
+}
+
+TEST(Egressd, DoesNotStealALiveSocket) {
+    Daemon first;
+    auto r = run({egressd_bin(), "--socket", first.socket()});
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.err.find("already listening"), std::string::npos) << r.err;
+    EXPECT_TRUE(first.alive());
+}
+
+TEST(Egressd, ReplacesAStaleSocket) {
+    char tmpl[] = "/tmp/egressd-stale.XXXXXX";
+    const std::string dir = ::mkdtemp(tmpl);
+    const auto path = dir + "/egressd.sock";
+    {  // a socket file whose owner is gone
+        int fd = ::socket(AF_UNIX, SOCK_SEQPACKET, 0);
+        sockaddr_un a{};
+        a.sun_family = AF_UNIX;
+        std::strncpy(a.sun_path, path.c_str(), sizeof a.sun_path - 1);
+        ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+        ::close(fd);
+    }
+    Daemon d("", {"--socket", path});  // the later --socket wins
+    EXPECT_TRUE(d.alive());
+    EXPECT_NE(d.log().find("replaced stale socket"), std::string::npos) << d.log();
+    std::system(("rm -rf " + dir).c_str());
+}
+
+TEST(Egressd, UsageErrorsExitTwo) {
+    auto r = run({egressd_bin(), "--no-such-flag"});
+    EXPECT_EQ(r.status, 2);
+    EXPECT_NE(r.err.find("unknown argument"), std::string::npos);
+    r = run({egressd_bin(), "--log-level", "loud"});
+    EXPECT_EQ(r.status, 2);
+}
+
+}  // namespace
+}  // namespace egress::test

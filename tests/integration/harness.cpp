@@ -1,0 +1,263 @@
+#include "harness.hpp"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <dirent.h>
+#include <fstream>
+#include <sstream>
+
+#include "sockaddr.hpp"
+
+namespace egress::test {
+
+const char* const kBlackHole = "198.18.0.2";
+
+namespace {
+
+std::string env_or_die(const char* name) {
+    const char* v = std::getenv(name);
+    if (!v || !*v) {
+        std::fprintf(stderr, "%s is not set (run the tests through meson test)\n", name);
+        std::abort();
+    }
+    return v;
+}
+
+std::string read_all(int fd) {
+    std::string s;
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::read(fd, buf, sizeof buf)) > 0) s.append(buf, static_cast<std::size_t>(n));
+    return s;
+}
+
+bool can_connect_unix(const std::string& path) {
+    UniqueFd fd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::strncpy(a.sun_path, path.c_str(), sizeof a.sun_path - 1);
+    return ::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+}
+
+}  // namespace
+
+std::string egressd_bin() { return env_or_die("EGRESSD_BIN"); }
+std::string egress_connect_bin() { return env_or_die("EGRESS_CONNECT_BIN"); }
+
+std::string enter_test_namespace() {
+    if (::unshare(CLONE_NEWNET) != 0)
+        return std::string("unshare(CLONE_NEWNET) failed: ") + std::strerror(errno) +
+               " (the integration tests need root or CAP_SYS_ADMIN)";
+    const char* setup =
+        "ip link set lo up && "
+        "ip link add bh0 type veth peer name bh1 && "
+        "ip addr add 198.18.0.1/24 dev bh0 && "
+        "ip link set bh0 up && ip link set bh1 up && "
+        "ip neigh add 198.18.0.2 lladdr 02:00:00:00:00:02 dev bh0 nud permanent";
+    if (std::system(setup) != 0) return std::string("namespace set-up failed: ") + setup;
+    return "";
+}
+
+RunResult run(const std::vector<std::string>& argv, const std::string& stdin_data,
+              const std::vector<std::string>& extra_env) {
+    int in[2], out[2], err[2];
+    if (::pipe2(in, O_CLOEXEC) || ::pipe2(out, O_CLOEXEC) || ::pipe2(err, O_CLOEXEC)) {
+        ADD_FAILURE() << "pipe: " << std::strerror(errno);
+        return {};
+    }
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        ::dup2(in[0], 0);
+        ::dup2(out[1], 1);
+        ::dup2(err[1], 2);
+        for (const auto& e : extra_env) ::putenv(const_cast<char*>(e.c_str()));
+        std::vector<char*> args;
+        for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+        args.push_back(nullptr);
+        ::execv(args[0], args.data());
+        ::_exit(127);
+    }
+    ::close(in[0]);
+    ::close(out[1]);
+    ::close(err[1]);
+    std::thread writer([fd = in[1], stdin_data] {
+        (void)!::write(fd, stdin_data.data(), stdin_data.size());
+        ::close(fd);
+    });
+    RunResult r;
+    std::thread err_reader([&] { r.err = read_all(err[0]); });
+    r.out = read_all(out[0]);
+    err_reader.join();
+    writer.join();
+    ::close(out[0]);
+    ::close(err[0]);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    r.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return r;
+}
+
+void sh(const std::string& command) { ASSERT_EQ(std::system(command.c_str()), 0) << command; }
+
+Daemon::Daemon(const std::string& config_json, std::vector<std::string> extra_args) {
+    char tmpl[] = "/tmp/egressd-test.XXXXXX";
+    dir_ = ::mkdtemp(tmpl);
+    socket_ = dir_ + "/egressd.sock";
+    std::vector<std::string> argv{egressd_bin(), "--socket", socket_, "--log-level", "debug"};
+    if (!config_json.empty()) {
+        std::ofstream(dir_ + "/config.json") << config_json;
+        argv.insert(argv.end(), {"--config", dir_ + "/config.json"});
+    }
+    argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+    for (std::size_t i = 0; i + 1 < extra_args.size(); ++i)
+        if (extra_args[i] == "--socket") socket_ = extra_args[i + 1];  // the last one wins, as in egressd
+    const std::string log = dir_ + "/egressd.log";
+    pid_ = ::fork();
+    if (pid_ == 0) {
+        const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        ::dup2(fd, 2);
+        const int devnull = ::open("/dev/null", O_RDWR);
+        ::dup2(devnull, 0);
+        ::dup2(devnull, 1);
+        // Only 0, 1 and 2 cross into egressd, so its descriptor counts are its own.
+        ::close_range(3, ~0U, 0);
+        std::vector<char*> args;
+        for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+        args.push_back(nullptr);
+        ::execv(args[0], args.data());
+        ::_exit(127);
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    while (!can_connect_unix(socket_)) {
+        if (!alive() || ms_since(t0) > 5000) {
+            ADD_FAILURE() << "egressd did not come up; its log:\n" << this->log();
+            return;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+}
+
+Daemon::~Daemon() {
+    if (pid_ > 0) {
+        ::kill(pid_, SIGTERM);
+        int status = 0;
+        ::waitpid(pid_, &status, 0);
+        if (::testing::Test::HasFailure()) std::fprintf(stderr, "--- egressd log ---\n%s\n", log().c_str());
+    }
+    std::system(("rm -rf " + dir_).c_str());
+}
+
+std::string Daemon::log() const {
+    std::ifstream in(dir_ + "/egressd.log");
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+bool Daemon::alive() const {
+    int status = 0;
+    return pid_ > 0 && ::waitpid(pid_, &status, WNOHANG) == 0;
+}
+
+int Daemon::open_fds() const {
+    int n = 0;
+    if (DIR* d = ::opendir(("/proc/" + std::to_string(pid_) + "/fd").c_str())) {
+        while (dirent* e = ::readdir(d))
+            if (e->d_name[0] != '.') ++n;
+        ::closedir(d);
+    }
+    return n;
+}
+
+int Daemon::wait_fds(int n, std::chrono::milliseconds timeout) const {
+    const auto t0 = std::chrono::steady_clock::now();
+    int now = open_fds();
+    while (now != n && ms_since(t0) < static_cast<double>(timeout.count())) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        now = open_fds();
+    }
+    return now;
+}
+
+int Daemon::settled_fds() const {
+    int last = open_fds();
+    for (int stable = 0; stable < 10;) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        const int now = open_fds();
+        stable = now == last ? stable + 1 : 0;
+        last = now;
+    }
+    return last;
+}
+
+Listener::Listener(Mode mode, const std::string& address) {
+    auto ep = parse_address(address, 0);
+    fd_ = UniqueFd(::socket(ep->v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    const int one = 1;
+    ::setsockopt(fd_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    auto sa = to_sockaddr(*ep);
+    if (::bind(fd_.get(), sa.get(), sa.len) != 0 || ::listen(fd_.get(), 4096) != 0) {
+        ADD_FAILURE() << "listener on " << address << ": " << std::strerror(errno);
+        return;
+    }
+    sa.len = sizeof sa.storage;
+    ::getsockname(fd_.get(), sa.get(), &sa.len);
+    ep_ = *from_sockaddr(sa.get(), sa.len);
+    if (mode == Mode::hold) return;
+    thread_ = std::thread([fd = fd_.get()] {
+        for (;;) {
+            const int c = ::accept4(fd, nullptr, nullptr, SOCK_CLOEXEC);
+            if (c < 0) return;  // shut down
+            std::thread([c] {
+                char buf[4096];
+                ssize_t n;
+                while ((n = ::read(c, buf, sizeof buf)) > 0)
+                    if (::write(c, buf, static_cast<std::size_t>(n)) != n) break;
+                ::close(c);
+            }).detach();
+        }
+    });
+}
+
+Listener::~Listener() {
+    ::shutdown(fd_.get(), SHUT_RDWR);  // wakes the accept loop
+    if (thread_.joinable()) thread_.join();
+}
+
+Endpoint closed_port() {
+    // Bind a port, then close it: nothing listens there now.
+    UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    auto sa = to_sockaddr(*parse_address("127.0.0.1", 0));
+    ::bind(fd.get(), sa.get(), sa.len);
+    sa.len = sizeof sa.storage;
+    ::getsockname(fd.get(), sa.get(), &sa.len);
+    return *from_sockaddr(sa.get(), sa.len);
+}
+
+UniqueFd raw_connect(const std::string& path) {
+    UniqueFd fd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::strncpy(a.sun_path, path.c_str(), sizeof a.sun_path - 1);
+    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
+        ADD_FAILURE() << "connect " << path << ": " << std::strerror(errno);
+    const timeval tv{5, 0};  // a safety net: no test waits forever on a reply
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return fd;
+}
+
+double ms_since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace egress::test

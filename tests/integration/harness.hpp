@@ -1,0 +1,89 @@
+// Integration harness: the test binary enters a private network namespace in
+// main() (loopback up, a black-hole veth), runs the real egressd binary and
+// talks to it only through its socket protocol and its command-line tools.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "endpoint.hpp"
+#include "unique_fd.hpp"
+
+namespace egress::test {
+
+// Inside the test namespace: frames to this address leave through a veth
+// whose peer owns no address, so SYNs vanish and connects hang.
+extern const char* const kBlackHole;  // "198.18.0.2", RFC 2544 benchmarking range
+
+// Sets up the namespace; returns an error text, or "" on success.
+std::string enter_test_namespace();
+
+// Runs a command (argv[0] is a path) and waits; fails the test on a spawn error.
+struct RunResult {
+    int status = -1;  // exit code, or 128+signal
+    std::string out;
+    std::string err;
+};
+RunResult run(const std::vector<std::string>& argv, const std::string& stdin_data = "",
+              const std::vector<std::string>& extra_env = {});
+void sh(const std::string& command);  // runs via /bin/sh, asserts exit 0
+
+std::string egressd_bin();
+std::string egress_connect_bin();
+
+// A running egressd with its own socket and log in a fresh temp directory.
+class Daemon {
+public:
+    // `config_json` empty: built-in defaults.
+    explicit Daemon(const std::string& config_json = "", std::vector<std::string> extra_args = {});
+    ~Daemon();
+    Daemon(const Daemon&) = delete;
+    Daemon& operator=(const Daemon&) = delete;
+
+    const std::string& socket() const { return socket_; }
+    const std::string& dir() const { return dir_; }
+    pid_t pid() const { return pid_; }
+    std::string log() const;
+    bool alive() const;
+    // Descriptors egressd holds now (/proc/PID/fd).
+    int open_fds() const;
+    // Polls until open_fds() == n or the timeout passes; returns the last count.
+    int wait_fds(int n, std::chrono::milliseconds timeout = std::chrono::seconds(5)) const;
+    // Polls until the count stops changing for a while: the idle baseline.
+    int settled_fds() const;
+
+private:
+    std::string dir_;
+    std::string socket_;
+    pid_t pid_ = -1;
+};
+
+// A TCP listener in the test process. Echo mode: every accepted connection
+// gets its bytes back. Hold mode: connections wait in the backlog.
+class Listener {
+public:
+    enum class Mode { echo, hold };
+    explicit Listener(Mode mode, const std::string& address = "127.0.0.1");
+    ~Listener();
+    Endpoint endpoint() const { return ep_; }
+
+private:
+    UniqueFd fd_;
+    Endpoint ep_;
+    std::thread thread_;
+};
+
+// A TCP port on 127.0.0.1 with nothing listening: connects are refused.
+Endpoint closed_port();
+
+// A blocking raw client socket to egressd, for hand-made datagrams.
+UniqueFd raw_connect(const std::string& socket_path);
+
+double ms_since(std::chrono::steady_clock::time_point t0);
+
+}  // namespace egress::test

@@ -1,0 +1,181 @@
+// Clients that misbehave: garbage, descriptors sent to egressd, vanishing
+// with connects in flight. egressd answers precisely or disconnects, leaks
+// no descriptor, and keeps serving everyone else.
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <random>
+
+#include "codec.hpp"
+#include "egress_client.hpp"
+#include "harness.hpp"
+
+namespace egress::test {
+namespace {
+
+Endpoint black_hole() { return *parse_address(kBlackHole, 80); }
+
+// Sends one datagram (optionally with a descriptor) and returns the reply, or
+// nullopt when egressd closed the connection instead.
+std::optional<proto::Reply> exchange(int sock, const proto::Bytes& datagram, int attach_fd = -1) {
+    iovec iov{const_cast<std::uint8_t*>(datagram.data()), datagram.size()};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    if (attach_fd >= 0) {
+        msg.msg_control = control;
+        msg.msg_controllen = sizeof control;
+        auto* c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        std::memcpy(CMSG_DATA(c), &attach_fd, sizeof attach_fd);
+    }
+    if (::sendmsg(sock, &msg, MSG_NOSIGNAL) < 0) return std::nullopt;
+    std::uint8_t buf[EGRESS_MAX_DATAGRAM];
+    const auto n = ::recv(sock, buf, sizeof buf, 0);
+    if (n <= 0) return std::nullopt;
+    auto r = proto::decode_reply(proto::ByteView(buf, static_cast<std::size_t>(n)));
+    EXPECT_TRUE(r) << r.error().message;
+    if (!r) return std::nullopt;
+    return *r;
+}
+
+std::uint32_t status_of(const proto::Reply& r) {
+    if (auto* c = std::get_if<proto::ConnectReply>(&r.body)) return c->status;
+    return std::get<proto::ErrorReply>(r.body).status;
+}
+std::string message_of(const proto::Reply& r) {
+    if (auto* c = std::get_if<proto::ConnectReply>(&r.body)) return c->message;
+    return std::get<proto::ErrorReply>(r.body).message;
+}
+
+proto::Bytes valid_request(std::uint64_t id) {
+    proto::ConnectRequest req;
+    req.dest = black_hole();
+    req.timeout_ms = 100;
+    return proto::encode_connect(id, req);
+}
+
+class Hostile : public ::testing::Test {
+protected:
+    void SetUp() override { idle_ = d_.settled_fds(); }
+    // egressd still serves a well-behaved client and holds no extra descriptor.
+    void TearDown() override {
+        auto c = Client::open(d_.socket());
+        ASSERT_TRUE(c);
+        EXPECT_TRUE(c->connect(echo_.endpoint()));
+        c = Error{};  // closed
+        EXPECT_EQ(d_.wait_fds(idle_), idle_) << "descriptor count did not return to idle";
+        EXPECT_TRUE(d_.alive());
+    }
+    // A short timeout cap: a request that mutates into a valid one ends fast.
+    Daemon d_{R"({"connect": {"default_timeout_ms": 100, "max_timeout_ms": 200}})"};
+    Listener echo_{Listener::Mode::echo};
+    int idle_ = 0;
+};
+
+TEST_F(Hostile, UnframeableDatagramClosesOnlyThatClient) {
+    auto bystander = Client::open(d_.socket());
+    ASSERT_TRUE(bystander);
+    auto bad = raw_connect(d_.socket());
+    EXPECT_FALSE(exchange(bad.get(), proto::Bytes{'h', 'e', 'l', 'l', 'o'}));  // too short
+    auto bad2 = raw_connect(d_.socket());
+    auto wrong_magic = valid_request(1);
+    wrong_magic[0] = 'X';
+    EXPECT_FALSE(exchange(bad2.get(), wrong_magic));
+    auto bad3 = raw_connect(d_.socket());
+    EXPECT_FALSE(exchange(bad3.get(), proto::Bytes{}));  // zero-length reads as end of stream
+    EXPECT_TRUE(bystander->connect(echo_.endpoint()));
+}
+
+TEST_F(Hostile, EachMalformedRequestGetsAPreciseReply) {
+    auto s = raw_connect(d_.socket());
+    struct Case {
+        const char* what;
+        proto::Bytes bytes;
+        std::uint32_t status;
+        const char* says;
+    };
+    auto version = valid_request(2);
+    version[4] = 9;
+    auto flags = valid_request(3);
+    flags[6] = 1;
+    auto length = valid_request(4);
+    length[16] += 1;
+    auto type = valid_request(5);
+    type[5] = 0x42;
+    auto field = valid_request(6);
+    field.resize(field.size() - 1);
+    field[16] -= 1;  // keep the header honest: the field itself is short
+    proto::Bytes oversized = valid_request(7);
+    oversized.resize(EGRESS_MAX_DATAGRAM + 100, 0);
+    const Case cases[] = {
+        {"version", version, EPROTONOSUPPORT, "version 9"},
+        {"flags", flags, EINVAL, "flags"},
+        {"length", length, EBADMSG, "payload"},
+        {"type", type, EOPNOTSUPP, "type 66"},
+        {"field", field, EBADMSG, "0x0003"},
+        {"oversized", oversized, EMSGSIZE, "4096"},
+    };
+    for (const auto& c : cases) {
+        auto r = exchange(s.get(), c.bytes);
+        ASSERT_TRUE(r) << c.what << ": connection closed";
+        EXPECT_EQ(r->header.request_id, proto::read_header(c.bytes)->request_id) << c.what;
+        EXPECT_EQ(status_of(*r), c.status) << c.what << ": " << message_of(*r);
+        EXPECT_NE(message_of(*r).find(c.says), std::string::npos) << c.what << ": " << message_of(*r);
+    }
+}
+
+TEST_F(Hostile, DescriptorsSentToEgressdAreClosed) {
+    auto s = raw_connect(d_.socket());
+    int p[2];
+    ASSERT_EQ(::pipe(p), 0);
+    auto r = exchange(s.get(), valid_request(1), p[0]);
+    ::close(p[0]);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(status_of(*r), static_cast<std::uint32_t>(EBADMSG));
+    EXPECT_NE(message_of(*r).find("descriptor"), std::string::npos) << message_of(*r);
+    // egressd closed its copy: the pipe's read side is gone, so writing fails.
+    EXPECT_EQ(d_.wait_fds(idle_ + 1), idle_ + 1);  // only our connection remains
+    EXPECT_LT(::write(p[1], "x", 1), 0);
+    ::close(p[1]);
+}
+
+TEST_F(Hostile, DisconnectingClientCancelsItsConnectsAtOnce) {
+    {
+        auto c = Client::open(d_.socket());
+        ASSERT_TRUE(c);
+        for (int i = 0; i < 100; ++i) ASSERT_TRUE(c->submit(black_hole(), {.timeout_ms = 30000}));
+        ASSERT_EQ(d_.wait_fds(idle_ + 1 + 100), idle_ + 1 + 100);
+    }  // gone with 100 connects in flight
+    // Back to idle long before the 30 s deadline: the sockets were closed.
+    const auto t0 = std::chrono::steady_clock::now();
+    EXPECT_EQ(d_.wait_fds(idle_, std::chrono::seconds(3)), idle_);
+    EXPECT_LT(ms_since(t0), 3000.0);
+}
+
+TEST_F(Hostile, RandomGarbageNeverHurtsTheDaemon) {
+    std::mt19937 rng(42);
+    for (int i = 0; i < 300; ++i) {
+        auto s = raw_connect(d_.socket());
+        auto bytes = valid_request(static_cast<std::uint64_t>(i) + 1);
+        const int mode = i % 3;
+        if (mode == 0) {  // flip random bytes
+            for (int k = 0; k < 4; ++k) bytes[rng() % bytes.size()] = static_cast<std::uint8_t>(rng());
+        } else if (mode == 1) {  // cut it short
+            bytes.resize(rng() % bytes.size());
+        } else {  // pure noise
+            bytes.resize(rng() % 200);
+            for (auto& b : bytes) b = static_cast<std::uint8_t>(rng());
+        }
+        exchange(s.get(), bytes);  // a reply or a disconnect, never a hang (5 s safety net)
+    }
+    EXPECT_TRUE(d_.alive());
+}
+
+}  // namespace
+}  // namespace egress::test
