@@ -62,14 +62,19 @@ proto::Bytes valid_request(std::uint64_t id) {
 
 class Hostile : public ::testing::Test {
 protected:
-    void SetUp() override { idle_ = d_.settled_fds(); }
+    void SetUp() override {
+        idle_ = d_.settled_fds();
+        std::printf("egressd idle descriptors: %d\n", idle_);
+    }
     // egressd still serves a well-behaved client and holds no extra descriptor.
     void TearDown() override {
         auto c = Client::open(d_.socket());
         ASSERT_TRUE(c);
         EXPECT_TRUE(c->connect(echo_.endpoint()));
         c = Error{};  // closed
-        EXPECT_EQ(d_.wait_fds(idle_), idle_) << "descriptor count did not return to idle";
+        const int after = d_.wait_fds(idle_);
+        EXPECT_EQ(after, idle_) << "descriptor count did not return to idle";
+        std::printf("egressd descriptors after the test: %d\n", after);
         EXPECT_TRUE(d_.alive());
     }
     // A short timeout cap: a request that mutates into a valid one ends fast.
