@@ -5,6 +5,9 @@
 #include <sys/utsname.h>
 #include <systemd/sd-daemon.h>
 
+#include <fmt/ranges.h>
+
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -14,6 +17,9 @@
 #include "config/config.hpp"
 #include "io/asio.hpp"
 #include "listener/listener.hpp"
+#include "pool/pools.hpp"
+#include "sys/kernel.hpp"
+#include "sys/sock_diag.hpp"
 #include "stats/stats.hpp"
 #include "sys/syscalls.hpp"
 
@@ -32,9 +38,17 @@ ConfigLoad load_file(const std::string& file) {
     return load;
 }
 
-std::string kernel_release() {
-    utsname u{};
-    return uname(&u) == 0 ? u.release : "unknown";
+// Source addresses no local interface holds: a warning, not an error, since
+// an address may be added after egressd starts (bind() then succeeds).
+std::vector<std::string> unowned_sources(const Config& c) {
+    std::vector<std::string> out;
+    const auto local = local_addresses();
+    for (const auto& p : c.pools)
+        for (const auto& s : p.sources)
+            if (std::find(local.begin(), local.end(), s) == local.end())
+                out.push_back("pools." + p.name + ".sources: " + address_string(s) +
+                              " is not configured on any local interface");
+    return out;
 }
 
 int run(const Options& opt) {
@@ -59,10 +73,17 @@ int run(const Options& opt) {
         return 1;
     }
 
+    const auto kernel = probe_kernel();
+    const auto choice = resolve_auto(kernel);
+    for (const auto& w : unowned_sources(*config)) spdlog::warn("{}", w);
+
     asio::io_context io(1);
     RealSyscalls sys;
     Stats stats;
-    BrokerContext ctx{io, sys, config, stats};
+    Random random{std::random_device{}()};
+    PoolSet pools(*config, choice.strategy, kernel.ephemeral, count_connections,
+                  [] { return std::chrono::steady_clock::now(); });
+    BrokerContext ctx{io, sys, config, stats, pools, random};
     Listener listener(ctx, std::move(listen_fd), path);
 
     asio::signal_set signals(io, SIGINT, SIGTERM);
@@ -76,8 +97,14 @@ int run(const Options& opt) {
     listener.start();
     spdlog::info("egressd {} listening on {} (kernel {}, connect timeout {} ms default / {} ms max, "
                  "limits: {} in flight, {} per client, {} clients)",
-                 EGRESSD_VERSION, path, kernel_release(), config->default_timeout_ms, config->max_timeout_ms,
+                 EGRESSD_VERSION, path, kernel.release, config->default_timeout_ms, config->max_timeout_ms,
                  config->limits.max_inflight, config->limits.max_inflight_per_client, config->limits.max_clients);
+    spdlog::info("port strategy auto = {}: {}", to_string(choice.strategy), choice.reason);
+    for (const auto& p : pools.pools())
+        spdlog::info("pool {}: {} source(s) [{}], selection {}, port strategy {}, range {}{}", p.name,
+                     p.sources.size(), fmt::join(p.labels, ", "), to_string(p.selection), to_string(p.policy.strategy),
+                     to_string(p.policy.range),
+                     p.policy.strategy == PortStrategy::window ? ", window " + std::to_string(p.policy.window_size) : "");
     spdlog::info("try it: egress-connect --socket {} --json 127.0.0.1:22", path);
     sd_notify(0, "READY=1");
     io.run();
@@ -106,6 +133,7 @@ int main(int argc, char** argv) {
         const auto load = load_file(*opt->check_config_file);
         for (const auto& e : load.errors) std::cerr << "egressd: " << e << "\n";
         if (!load.config) return 1;
+        for (const auto& w : unowned_sources(*load.config)) std::cerr << "egressd: warning: " << w << "\n";
         std::cout << *opt->check_config_file << ": OK\n";
         return 0;
     }

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <functional>
 #include <map>
 
@@ -41,6 +42,23 @@ public:
         }
     }
 
+    bool boolean(const json& v, const std::string& path, bool& out) {
+        if (!v.is_boolean()) {
+            error(path, "expected true or false", v);
+            return false;
+        }
+        out = v.get<bool>();
+        return true;
+    }
+
+    std::optional<std::string> string(const json& v, const std::string& path, const char* what) {
+        if (!v.is_string() || v.get<std::string>().empty()) {
+            error(path, std::string("expected ") + what, v);
+            return std::nullopt;
+        }
+        return v.get<std::string>();
+    }
+
     void uint(const json& v, const std::string& path, std::uint32_t lo, std::uint32_t hi, std::uint32_t& out) {
         if (!v.is_number_integer() || v.get<std::int64_t>() < lo || v.get<std::int64_t>() > hi) {
             error(path, "expected an integer " + std::to_string(lo) + "-" + std::to_string(hi), v);
@@ -53,14 +71,102 @@ private:
     std::vector<std::string>& errors_;
 };
 
+void parse_pool(Checker& ck, const json& v, const std::string& path, PoolConfig& pool) {
+    ck.object(v, path, {
+        {"sources", [&](const json& s, const std::string& sp) {
+            if (!s.is_array()) return ck.error(sp, "expected an array of IP addresses", s);
+            for (std::size_t i = 0; i < s.size(); ++i) {
+                const auto ip = sp + "[" + std::to_string(i) + "]";
+                const auto text = ck.string(s[i], ip, "an IP address");
+                if (!text) continue;
+                const auto ep = parse_address(*text);
+                if (!ep) ck.error(ip, "expected an IPv4 or IPv6 address", s[i]);
+                else if (std::find(pool.sources.begin(), pool.sources.end(), *ep) != pool.sources.end())
+                    ck.error(ip, "duplicate source address", s[i]);
+                else pool.sources.push_back(*ep);
+            }
+        }},
+        {"selection", [&](const json& s, const std::string& sp) {
+            const auto sel = s.is_string() ? parse_selection(s.get<std::string>()) : std::nullopt;
+            if (!sel) ck.error(sp, "expected round-robin, random or least-loaded", s);
+            else pool.selection = *sel;
+        }},
+        {"port_strategy", [&](const json& s, const std::string& sp) {
+            const auto st = s.is_string() ? parse_port_strategy(s.get<std::string>()) : std::nullopt;
+            if (!st) ck.error(sp, "expected auto, window, kernel-range, userspace-random or kernel-default", s);
+            else pool.port_strategy = *st;
+        }},
+        {"port_range", [&](const json& s, const std::string& sp) {
+            const auto r = s.is_string() ? parse_port_range(s.get<std::string>()) : std::nullopt;
+            if (!r) ck.error(sp, "expected \"LO-HI\" with 1 <= LO <= HI <= 65535", s);
+            else pool.port_range = *r;
+        }},
+        {"window_size", [&](const json& s, const std::string& sp) { ck.uint(s, sp, 1, 65535, pool.window_size); }},
+        {"max_window_retries", [&](const json& s, const std::string& sp) {
+            ck.uint(s, sp, 0, 64, pool.max_window_retries);
+        }},
+        {"userspace_max_attempts", [&](const json& s, const std::string& sp) {
+            ck.uint(s, sp, 1, 64, pool.userspace_max_attempts);
+        }},
+        {"client_selectable", [&](const json& s, const std::string& sp) { ck.boolean(s, sp, pool.client_selectable); }},
+    });
+}
+
+void parse_route(Checker& ck, const json& v, const std::string& path, std::vector<Route>& routes) {
+    Route r;
+    bool ok = true;
+    if (v.is_object() && !v.contains("dest")) {
+        ck.error(path + ".dest", "required: a destination prefix such as \"192.0.2.0/24\"", v);
+        ok = false;
+    }
+    if (v.is_object() && !v.contains("pool")) {
+        ck.error(path + ".pool", "required: the name of a pool", v);
+        ok = false;
+    }
+    ck.object(v, path, {
+        {"dest", [&](const json& s, const std::string& sp) {
+            const auto text = ck.string(s, sp, "a destination prefix such as \"192.0.2.0/24\"");
+            if (!text) return void(ok = false);
+            auto p = parse_prefix(*text);
+            if (!p) {
+                ck.error(sp, p.error().message, s);
+                ok = false;
+            } else {
+                r.dest = *p;
+            }
+        }},
+        {"ports", [&](const json& s, const std::string& sp) {
+            const auto pr = s.is_string() ? parse_port_range(s.get<std::string>()) : std::nullopt;
+            if (!pr) {
+                ck.error(sp, "expected \"PORT\" or \"LO-HI\"", s);
+                ok = false;
+            } else {
+                r.ports = *pr;
+            }
+        }},
+        {"pool", [&](const json& s, const std::string& sp) {
+            const auto name = ck.string(s, sp, "the name of a pool");
+            if (!name) ok = false;
+            else r.pool = *name;
+        }},
+    });
+    if (ok && v.is_object()) routes.push_back(r);
+}
+
 }  // namespace
+
+const PoolConfig* Config::find_pool(std::string_view name) const {
+    for (const auto& p : pools)
+        if (p.name == name) return &p;
+    return nullptr;
+}
 
 bool valid_log_level(std::string_view l) {
     return l == "trace" || l == "debug" || l == "info" || l == "warn" || l == "error" || l == "critical" ||
            l == "off";
 }
 
-ConfigPtr default_config() { return std::make_shared<const Config>(); }
+ConfigPtr default_config() { return parse_config("{}").config; }
 
 ConfigLoad parse_config(std::string_view text) {
     ConfigLoad load;
@@ -131,7 +237,40 @@ ConfigLoad parse_config(std::string_view text) {
                 }},
             });
         }},
+        {"pools", [&](const json& v, const std::string& p) {
+            if (!v.is_object() || v.empty()) return ck.error(p, "expected an object of named pools", v);
+            for (const auto& [name, spec] : v.items()) {
+                PoolConfig pool;
+                pool.name = name;
+                if (name.size() > 64) ck.error(p + "." + name, "pool names are at most 64 bytes", name);
+                parse_pool(ck, spec, p + "." + name, pool);
+                c.pools.push_back(std::move(pool));
+            }
+        }},
+        {"routes", [&](const json& v, const std::string& p) {
+            if (!v.is_array()) return ck.error(p, "expected an array of routes", v);
+            for (std::size_t i = 0; i < v.size(); ++i) parse_route(ck, v[i], p + "[" + std::to_string(i) + "]", c.routes);
+        }},
+        {"default_pool", [&](const json& v, const std::string& p) {
+            if (auto name = ck.string(v, p, "the name of a pool")) c.default_pool = *name;
+        }},
+        {"least_loaded_cache_ms", [&](const json& v, const std::string& p) {
+            ck.uint(v, p, 0, 60000, c.least_loaded_cache_ms);
+        }},
     });
+    if (c.pools.empty()) {
+        PoolConfig builtin;
+        builtin.name = "default";
+        builtin.client_selectable = true;
+        c.pools.push_back(builtin);
+    }
+    if (!c.find_pool(c.default_pool))
+        load.errors.push_back("default_pool: no pool named \"" + c.default_pool + "\"" +
+                              (doc.contains("default_pool") ? "" : " (name one with default_pool)"));
+    for (std::size_t i = 0; i < c.routes.size(); ++i)
+        if (!c.find_pool(c.routes[i].pool))
+            load.errors.push_back("routes[" + std::to_string(i) + "].pool: no pool named \"" + c.routes[i].pool + "\"");
+    for (auto& e : route_conflicts(c.routes)) load.errors.push_back(std::move(e));
     if (c.default_timeout_ms > c.max_timeout_ms)
         load.errors.push_back("connect.default_timeout_ms: must not exceed connect.max_timeout_ms (" +
                               std::to_string(c.max_timeout_ms) + "), got " + std::to_string(c.default_timeout_ms));

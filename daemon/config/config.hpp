@@ -4,11 +4,30 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "endpoint.hpp"
+#include "pool/port_window.hpp"
+#include "pool/routes.hpp"
+#include "pool/selection.hpp"
+
 namespace egress {
+
+// A named set of source addresses and how to pick source address and port.
+struct PoolConfig {
+    std::string name;
+    std::vector<Endpoint> sources;  // empty: the kernel picks the address
+    Selection selection = Selection::round_robin;
+    PortStrategy port_strategy = PortStrategy::automatic;
+    std::optional<PortRange> port_range;  // unset: net.ipv4.ip_local_port_range
+    std::uint32_t window_size = 500;
+    std::uint32_t max_window_retries = 8;
+    std::uint32_t userspace_max_attempts = 16;
+    bool client_selectable = false;  // may a request name this pool?
+};
 
 struct Limits {
     // Connects in flight across all clients; each holds one descriptor.
@@ -30,6 +49,14 @@ struct Config {
     std::uint32_t default_timeout_ms = 3000;  // when a request gives none
     std::uint32_t max_timeout_ms = 30000;     // a request asking for more gets this
     Limits limits;
+    // Built-in when none are configured: one pool "default" with no sources.
+    std::vector<PoolConfig> pools;
+    std::vector<Route> routes;
+    std::string default_pool = "default";
+    // How long least-loaded selection trusts one reading of the socket table.
+    std::uint32_t least_loaded_cache_ms = 1000;
+
+    const PoolConfig* find_pool(std::string_view name) const;
 };
 
 using ConfigPtr = std::shared_ptr<const Config>;

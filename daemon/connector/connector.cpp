@@ -5,41 +5,76 @@
 #include <netinet/tcp.h>
 
 #include "egress_proto.h"
+#include "pool/port_window.hpp"
+
+#ifndef IP_LOCAL_PORT_RANGE
+#define IP_LOCAL_PORT_RANGE 51  // Linux 6.3; glibc 2.36's headers predate it
+#endif
 #include "sockaddr.hpp"
 
 namespace egress {
 
-PendingConnect::PendingConnect(asio::io_context& io, Syscalls& sys, ConnectPlan plan)
-    : sys_(sys), plan_(std::move(plan)), sock_(io), deadline_(io) {}
+PendingConnect::PendingConnect(asio::io_context& io, Syscalls& sys, Random& random, ConnectPlan plan)
+    : sys_(sys), random_(random), plan_(std::move(plan)), sock_(io), deadline_(io) {}
 
 void PendingConnect::start(Done done) {
     done_ = std::move(done);
+    started_ = std::chrono::steady_clock::now();
+    AttemptPlan tries(plan_.policy, plan_.sources.size());
+    int err = 0;
+    std::string what;
+    // Port exhaustion shows at once, inside connect(): retry synchronously.
+    while ((attempt_ = tries.next(random_()))) {
+        ++attempts_;
+        if (attempt_->retry_on_source) ++retries_;
+        err = try_once(*attempt_, what);
+        if (err == 0) return;
+        if (err != EADDRNOTAVAIL && err != EADDRINUSE) return fail(err, what);
+    }
+    const auto n = plan_.sources.size();
+    fail(EADDRNOTAVAIL, "pool '" + plan_.pool + "' is exhausted for " + endpoint_string(plan_.dest) +
+                            ": no free source port on " +
+                            (n ? "any of its " + std::to_string(n) + " source address(es)" : "the kernel-chosen address") +
+                            " after " + std::to_string(attempts_) + " attempts");
+}
+
+int PendingConnect::try_once(const Attempt& a, std::string& what) {
     const auto dest = to_sockaddr(plan_.dest);
     auto s = sys_.socket(dest.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (!s.ok()) return fail(s.err, "socket() failed");
+    if (!s.ok()) return what = "socket() failed", s.err;
     UniqueFd fd(static_cast<int>(s.value));
-
+    const int one = 1;
     if (plan_.flags & EGRESS_CONNECT_TCP_NODELAY) {
-        const int one = 1;
         if (auto r = sys_.setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); !r.ok())
-            return fail(r.err, "setsockopt(TCP_NODELAY) failed");
+            return what = "setsockopt(TCP_NODELAY) failed", r.err;
     }
-    if (plan_.source) {
-        const auto src = to_sockaddr(*plan_.source);
-        if (auto r = sys_.bind(fd.get(), src.get(), src.len); !r.ok())
-            return fail(r.err, "bind() to the source address failed");
+    if (!plan_.sources.empty() || a.bind_port) {
+        Endpoint src = plan_.sources.empty() ? Endpoint{plan_.dest.v6, {}, 0} : plan_.sources[a.slot];
+        src.port = a.bind_port;
+        // Without a port, bind only records the address: the port is chosen
+        // by connect(), per destination, instead of reserved for all of them.
+        if (!a.bind_port) {
+            if (auto r = sys_.setsockopt(fd.get(), IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one); !r.ok())
+                return what = "setsockopt(IP_BIND_ADDRESS_NO_PORT) failed", r.err;
+        }
+        const auto sa = to_sockaddr(src);
+        if (auto r = sys_.bind(fd.get(), sa.get(), sa.len); !r.ok())
+            return what = "bind() to " + endpoint_string(src) + " failed", r.err;
     }
-
-    started_ = std::chrono::steady_clock::now();
+    if (a.local_range) {
+        const std::uint32_t range = encode_local_port_range(*a.local_range);
+        if (auto r = sys_.setsockopt(fd.get(), IPPROTO_IP, IP_LOCAL_PORT_RANGE, &range, sizeof range); !r.ok())
+            return what = "setsockopt(IP_LOCAL_PORT_RANGE " + to_string(*a.local_range) + ") failed", r.err;
+    }
     const auto r = sys_.connect(fd.get(), dest.get(), dest.len);
-    if (!r.ok() && r.err != EINPROGRESS) return fail(r.err, "connect() failed");
+    if (!r.ok() && r.err != EINPROGRESS) return what = "connect() failed", r.err;
 
     error_code ec;
     sock_.assign(fd.release(), ec);
-    if (ec) return fail(ec.value(), "cannot register the socket with the event loop");
+    if (ec) return what = "cannot register the socket with the event loop", ec.value();
     if (r.ok()) {  // connected at once (possible on loopback)
         on_writable({});
-        return;
+        return 0;
     }
     // Registration is edge-triggered, but EPOLLOUT is armed by this first
     // write wait, so a connect that already completed is still reported.
@@ -47,6 +82,7 @@ void PendingConnect::start(Done done) {
                      [self = shared_from_this()](const error_code& e) { self->on_writable(e); });
     deadline_.expires_after(plan_.timeout);
     deadline_.async_wait([self = shared_from_this()](const error_code& e) { self->on_deadline(e); });
+    return 0;
 }
 
 void PendingConnect::on_writable(const error_code& ec) {
@@ -66,12 +102,12 @@ void PendingConnect::on_writable(const error_code& ec) {
     if (auto r = sys_.getpeername(sock_.native_handle(), remote.get(), &remote.len); !r.ok())
         return fail(r.err, "connected socket has no peer");
     out.remote = from_sockaddr(remote.get(), remote.len);
+    if (out.local && attempt_) out.parity_switch = parity_switched(out.local->port, range_in_effect(*attempt_, plan_.policy));
     if (plan_.flags & EGRESS_CONNECT_BLOCKING) {
         const auto fl = sys_.fcntl_getfl(sock_.native_handle());
         if (!fl.ok() || !sys_.fcntl_setfl(sock_.native_handle(), static_cast<int>(fl.value) & ~O_NONBLOCK).ok())
             return fail(fl.ok() ? EIO : fl.err, "cannot switch the socket to blocking mode");
     }
-    error_code ignored;
     out.fd = UniqueFd(sock_.release());
     finish(std::move(out));
 }
@@ -93,7 +129,9 @@ void PendingConnect::finish(ConnectOutcome out) {
     error_code ignored;
     deadline_.cancel();
     sock_.close(ignored);  // no-op after release(); closes the socket on failure
-    out.attempts = 1;
+    out.attempts = attempts_;
+    out.window_retries = retries_;
+    if (attempt_ && !plan_.sources.empty()) out.source = attempt_->slot;
     if (started_ != std::chrono::steady_clock::time_point{})
         out.connect_us = static_cast<std::uint64_t>(
             std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started_)

@@ -7,19 +7,26 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <random>
 #include <string>
+#include <vector>
 
 #include "endpoint.hpp"
 #include "io/asio.hpp"
+#include "pool/selection.hpp"
 #include "sys/syscalls.hpp"
 #include "unique_fd.hpp"
 
 namespace egress {
 
+using Random = std::mt19937_64;
+
 struct ConnectPlan {
     Endpoint dest;
-    std::optional<Endpoint> source;  // bind to this address first; port 0 = any
-    std::uint32_t flags = 0;         // EGRESS_CONNECT_* bits
+    std::vector<Endpoint> sources;  // tried in this order; empty: the kernel picks
+    PortPolicy policy;              // how each try picks its port
+    std::string pool;               // for messages
+    std::uint32_t flags = 0;        // EGRESS_CONNECT_* bits
     std::chrono::milliseconds timeout{3000};
 };
 
@@ -29,15 +36,18 @@ struct ConnectOutcome {
     UniqueFd fd;            // the connected socket, on success
     std::optional<Endpoint> local;
     std::optional<Endpoint> remote;
-    std::uint32_t attempts = 0;
-    std::uint64_t connect_us = 0;  // from connect() to its outcome
+    std::uint32_t attempts = 0;        // tries made (socket + connect)
+    std::uint32_t window_retries = 0;  // tries after the first on the same source
+    std::optional<std::size_t> source; // index into plan.sources of the last try
+    bool parity_switch = false;        // port parity differs from its range's lower bound
+    std::uint64_t connect_us = 0;      // from the first try to the outcome
 };
 
 class PendingConnect : public std::enable_shared_from_this<PendingConnect> {
 public:
     using Done = std::function<void(ConnectOutcome)>;
 
-    PendingConnect(asio::io_context& io, Syscalls& sys, ConnectPlan plan);
+    PendingConnect(asio::io_context& io, Syscalls& sys, Random& random, ConnectPlan plan);
 
     // Starts the connect. `done` runs exactly once, possibly before start()
     // returns (a connect that fails at once), unless cancel() runs first.
@@ -47,13 +57,19 @@ public:
     void cancel();
 
 private:
+    // One try; returns 0 when the connect is under way (or done), else errno.
+    int try_once(const Attempt& a, std::string& what);
     void on_writable(const error_code& ec);
     void on_deadline(const error_code& ec);
     void fail(int err, std::string message);
     void finish(ConnectOutcome outcome);
 
     Syscalls& sys_;
+    Random& random_;
     ConnectPlan plan_;
+    std::optional<Attempt> attempt_;  // the try in progress
+    std::uint32_t attempts_ = 0;
+    std::uint32_t retries_ = 0;
     asio::posix::stream_descriptor sock_;
     asio::steady_timer deadline_;
     Done done_;

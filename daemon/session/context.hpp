@@ -3,7 +3,9 @@
 #pragma once
 
 #include "config/config.hpp"
+#include "connector/connector.hpp"
 #include "io/asio.hpp"
+#include "pool/pools.hpp"
 #include "stats/stats.hpp"
 #include "sys/syscalls.hpp"
 
@@ -14,6 +16,8 @@ struct BrokerContext {
     Syscalls& sys;
     ConfigPtr config;
     Stats& stats;
+    PoolSet& pools;
+    Random& random;
 };
 
 }  // namespace egress

@@ -110,9 +110,6 @@ void Session::handle_connect(std::uint64_t id, proto::ByteView payload) {
     const auto& cfg = *ctx_.config;
     auto req = proto::decode_connect(payload);
     if (!req) return reply_error(id, EGRESS_MSG_CONNECT_REPLY, req.error(), "bad_field");
-    if (!req->pool.empty() && req->pool != "default")
-        return reply_error(id, EGRESS_MSG_CONNECT_REPLY, Error{ENOENT, "no pool named '" + req->pool + "'"},
-                           "unknown_pool");
     if (inflight_.count(id))
         return reply_error(id, EGRESS_MSG_CONNECT_REPLY,
                            Error{EEXIST, "request id " + std::to_string(id) + " is already in flight"},
@@ -128,24 +125,43 @@ void Session::handle_connect(std::uint64_t id, proto::ByteView payload) {
                                              " connects in flight (limits.max_inflight)"},
                            "global_inflight_limit");
 
+    auto choice = ctx_.pools.choose(req->pool, req->dest, ctx_.random());
+    if (!choice) return reply_error(id, EGRESS_MSG_CONNECT_REPLY, choice.error(), "pool");
+
     ConnectPlan plan;
     plan.dest = req->dest;
     plan.flags = req->flags;
+    plan.pool = choice->pool->name;
+    plan.policy = choice->pool->policy;
+    for (auto i : choice->order) plan.sources.push_back(choice->pool->sources[i]);
     const auto ms = req->timeout_ms == 0 ? cfg.default_timeout_ms : std::min(req->timeout_ms, cfg.max_timeout_ms);
     plan.timeout = std::chrono::milliseconds(ms);
-    SPDLOG_DEBUG("session {}: request {} CONNECT {} timeout {} ms", id_, id, endpoint_string(plan.dest), ms);
+    SPDLOG_DEBUG("session {}: request {} CONNECT {} pool {} timeout {} ms", id_, id, endpoint_string(plan.dest),
+                 plan.pool, ms);
 
-    auto op = std::make_shared<PendingConnect>(ctx_.io, ctx_.sys, std::move(plan));
+    auto op = std::make_shared<PendingConnect>(ctx_.io, ctx_.sys, ctx_.random, std::move(plan));
     inflight_.emplace(id, op);
     ++ctx_.stats.inflight;
-    op->start([weak = weak_from_this(), id](ConnectOutcome out) {
-        if (auto self = weak.lock()) self->on_connect_done(id, std::move(out));
+    op->start([weak = weak_from_this(), id, c = *choice, dest = req->dest](ConnectOutcome out) {
+        if (auto self = weak.lock()) self->on_connect_done(id, c, dest, std::move(out));
     });
 }
 
-void Session::on_connect_done(std::uint64_t id, ConnectOutcome out) {
+void Session::on_connect_done(std::uint64_t id, const Choice& choice, const Endpoint& dest, ConnectOutcome out) {
     if (inflight_.erase(id)) --ctx_.stats.inflight;
     count_connect(out.err);
+    auto& pool = *choice.pool;
+    const bool has_source = out.source.has_value();
+    const std::size_t source = has_source ? choice.order[*out.source] : 0;
+    auto& figures = ctx_.stats.sources[pool.name][has_source ? pool.labels[source] : "kernel"];
+    figures.window_retries += out.window_retries;
+    if (out.err) {
+        ++figures.errors[errno_name(out.err)];
+    } else {
+        ++figures.ok;
+        figures.parity_switches += out.parity_switch;
+        if (has_source) ctx_.pools.record_success(pool, source, dest);
+    }
     proto::ConnectReply rep;
     rep.status = static_cast<std::uint32_t>(out.err);
     if (out.err) {
@@ -154,11 +170,11 @@ void Session::on_connect_done(std::uint64_t id, ConnectOutcome out) {
     }
     rep.local = out.local;
     rep.remote = out.remote;
-    rep.pool = "default";
+    rep.pool = pool.name;
     rep.attempts = out.attempts;
     rep.connect_us = out.connect_us;
-    SPDLOG_DEBUG("session {}: request {} -> {} in {} us", id_, id, out.err ? errno_name(out.err) : "ok",
-                 out.connect_us);
+    SPDLOG_DEBUG("session {}: request {} -> {} in {} us, {} attempts", id_, id, out.err ? errno_name(out.err) : "ok",
+                 out.connect_us, out.attempts);
     const bool with_fd = static_cast<bool>(out.fd);
     queue(id, proto::encode_connect_reply(id, rep, with_fd), std::move(out.fd));
 }

@@ -44,7 +44,7 @@ private:
     void read_some();
     void handle_datagram(proto::ByteView d, bool truncated, int fds_received);
     void handle_connect(std::uint64_t id, proto::ByteView payload);
-    void on_connect_done(std::uint64_t id, ConnectOutcome out);
+    void on_connect_done(std::uint64_t id, const Choice& choice, const Endpoint& dest, ConnectOutcome out);
     void reply_error(std::uint64_t id, std::uint8_t type, const Error& e, const char* kind);
     void queue(std::uint64_t id, proto::Bytes bytes, UniqueFd fd = {});
     void flush();

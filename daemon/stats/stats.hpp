@@ -8,6 +8,14 @@
 
 namespace egress {
 
+// What one source address of one pool did.
+struct SourceStats {
+    std::uint64_t ok = 0;
+    std::map<std::string, std::uint64_t> errors;  // by errno name
+    std::uint64_t parity_switches = 0;
+    std::uint64_t window_retries = 0;
+};
+
 struct Stats {
     std::uint64_t requests = 0;          // datagrams that framed as requests
     std::uint64_t handoffs = 0;          // descriptors delivered with SCM_RIGHTS
@@ -17,6 +25,8 @@ struct Stats {
     std::uint64_t accept_errors = 0;
     std::map<std::string, std::uint64_t> connects;         // by result: "ok" or errno name
     std::map<std::string, std::uint64_t> protocol_errors;  // by kind
+    // pool -> source address ("kernel" where the kernel chose it) -> figures
+    std::map<std::string, std::map<std::string, SourceStats>> sources;
     std::uint32_t clients_connected = 0;
     std::uint32_t inflight = 0;          // connects in flight, all clients
 };

@@ -1,0 +1,82 @@
+#include "pools.hpp"
+
+namespace egress {
+namespace {
+
+// Readings kept at most; older ones are dropped first when it is reached.
+constexpr std::size_t kMaxReadings = 4096;
+
+}  // namespace
+
+PoolSet::PoolSet(const Config& config, PortStrategy auto_strategy, PortRange ephemeral, LoadProbe probe, Clock clock)
+    : routes_(config.routes, config.default_pool),
+      probe_(std::move(probe)),
+      clock_(std::move(clock)),
+      cache_ttl_(config.least_loaded_cache_ms) {
+    for (const auto& pc : config.pools) {
+        Pool p;
+        p.name = pc.name;
+        p.sources = pc.sources;
+        for (const auto& s : pc.sources) p.labels.push_back(address_string(s));
+        p.selection = pc.selection;
+        p.client_selectable = pc.client_selectable;
+        p.policy.strategy = pc.port_strategy == PortStrategy::automatic ? auto_strategy : pc.port_strategy;
+        p.policy.range = pc.port_range.value_or(ephemeral);
+        p.policy.window_size = pc.window_size;
+        p.policy.max_window_retries = pc.max_window_retries;
+        p.policy.userspace_max_attempts = pc.userspace_max_attempts;
+        pools_.push_back(std::move(p));
+    }
+}
+
+Result<Choice> PoolSet::choose(const std::string& requested, const Endpoint& dest, std::uint64_t random) {
+    const auto& name = requested.empty() ? routes_.pool_for(dest) : requested;
+    Pool* pool = nullptr;
+    for (auto& p : pools_)
+        if (p.name == name) pool = &p;
+    if (!pool) return Error{ENOENT, "no pool named '" + name + "'"};
+    if (!requested.empty() && !pool->client_selectable)
+        return Error{EACCES, "pool '" + name + "' may not be chosen by clients (client_selectable is false)"};
+
+    Choice c{pool, {}};
+    if (pool->sources.empty()) return c;  // the kernel picks the address
+    // Only sources of the destination's family can reach it.
+    std::vector<std::size_t> eligible;
+    for (std::size_t i = 0; i < pool->sources.size(); ++i)
+        if (pool->sources[i].v6 == dest.v6) eligible.push_back(i);
+    if (eligible.empty())
+        return Error{EAFNOSUPPORT, "pool '" + name + "' has no " + (dest.v6 ? "IPv6" : "IPv4") + " source"};
+
+    std::vector<std::uint32_t> loads;
+    if (pool->selection == Selection::least_loaded) {
+        const auto all = load(*pool, dest);
+        for (auto i : eligible) loads.push_back(all[i]);
+    }
+    for (auto k : source_order(pool->selection, eligible.size(), pool->turn++, random, loads))
+        c.order.push_back(eligible[k]);
+    return c;
+}
+
+std::vector<std::uint32_t> PoolSet::load(Pool& pool, const Endpoint& dest) {
+    const auto now = clock_();
+    const auto key = std::make_pair(pool.name, endpoint_string(dest));
+    auto it = readings_.find(key);
+    if (it != readings_.end() && now - it->second.at < cache_ttl_) return it->second.counts;
+    auto counts = probe_(pool.sources, dest);
+    // Without a reading, every source looks equal: selection degrades to round-robin.
+    Reading r{now, counts ? *counts : std::vector<std::uint32_t>(pool.sources.size(), 0)};
+    if (readings_.size() >= kMaxReadings) {
+        for (auto i = readings_.begin(); i != readings_.end();)
+            i = now - i->second.at >= cache_ttl_ ? readings_.erase(i) : std::next(i);
+        if (readings_.size() >= kMaxReadings) readings_.erase(readings_.begin());
+    }
+    return readings_.insert_or_assign(key, std::move(r)).first->second.counts;
+}
+
+void PoolSet::record_success(Pool& pool, std::size_t source, const Endpoint& dest) {
+    if (pool.selection != Selection::least_loaded) return;
+    const auto it = readings_.find(std::make_pair(pool.name, endpoint_string(dest)));
+    if (it != readings_.end() && source < it->second.counts.size()) ++it->second.counts[source];
+}
+
+}  // namespace egress

@@ -1,0 +1,73 @@
+// The pools in force: which pool serves a request, in which order to try its
+// sources, and the port policy of each. Logic only: the socket-table reading
+// (for least-loaded) and the clock are injected.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "endpoint.hpp"
+#include "pool/selection.hpp"
+#include "result.hpp"
+
+namespace egress {
+
+// How many connections each source holds to a destination (any process).
+using LoadProbe = std::function<Result<std::vector<std::uint32_t>>(const std::vector<Endpoint>& sources,
+                                                                   const Endpoint& dest)>;
+using Clock = std::function<std::chrono::steady_clock::time_point()>;
+
+struct Pool {
+    std::string name;
+    std::vector<Endpoint> sources;
+    std::vector<std::string> labels;  // per source: its address, for logs and metrics
+    Selection selection = Selection::round_robin;
+    PortPolicy policy;                // `auto` already resolved
+    bool client_selectable = false;
+    std::uint64_t turn = 0;           // round-robin position
+};
+
+// The sources to try for one connect, best first (indices into pool.sources).
+struct Choice {
+    Pool* pool = nullptr;
+    std::vector<std::size_t> order;
+};
+
+class PoolSet {
+public:
+    // `auto_strategy`: what `auto` resolves to on this kernel; `ephemeral`:
+    // the system's port range, used by pools that set none.
+    PoolSet(const Config& config, PortStrategy auto_strategy, PortRange ephemeral, LoadProbe probe, Clock clock);
+
+    // `requested` empty: the route decides. Errors: ENOENT (no such pool),
+    // EACCES (the pool may not be named by clients), EAFNOSUPPORT (no
+    // source of the destination's family).
+    Result<Choice> choose(const std::string& requested, const Endpoint& dest, std::uint64_t random);
+
+    // A connect through pool/source succeeded: least-loaded counts it until
+    // its next reading of the socket table.
+    void record_success(Pool& pool, std::size_t source, const Endpoint& dest);
+
+    const std::vector<Pool>& pools() const { return pools_; }
+
+private:
+    struct Reading {
+        std::chrono::steady_clock::time_point at;
+        std::vector<std::uint32_t> counts;  // per source of the pool
+    };
+    std::vector<std::uint32_t> load(Pool& pool, const Endpoint& dest);
+
+    std::vector<Pool> pools_;
+    RouteTable routes_;
+    LoadProbe probe_;
+    Clock clock_;
+    std::chrono::milliseconds cache_ttl_;
+    std::map<std::pair<std::string, std::string>, Reading> readings_;  // (pool, dest) -> reading
+};
+
+}  // namespace egress

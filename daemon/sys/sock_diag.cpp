@@ -1,0 +1,75 @@
+#include "sock_diag.hpp"
+
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "unique_fd.hpp"
+
+namespace egress {
+
+Result<std::vector<std::uint32_t>> count_connections(const std::vector<Endpoint>& sources, const Endpoint& dest) {
+    std::vector<std::uint32_t> counts(sources.size(), 0);
+    UniqueFd nl(::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
+    if (!nl) return Error{errno, "socket(NETLINK_SOCK_DIAG) failed"};
+
+    // Request: a dump of TCP sockets, filtered in the kernel by a bytecode
+    // program with one condition: destination address and port == dest.
+    const std::size_t alen = dest.addr_len();
+    const std::size_t prog_len = sizeof(inet_diag_bc_op) + sizeof(inet_diag_hostcond) + alen;
+    struct {
+        nlmsghdr nlh;
+        inet_diag_req_v2 req;
+        nlattr attr;
+        std::uint8_t prog[sizeof(inet_diag_bc_op) + sizeof(inet_diag_hostcond) + 16];
+    } msg{};
+    msg.req.sdiag_family = dest.v6 ? AF_INET6 : AF_INET;
+    msg.req.sdiag_protocol = IPPROTO_TCP;
+    msg.req.idiag_states = (1u << TCP_ESTABLISHED) | (1u << TCP_SYN_SENT);
+    inet_diag_bc_op op{};
+    op.code = INET_DIAG_BC_D_COND;
+    op.yes = static_cast<unsigned char>(prog_len);           // matched: run off the end, accept
+    op.no = static_cast<unsigned short>(prog_len + 4);      // not matched: jump past the end, reject
+    inet_diag_hostcond cond{};
+    cond.family = msg.req.sdiag_family;
+    cond.prefix_len = static_cast<std::uint8_t>(alen * 8);
+    cond.port = dest.port;
+    std::memcpy(msg.prog, &op, sizeof op);
+    std::memcpy(msg.prog + sizeof op, &cond, sizeof cond);
+    std::memcpy(msg.prog + sizeof op + sizeof cond, dest.addr.data(), alen);
+    msg.attr.nla_type = INET_DIAG_REQ_BYTECODE;
+    msg.attr.nla_len = static_cast<std::uint16_t>(NLA_HDRLEN + prog_len);
+    msg.nlh.nlmsg_len = static_cast<std::uint32_t>(NLMSG_LENGTH(sizeof msg.req) + NLA_HDRLEN + prog_len);
+    msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+    msg.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+    if (::send(nl.get(), &msg, msg.nlh.nlmsg_len, 0) < 0) return Error{errno, "sock_diag request failed"};
+
+    alignas(nlmsghdr) std::uint8_t buf[32768];
+    for (;;) {
+        const auto n = ::recv(nl.get(), buf, sizeof buf, 0);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return Error{errno, "sock_diag dump failed"};
+        }
+        auto len = static_cast<unsigned>(n);
+        for (auto* h = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
+            if (h->nlmsg_type == NLMSG_DONE) return counts;
+            if (h->nlmsg_type == NLMSG_ERROR) {
+                const auto* e = static_cast<const nlmsgerr*>(NLMSG_DATA(h));
+                return Error{-e->error, "sock_diag answered an error"};
+            }
+            const auto* d = static_cast<const inet_diag_msg*>(NLMSG_DATA(h));
+            for (std::size_t i = 0; i < sources.size(); ++i)
+                if (sources[i].v6 == dest.v6 && std::memcmp(d->id.idiag_src, sources[i].addr.data(), alen) == 0)
+                    ++counts[i];
+        }
+    }
+}
+
+}  // namespace egress

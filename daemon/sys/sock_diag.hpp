@@ -1,0 +1,18 @@
+// The kernel's own socket table, read through NETLINK_SOCK_DIAG.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "endpoint.hpp"
+#include "result.hpp"
+
+namespace egress {
+
+// For each of `sources`, how many TCP sockets in this network namespace,
+// from any process, are established (or connecting) from it to `dest`
+// (address and port). The kernel filters by destination; the dump is
+// synchronous but short.
+Result<std::vector<std::uint32_t>> count_connections(const std::vector<Endpoint>& sources, const Endpoint& dest);
+
+}  // namespace egress
