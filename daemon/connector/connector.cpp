@@ -69,13 +69,18 @@ int PendingConnect::try_once(const Attempt& a, std::string& what) {
     const auto r = sys_.connect(fd.get(), dest.get(), dest.len);
     if (!r.ok() && r.err != EINPROGRESS) return what = "connect() failed", r.err;
 
+    // Fast path: on loopback and other near peers the handshake has often
+    // completed inside connect(). getpeername() succeeds only once the socket
+    // is established, so one call spares the event-loop registration.
+    SockAddr peer;
+    peer.len = sizeof peer.storage;
+    if (r.ok() || sys_.getpeername(fd.get(), peer.get(), &peer.len).ok()) {
+        complete(std::move(fd), from_sockaddr(peer.get(), peer.len));
+        return 0;
+    }
     error_code ec;
     sock_.assign(fd.release(), ec);
     if (ec) return what = "cannot register the socket with the event loop", ec.value();
-    if (r.ok()) {  // connected at once (possible on loopback)
-        on_writable({});
-        return 0;
-    }
     // Registration is edge-triggered, but EPOLLOUT is armed by this first
     // write wait, so a connect that already completed is still reported.
     sock_.async_wait(asio::posix::stream_descriptor::wait_write,
@@ -94,21 +99,26 @@ void PendingConnect::on_writable(const error_code& ec) {
         err = r.err;
     if (err) return fail(err, "connect to the destination failed");
 
-    ConnectOutcome out;
-    SockAddr local, remote;
-    local.len = remote.len = sizeof(sockaddr_storage);
-    if (sys_.getsockname(sock_.native_handle(), local.get(), &local.len).ok())
-        out.local = from_sockaddr(local.get(), local.len);
+    SockAddr remote;
+    remote.len = sizeof remote.storage;
     if (auto r = sys_.getpeername(sock_.native_handle(), remote.get(), &remote.len); !r.ok())
         return fail(r.err, "connected socket has no peer");
-    out.remote = from_sockaddr(remote.get(), remote.len);
+    complete(UniqueFd(sock_.release()), from_sockaddr(remote.get(), remote.len));
+}
+
+void PendingConnect::complete(UniqueFd fd, std::optional<Endpoint> remote) {
+    ConnectOutcome out;
+    out.remote = remote;
+    SockAddr local;
+    local.len = sizeof local.storage;
+    if (sys_.getsockname(fd.get(), local.get(), &local.len).ok()) out.local = from_sockaddr(local.get(), local.len);
     if (out.local && attempt_) out.parity_switch = parity_switched(out.local->port, range_in_effect(*attempt_, plan_.policy));
     if (plan_.flags & EGRESS_CONNECT_BLOCKING) {
-        const auto fl = sys_.fcntl_getfl(sock_.native_handle());
-        if (!fl.ok() || !sys_.fcntl_setfl(sock_.native_handle(), static_cast<int>(fl.value) & ~O_NONBLOCK).ok())
+        const auto fl = sys_.fcntl_getfl(fd.get());
+        if (!fl.ok() || !sys_.fcntl_setfl(fd.get(), static_cast<int>(fl.value) & ~O_NONBLOCK).ok())
             return fail(fl.ok() ? EIO : fl.err, "cannot switch the socket to blocking mode");
     }
-    out.fd = UniqueFd(sock_.release());
+    out.fd = std::move(fd);
     finish(std::move(out));
 }
 

@@ -60,6 +60,8 @@ private:
     // One try; returns 0 when the connect is under way (or done), else errno.
     int try_once(const Attempt& a, std::string& what);
     void on_writable(const error_code& ec);
+    // The socket is established: fill in the outcome and hand it over.
+    void complete(UniqueFd fd, std::optional<Endpoint> remote);
     void on_deadline(const error_code& ec);
     void fail(int err, std::string message);
     void finish(ConnectOutcome outcome);

@@ -20,8 +20,6 @@
 
 namespace egress::test {
 
-const char* const kBlackHole = "198.18.0.2";
-
 namespace {
 
 std::string env_or_die(const char* name) {
@@ -53,20 +51,6 @@ bool can_connect_unix(const std::string& path) {
 
 std::string egressd_bin() { return env_or_die("EGRESSD_BIN"); }
 std::string egress_connect_bin() { return env_or_die("EGRESS_CONNECT_BIN"); }
-
-std::string enter_test_namespace() {
-    if (::unshare(CLONE_NEWNET) != 0)
-        return std::string("unshare(CLONE_NEWNET) failed: ") + std::strerror(errno) +
-               " (the integration tests need root or CAP_SYS_ADMIN)";
-    const char* setup =
-        "ip link set lo up && "
-        "ip link add bh0 type veth peer name bh1 && "
-        "ip addr add 198.18.0.1/24 dev bh0 && "
-        "ip link set bh0 up && ip link set bh1 up && "
-        "ip neigh add 198.18.0.2 lladdr 02:00:00:00:00:02 dev bh0 nud permanent";
-    if (std::system(setup) != 0) return std::string("namespace set-up failed: ") + setup;
-    return "";
-}
 
 RunResult run(const std::vector<std::string>& argv, const std::string& stdin_data,
               const std::vector<std::string>& extra_env) {
@@ -200,13 +184,13 @@ int Daemon::settled_fds() const {
     return last;
 }
 
-Listener::Listener(Mode mode, const std::string& address) {
+Listener::Listener(Mode mode, const std::string& address, int backlog) {
     auto ep = parse_address(address, 0);
     fd_ = UniqueFd(::socket(ep->v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
     const int one = 1;
     ::setsockopt(fd_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     auto sa = to_sockaddr(*ep);
-    if (::bind(fd_.get(), sa.get(), sa.len) != 0 || ::listen(fd_.get(), 4096) != 0) {
+    if (::bind(fd_.get(), sa.get(), sa.len) != 0 || ::listen(fd_.get(), backlog) != 0) {
         ADD_FAILURE() << "listener on " << address << ": " << std::strerror(errno);
         return;
     }

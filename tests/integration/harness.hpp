@@ -12,16 +12,11 @@
 #include <vector>
 
 #include "endpoint.hpp"
+#include "netns.hpp"
 #include "unique_fd.hpp"
 
 namespace egress::test {
 
-// Inside the test namespace: frames to this address leave through a veth
-// whose peer owns no address, so SYNs vanish and connects hang.
-extern const char* const kBlackHole;  // "198.18.0.2", RFC 2544 benchmarking range
-
-// Sets up the namespace; returns an error text, or "" on success.
-std::string enter_test_namespace();
 
 // Runs a command (argv[0] is a path) and waits; fails the test on a spawn error.
 struct RunResult {
@@ -68,7 +63,7 @@ private:
 class Listener {
 public:
     enum class Mode { echo, hold };
-    explicit Listener(Mode mode, const std::string& address = "127.0.0.1");
+    explicit Listener(Mode mode, const std::string& address = "127.0.0.1", int backlog = 100000);
     ~Listener();
     Endpoint endpoint() const { return ep_; }
 

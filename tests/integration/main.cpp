@@ -5,12 +5,12 @@
 #include <csignal>
 #include <cstdio>
 
-#include "harness.hpp"
+#include "netns.hpp"
 
 int main(int argc, char** argv) {
     std::signal(SIGPIPE, SIG_IGN);
     ::testing::InitGoogleTest(&argc, argv);
-    if (const auto err = egress::test::enter_test_namespace(); !err.empty()) {
+    if (const auto err = egress::test::enter_private_netns(); !err.empty()) {
         std::fprintf(stderr, "SKIP: %s\n", err.c_str());
         return 77;  // meson's "skipped"; .ci/run treats a skip as a failure
     }

@@ -1,0 +1,59 @@
+// One load-generating process: N connects to one destination, either through
+// egressd (broker) or made in this process (direct-*), holding every socket
+// until told to stop so that the ports stay in use.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "endpoint.hpp"
+#include "pool/port_window.hpp"
+
+namespace egress::bench {
+
+enum class Mode { broker, direct_default, direct_window, direct_kernel_range };
+std::optional<Mode> parse_mode(const std::string& s);
+const char* to_string(Mode m);
+
+struct WorkerOptions {
+    Mode mode = Mode::broker;
+    std::string socket;                // broker: egressd's socket
+    Endpoint dest;
+    std::uint32_t count = 1000;
+    std::uint32_t inflight = 64;       // broker: requests in flight
+    std::uint32_t timeout_ms = 0;      // broker: 0 = egressd's default
+    std::string pool;                  // broker: empty = egressd's route
+    std::optional<Endpoint> source;    // direct: bind this address
+    PortRange range{40000, 59999};     // direct-window / direct-kernel-range
+    std::uint32_t window = 500;        // direct-window
+    bool hold = false;                 // keep sockets until stdin closes
+};
+
+struct WorkerResult {
+    std::uint64_t attempts = 0;        // connects asked for
+    std::uint64_t ok = 0;
+    std::uint64_t errored = 0;
+    std::uint64_t tries = 0;           // socket+connect tries (retries included)
+    double total_s = 0;
+    std::vector<double> lat_even_ms;   // per successful connect, by local port parity
+    std::vector<double> lat_odd_ms;
+    std::map<std::string, std::uint64_t> errors;     // errno name -> count
+    std::map<std::string, std::string> messages;     // errno name -> first message
+    std::map<std::string, std::uint64_t> sources;    // local address -> count
+
+    nlohmann::json to_json() const;
+    static WorkerResult from_json(const nlohmann::json& j);
+    void merge(const WorkerResult& o);
+    // The human/JSON report: attempts, errored, total_s, latency_ms{...}, even, odd, ...
+    nlohmann::json summary() const;
+};
+
+// Runs the worker; the sockets it made stay open in `held` when hold is set.
+WorkerResult run_worker(const WorkerOptions& o, std::vector<int>& held);
+
+}  // namespace egress::bench
