@@ -112,7 +112,9 @@ void parse_pool(Checker& ck, const json& v, const std::string& path, PoolConfig&
     });
 }
 
-void parse_route(Checker& ck, const json& v, const std::string& path, std::vector<Route>& routes) {
+// Appends a valid route to `routes` and its JSON path to `paths`.
+void parse_route(Checker& ck, const json& v, const std::string& path, std::vector<Route>& routes,
+                 std::vector<std::string>& paths) {
     Route r;
     bool ok = true;
     if (v.is_object() && !v.contains("dest")) {
@@ -150,7 +152,10 @@ void parse_route(Checker& ck, const json& v, const std::string& path, std::vecto
             else r.pool = *name;
         }},
     });
-    if (ok && v.is_object()) routes.push_back(r);
+    if (ok && v.is_object()) {
+        routes.push_back(r);
+        paths.push_back(path);
+    }
 }
 
 }  // namespace
@@ -178,6 +183,7 @@ ConfigLoad parse_config(std::string_view text) {
         return load;
     }
     Config c;
+    std::vector<std::string> route_paths;  // JSON path of each entry of c.routes
     Checker ck(load.errors);
     ck.object(doc, "", {
         {"socket", [&](const json& v, const std::string& p) {
@@ -249,7 +255,7 @@ ConfigLoad parse_config(std::string_view text) {
         }},
         {"routes", [&](const json& v, const std::string& p) {
             if (!v.is_array()) return ck.error(p, "expected an array of routes", v);
-            for (std::size_t i = 0; i < v.size(); ++i) parse_route(ck, v[i], p + "[" + std::to_string(i) + "]", c.routes);
+            for (std::size_t i = 0; i < v.size(); ++i) parse_route(ck, v[i], p + "[" + std::to_string(i) + "]", c.routes, route_paths);
         }},
         {"default_pool", [&](const json& v, const std::string& p) {
             if (auto name = ck.string(v, p, "the name of a pool")) c.default_pool = *name;
@@ -269,8 +275,10 @@ ConfigLoad parse_config(std::string_view text) {
                               (doc.contains("default_pool") ? "" : " (name one with default_pool)"));
     for (std::size_t i = 0; i < c.routes.size(); ++i)
         if (!c.find_pool(c.routes[i].pool))
-            load.errors.push_back("routes[" + std::to_string(i) + "].pool: no pool named \"" + c.routes[i].pool + "\"");
-    for (auto& e : route_conflicts(c.routes)) load.errors.push_back(std::move(e));
+            load.errors.push_back(route_paths[i] + ".pool: no pool named \"" + c.routes[i].pool + "\"");
+    for (const auto& [i, j] : route_conflicts(c.routes))
+        load.errors.push_back(route_paths[i] + " and " + route_paths[j] + ": both match " + to_string(c.routes[i].dest) +
+                              " ports " + to_string(c.routes[i].ports) + " with equal specificity");
     if (c.default_timeout_ms > c.max_timeout_ms)
         load.errors.push_back("connect.default_timeout_ms: must not exceed connect.max_timeout_ms (" +
                               std::to_string(c.max_timeout_ms) + "), got " + std::to_string(c.default_timeout_ms));

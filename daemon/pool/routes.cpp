@@ -52,15 +52,13 @@ const std::string& RouteTable::pool_for(const Endpoint& dest) const {
     return best ? best->pool : default_pool_;
 }
 
-std::vector<std::string> route_conflicts(const std::vector<Route>& routes) {
-    std::vector<std::string> out;
+std::vector<std::pair<std::size_t, std::size_t>> route_conflicts(const std::vector<Route>& routes) {
+    std::vector<std::pair<std::size_t, std::size_t>> out;
     for (std::size_t i = 0; i < routes.size(); ++i)
         for (std::size_t j = i + 1; j < routes.size(); ++j) {
             const auto &a = routes[i], &b = routes[j];
             if (a.dest == b.dest && a.ports.overlaps(b.ports) && a.ports.size() == b.ports.size())
-                out.push_back("routes[" + std::to_string(i) + "] and routes[" + std::to_string(j) + "] both match " +
-                              to_string(a.dest) + " ports " + to_string(a.ports.lo > b.ports.lo ? a.ports : b.ports) +
-                              " with equal specificity");
+                out.emplace_back(i, j);
         }
     return out;
 }

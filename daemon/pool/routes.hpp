@@ -45,8 +45,7 @@ private:
 };
 
 // Pairs of routes a destination could match with equal specificity (same
-// prefix, overlapping port ranges of the same width): each is an error text
-// naming both, by their index in `routes`.
-std::vector<std::string> route_conflicts(const std::vector<Route>& routes);
+// prefix, overlapping port ranges of the same width), by index in `routes`.
+std::vector<std::pair<std::size_t, std::size_t>> route_conflicts(const std::vector<Route>& routes);
 
 }  // namespace egress

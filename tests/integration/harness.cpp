@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <dirent.h>
@@ -51,6 +52,45 @@ bool can_connect_unix(const std::string& path) {
 
 std::string egressd_bin() { return env_or_die("EGRESSD_BIN"); }
 std::string egress_connect_bin() { return env_or_die("EGRESS_CONNECT_BIN"); }
+std::string egress_bench_bin() { return env_or_die("EGRESS_BENCH_BIN"); }
+
+BenchWorker::BenchWorker(const std::vector<std::string>& args) {
+    int in[2], out[2];
+    if (::pipe2(in, O_CLOEXEC) || ::pipe2(out, O_CLOEXEC)) {
+        ADD_FAILURE() << "pipe: " << std::strerror(errno);
+        return;
+    }
+    std::vector<std::string> argv{egress_bench_bin(), "worker", "--hold"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    pid_ = ::fork();
+    if (pid_ == 0) {
+        ::dup2(in[0], 0);
+        ::dup2(out[1], 1);
+        std::vector<char*> a;
+        for (const auto& x : argv) a.push_back(const_cast<char*>(x.c_str()));
+        a.push_back(nullptr);
+        ::execv(a[0], a.data());
+        ::_exit(127);
+    }
+    ::close(in[0]);
+    ::close(out[1]);
+    in_ = UniqueFd(in[1]);
+    out_ = UniqueFd(out[0]);
+}
+
+std::string BenchWorker::report() {
+    std::string line;
+    char c;
+    while (::read(out_.get(), &c, 1) == 1 && c != '\n') line += c;
+    return line;
+}
+
+BenchWorker::~BenchWorker() {
+    if (pid_ <= 0) return;
+    in_.reset();  // the worker closes its sockets and exits
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+}
 
 RunResult run(const std::vector<std::string>& argv, const std::string& stdin_data,
               const std::vector<std::string>& extra_env) {
@@ -189,8 +229,15 @@ Listener::Listener(Mode mode, const std::string& address, int backlog) {
     fd_ = UniqueFd(::socket(ep->v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
     const int one = 1;
     ::setsockopt(fd_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    // Ports below the namespace's ephemeral range (40000-59999), so that a
+    // listener never takes a port a pool under test counts on.
+    static std::atomic<std::uint16_t> next_port{20000};
     auto sa = to_sockaddr(*ep);
-    if (::bind(fd_.get(), sa.get(), sa.len) != 0 || ::listen(fd_.get(), backlog) != 0) {
+    do {
+        ep->port = next_port++;
+        sa = to_sockaddr(*ep);
+    } while (::bind(fd_.get(), sa.get(), sa.len) != 0 && errno == EADDRINUSE && next_port < 40000);
+    if (::listen(fd_.get(), backlog) != 0) {
         ADD_FAILURE() << "listener on " << address << ": " << std::strerror(errno);
         return;
     }

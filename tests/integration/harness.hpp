@@ -58,6 +58,24 @@ private:
     pid_t pid_ = -1;
 };
 
+std::string egress_bench_bin();
+
+// An `egress-bench worker` process: makes its connects, reports, and holds
+// every socket it got until this object dies (so ports stay in use).
+class BenchWorker {
+public:
+    explicit BenchWorker(const std::vector<std::string>& args);
+    ~BenchWorker();
+    BenchWorker(BenchWorker&& o) noexcept
+        : pid_(std::exchange(o.pid_, -1)), in_(std::move(o.in_)), out_(std::move(o.out_)) {}
+    // Waits for the worker's report (a JSON object).
+    std::string report();
+
+private:
+    pid_t pid_ = -1;
+    UniqueFd in_, out_;
+};
+
 // A TCP listener in the test process. Echo mode: every accepted connection
 // gets its bytes back. Hold mode: connections wait in the backlog.
 class Listener {
