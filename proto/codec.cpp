@@ -59,9 +59,11 @@ public:
         put_u64(b, v);
         field(type, b.data(), b.size());
     }
-    // Text longer than the protocol allows is cut, never sent oversized.
+    // Text longer than the protocol allows is cut, never sent oversized,
+    // and never inside a UTF-8 character.
     void text(std::uint16_t type, const std::string& s, std::size_t max) {
-        const auto n = s.size() < max ? s.size() : max;
+        auto n = s.size() < max ? s.size() : max;
+        while (n < s.size() && n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
         field(type, reinterpret_cast<const std::uint8_t*>(s.data()), n);
     }
     void endpoint(std::uint16_t type, const Endpoint& ep) {
@@ -263,7 +265,8 @@ Bytes encode_connect_reply(std::uint64_t id, const ConnectReply& rep, bool fd_at
     Writer w(EGRESS_MSG_CONNECT_REPLY, fd_attached ? EGRESS_HDR_FLAG_FD_ATTACHED : 0, id);
     w.u32(EGRESS_FIELD_STATUS, rep.status);
     if (rep.status != 0) {
-        w.text(EGRESS_FIELD_ERROR_NAME, rep.error_name, EGRESS_MAX_NAME);
+        w.text(EGRESS_FIELD_ERROR_NAME, rep.error_name.empty() ? errno_name(static_cast<int>(rep.status)) : rep.error_name,
+               EGRESS_MAX_NAME);
         w.text(EGRESS_FIELD_MESSAGE, rep.message, EGRESS_MAX_TEXT);
     }
     if (rep.local) w.endpoint(EGRESS_FIELD_LOCAL, *rep.local);
@@ -277,7 +280,8 @@ Bytes encode_connect_reply(std::uint64_t id, const ConnectReply& rep, bool fd_at
 Bytes encode_error_reply(std::uint64_t id, const ErrorReply& rep) {
     Writer w(EGRESS_MSG_ERROR_REPLY, 0, id);
     w.u32(EGRESS_FIELD_STATUS, rep.status);
-    w.text(EGRESS_FIELD_ERROR_NAME, rep.error_name, EGRESS_MAX_NAME);
+    w.text(EGRESS_FIELD_ERROR_NAME, rep.error_name.empty() ? errno_name(static_cast<int>(rep.status)) : rep.error_name,
+           EGRESS_MAX_NAME);
     w.text(EGRESS_FIELD_MESSAGE, rep.message, EGRESS_MAX_TEXT);
     return w.finish();
 }

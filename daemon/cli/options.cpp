@@ -38,6 +38,8 @@ Result<Options> parse_options(const std::vector<std::string>& args) {
             return std::nullopt;
         };
         std::optional<Error> e;
+        const bool is_flag = arg == "--help" || arg == "-h" || arg == "--version";
+        if (is_flag && inline_value) return Error{EINVAL, arg + " takes no value, got '" + args[i] + "'"};
         if (arg == "--config") {
             e = value(o.config_file);
         } else if (arg == "--check-config") {

@@ -248,7 +248,11 @@ ConfigLoad parse_config(std::string_view text) {
             for (const auto& [name, spec] : v.items()) {
                 PoolConfig pool;
                 pool.name = name;
-                if (name.size() > 64) ck.error(p + "." + name, "pool names are at most 64 bytes", name);
+                // Clients name pools in requests: 1-64 bytes, printable.
+                const bool printable = std::all_of(name.begin(), name.end(),
+                                                   [](unsigned char ch) { return ch >= 0x20 && ch != 0x7F; });
+                if (name.empty() || name.size() > 64 || !printable)
+                    ck.error(p + "." + name, "pool names are 1-64 printable bytes", name);
                 parse_pool(ck, spec, p + "." + name, pool);
                 c.pools.push_back(std::move(pool));
             }

@@ -32,8 +32,7 @@ struct PoolConfig {
 struct Limits {
     // Connects in flight across all clients; each holds one descriptor.
     std::uint32_t max_inflight = 10000;
-    // Requests of one client connection not yet answered (connects in flight
-    // plus replies waiting to be written); more get EAGAIN at once.
+    // Connects in flight on one client connection; more get EAGAIN at once.
     std::uint32_t max_inflight_per_client = 1024;
     // Client connections at once; each holds one descriptor.
     std::uint32_t max_clients = 2000;

@@ -588,6 +588,26 @@ TEST(Reply, EncoderCutsOverlongText) {
     EXPECT_EQ(std::get<ConnectReply>(r->body).message.size(), EGRESS_MAX_TEXT);
 }
 
+TEST(Reply, EncoderNeverCutsInsideAUtf8Character) {
+    proto::ConnectReply rep;
+    rep.status = ECONNREFUSED;
+    rep.message = std::string(EGRESS_MAX_TEXT - 1, 'x') + "\xC3\xA9";  // 'e' with acute: 2 bytes over the edge
+    auto r = proto::decode_reply(proto::encode_connect_reply(1, rep, false));
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(std::get<proto::ConnectReply>(r->body).message, std::string(EGRESS_MAX_TEXT - 1, 'x'));
+}
+
+TEST(Reply, ErrorWithoutANameGetsTheErrnoName) {
+    proto::ConnectReply rep;
+    rep.status = ETIMEDOUT;
+    auto r = proto::decode_reply(proto::encode_connect_reply(1, rep, false));
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(std::get<proto::ConnectReply>(r->body).error_name, "ETIMEDOUT");
+    auto e = proto::decode_reply(proto::encode_error_reply(2, proto::ErrorReply{EAGAIN, "", "busy"}));
+    ASSERT_TRUE(e.ok()) << e.error().message;
+    EXPECT_EQ(std::get<proto::ErrorReply>(e->body).error_name, "EAGAIN");
+}
+
 TEST(ReplyMalformed, FramingAndHeader) {
     const auto good = encode_error_reply(1, golden_error_reply());
     EXPECT_TRUE(IsError(decode_reply(ByteView(good.data(), 19)), EBADMSG, {"header"}));

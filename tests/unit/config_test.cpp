@@ -298,12 +298,18 @@ TEST(ConfigPools, PoolsMustBeANonEmptyObject) {
     EXPECT_EQ(only_error(R"({"pools": ["default"]})"), R"(pools: expected an object of named pools, got ["default"])");
 }
 
-TEST(ConfigPools, PoolNamesAreAtMost64Bytes) {
+TEST(ConfigPools, PoolNamesAreOneTo64PrintableBytes) {
     const std::string name(65, 'p');
     const auto load = parse_config(R"({"pools": {")" + name + R"(": {}, "default": {}}})");
     ASSERT_EQ(load.errors.size(), 1u);
-    EXPECT_EQ(load.errors[0].rfind("pools." + name + ": pool names are at most 64 bytes", 0), 0u) << load.errors[0];
+    EXPECT_EQ(load.errors[0].rfind("pools." + name + ": pool names are 1-64 printable bytes", 0), 0u) << load.errors[0];
     parse_ok(R"({"pools": {")" + std::string(64, 'p') + R"(": {}, "default": {}}})");
+    // No request could name these: empty, or with a NUL or control byte.
+    for (const char* bad : {R"("")", R"("a\u0000b")", R"("tab\there")"}) {
+        const auto l = parse_config(std::string(R"({"pools": {)") + bad + R"(: {}, "default": {}}})");
+        ASSERT_EQ(l.errors.size(), 1u) << bad;
+        EXPECT_NE(l.errors[0].find("pool names are 1-64 printable bytes"), std::string::npos) << l.errors[0];
+    }
 }
 
 TEST(ConfigPools, DefaultPoolMustExist) {

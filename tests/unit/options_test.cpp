@@ -106,5 +106,12 @@ TEST(Options, UsageNamesEveryFlag) {
         EXPECT_NE(usage.find(flag), std::string::npos) << flag;
 }
 
+TEST(Options, FlagsWithoutValuesRejectAnInlineValue) {
+    EXPECT_TRUE(IsError(parse({"--version=banana"}).ok() ? std::nullopt : std::optional<Error>(parse({"--version=banana"}).error()),
+                        EINVAL, {"--version", "takes no value"}));
+    EXPECT_FALSE(parse({"--help=no"}).ok());
+    EXPECT_TRUE(parse({"--help"}).ok());
+}
+
 }  // namespace
 }  // namespace egress
