@@ -6,6 +6,7 @@
 #include "connector/connector.hpp"
 #include "io/asio.hpp"
 #include "pool/pools.hpp"
+#include "session/batch.hpp"
 #include "stats/stats.hpp"
 #include "sys/syscalls.hpp"
 
@@ -18,6 +19,8 @@ struct BrokerContext {
     Stats& stats;
     PoolSet& pools;
     Random& random;
+    RecvBatch recv_batch{};  // shared scratch, see batch.hpp
+    SendBatch send_batch{};
 };
 
 }  // namespace egress

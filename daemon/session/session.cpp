@@ -2,6 +2,7 @@
 
 #include "handoff/handoff.hpp"
 
+
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
@@ -11,11 +12,8 @@
 namespace egress {
 namespace {
 
-// Datagrams read per wake-up before yielding to other clients.
-constexpr int kReadBudget = 64;
-// Descriptors a client may (wrongly) attach to one request that we can see
-// and close; the kernel closes any beyond this (MSG_CTRUNC).
-constexpr std::size_t kMaxFdsSeen = 32;
+// Batches read per wake-up before yielding to other clients.
+constexpr int kReadRounds = 2;
 
 std::uint64_t next_session_id = 1;
 
@@ -34,48 +32,63 @@ void Session::start() {
 }
 
 void Session::read_some() {
-    std::array<std::uint8_t, EGRESS_MAX_DATAGRAM> buf;
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFdsSeen)];
-    for (int i = 0; i < kReadBudget && !closed_; ++i) {
-        iovec iov{buf.data(), buf.size()};
-        msghdr msg{};
-        msg.msg_iov = &iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control;
-        msg.msg_controllen = sizeof control;
-        const auto r = ctx_.sys.recvmsg(sock_.native_handle(), &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC | MSG_TRUNC);
+    auto& b = ctx_.recv_batch;
+    bool drained = false;
+    batching_ = true;  // replies made meanwhile go out together, below
+    for (int round = 0; round < kReadRounds && !closed_ && !drained; ++round) {
+        b.prepare();
+        const auto r = ctx_.sys.recvmmsg(sock_.native_handle(), b.msgs.data(), RecvBatch::kSize,
+                                         MSG_DONTWAIT | MSG_CMSG_CLOEXEC | MSG_TRUNC);
         if (!r.ok()) {
-            if (r.err == EAGAIN || r.err == EWOULDBLOCK) {
-                // Drained: only now is an edge-triggered wait safe.
-                sock_.async_wait(asio::posix::stream_descriptor::wait_read,
-                                 [self = shared_from_this()](const error_code& ec) {
-                                     if (!ec && !self->closed_) self->read_some();
-                                 });
-                return;
-            }
-            if (r.err == EINTR) continue;
-            return close(std::string("receive failed: ") + errno_name(r.err));
+            if (r.err == EAGAIN || r.err == EWOULDBLOCK) drained = true;
+            else if (r.err != EINTR) close(std::string("receive failed: ") + errno_name(r.err));
+            continue;
         }
-        if (r.value == 0) return close("client closed the connection");
-
-        // Close every descriptor the client attached: egressd never keeps one.
-        int fds = 0;
-        for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-            const auto n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-            for (std::size_t k = 0; k < n; ++k) {
-                int fd;
-                std::memcpy(&fd, CMSG_DATA(c) + k * sizeof(int), sizeof fd);
-                UniqueFd closer(fd);
-                ++fds;
+        const auto n = static_cast<std::size_t>(r.value);
+        // Close every descriptor a client attached, in every datagram read,
+        // before anything can end the session: egressd never keeps one.
+        std::array<int, RecvBatch::kSize> fds{};
+        for (std::size_t i = 0; i < n; ++i) fds[i] = close_attached_fds(b.msgs[i].msg_hdr);
+        for (std::size_t i = 0; i < n && !closed_; ++i) {
+            const auto& m = b.msgs[i];
+            if (m.msg_len == 0) {
+                close("client closed the connection");
+                break;
             }
+            const bool truncated = (m.msg_hdr.msg_flags & MSG_TRUNC) || m.msg_len > b.bufs[i].size();
+            handle_datagram(proto::ByteView(b.bufs[i].data(), std::min<std::size_t>(m.msg_len, b.bufs[i].size())),
+                            truncated, fds[i]);
         }
-        if (msg.msg_flags & MSG_CTRUNC) ++fds;
-        const auto size = static_cast<std::size_t>(r.value);
-        const bool truncated = (msg.msg_flags & MSG_TRUNC) || size > buf.size();
-        handle_datagram(proto::ByteView(buf.data(), std::min(size, buf.size())), truncated, fds);
     }
-    if (!closed_) asio::post(ctx_.io, [self = shared_from_this()] { if (!self->closed_) self->read_some(); });
+    batching_ = false;
+    if (closed_) return;
+    flush();
+    if (closed_) return;
+    if (drained) {
+        // Drained: only now is an edge-triggered wait safe.
+        sock_.async_wait(asio::posix::stream_descriptor::wait_read, [self = shared_from_this()](const error_code& ec) {
+            if (!ec && !self->closed_) self->read_some();
+        });
+    } else {
+        // Busy client: let others run, then read on without waiting.
+        asio::post(ctx_.io, [self = shared_from_this()] { if (!self->closed_) self->read_some(); });
+    }
+}
+
+int Session::close_attached_fds(msghdr& msg) {
+    int fds = 0;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        const auto n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (std::size_t k = 0; k < n; ++k) {
+            int fd;
+            std::memcpy(&fd, CMSG_DATA(c) + k * sizeof(int), sizeof fd);
+            UniqueFd closer(fd);
+            ++fds;
+        }
+    }
+    if (msg.msg_flags & MSG_CTRUNC) ++fds;  // the kernel closed what did not fit
+    return fds;
 }
 
 void Session::handle_datagram(proto::ByteView d, bool truncated, int fds_received) {
@@ -202,18 +215,24 @@ void Session::queue(std::uint64_t id, proto::Bytes bytes, UniqueFd fd) {
         return close("client does not read its replies (limits.max_queued_replies reached)");
     }
     out_.push_back(OutMsg{id, std::move(bytes), std::move(fd)});
-    if (!write_waiting_) flush();
+    if (!write_waiting_ && !batching_) flush();
 }
 
 void Session::flush() {
+    auto& b = ctx_.send_batch;
     while (!out_.empty() && !closed_) {
-        auto& m = out_.front();
-        const auto r = send_datagram(ctx_.sys, sock_.native_handle(), m.bytes, m.fd ? m.fd.get() : -1);
+        const auto n = std::min(out_.size(), SendBatch::kSize);
+        for (std::size_t i = 0; i < n; ++i) attach_reply(b, i, out_[i].bytes, out_[i].fd ? out_[i].fd.get() : -1);
+        const auto r = ctx_.sys.sendmmsg(sock_.native_handle(), b.msgs.data(), static_cast<unsigned>(n),
+                                         MSG_DONTWAIT | MSG_NOSIGNAL);
         if (r.ok()) {
-            if (m.fd) ++ctx_.stats.handoffs;
-            out_.pop_front();  // closes egressd's copy of the handed-off socket
+            for (long k = 0; k < r.value; ++k) {
+                if (out_.front().fd) ++ctx_.stats.handoffs;
+                out_.pop_front();  // closes egressd's copy of a handed-off socket
+            }
             continue;
         }
+        // The first message failed.
         if (r.err == EINTR) continue;
         if (r.err == EAGAIN || r.err == EWOULDBLOCK) {
             write_waiting_ = true;
@@ -224,6 +243,7 @@ void Session::flush() {
                              });
             return;
         }
+        auto& m = out_.front();
         if (r.err == ETOOMANYREFS && m.fd) {
             // The client holds too many undelivered descriptors: say so instead.
             proto::ConnectReply rep;

@@ -42,6 +42,8 @@ private:
     };
 
     void read_some();
+    // Closes the descriptors attached to a received datagram; returns how many.
+    static int close_attached_fds(msghdr& msg);
     void handle_datagram(proto::ByteView d, bool truncated, int fds_received);
     void handle_connect(std::uint64_t id, proto::ByteView payload);
     void on_connect_done(std::uint64_t id, const Choice& choice, const Endpoint& dest, ConnectOutcome out);
@@ -57,6 +59,7 @@ private:
     std::unordered_map<std::uint64_t, std::shared_ptr<PendingConnect>> inflight_;
     std::deque<OutMsg> out_;
     bool write_waiting_ = false;
+    bool batching_ = false;  // inside read_some: replies wait for one flush
     bool closed_ = false;
 };
 

@@ -30,6 +30,10 @@ SysResult RealSyscalls::getpeername(int fd, sockaddr* a, socklen_t* len) {
 SysResult RealSyscalls::accept4(int fd, int flags) { return wrap(::accept4(fd, nullptr, nullptr, flags)); }
 SysResult RealSyscalls::recvmsg(int fd, msghdr* m, int flags) { return wrap(::recvmsg(fd, m, flags)); }
 SysResult RealSyscalls::sendmsg(int fd, const msghdr* m, int flags) { return wrap(::sendmsg(fd, m, flags)); }
+SysResult RealSyscalls::recvmmsg(int fd, mmsghdr* m, unsigned n, int flags) {
+    return wrap(::recvmmsg(fd, m, n, flags, nullptr));
+}
+SysResult RealSyscalls::sendmmsg(int fd, mmsghdr* m, unsigned n, int flags) { return wrap(::sendmmsg(fd, m, n, flags)); }
 SysResult RealSyscalls::fcntl_setfl(int fd, int flags) { return wrap(::fcntl(fd, F_SETFL, flags)); }
 SysResult RealSyscalls::fcntl_getfl(int fd) { return wrap(::fcntl(fd, F_GETFL)); }
 

@@ -26,6 +26,9 @@ public:
     virtual SysResult accept4(int fd, int flags) = 0;
     virtual SysResult recvmsg(int fd, msghdr* msg, int flags) = 0;
     virtual SysResult sendmsg(int fd, const msghdr* msg, int flags) = 0;
+    // Batches: the number of messages moved, or -1 if the first one failed.
+    virtual SysResult recvmmsg(int fd, mmsghdr* msgs, unsigned count, int flags) = 0;
+    virtual SysResult sendmmsg(int fd, mmsghdr* msgs, unsigned count, int flags) = 0;
     virtual SysResult fcntl_setfl(int fd, int flags) = 0;
     virtual SysResult fcntl_getfl(int fd) = 0;
 };
@@ -43,6 +46,8 @@ public:
     SysResult accept4(int fd, int flags) override;
     SysResult recvmsg(int fd, msghdr* msg, int flags) override;
     SysResult sendmsg(int fd, const msghdr* msg, int flags) override;
+    SysResult recvmmsg(int fd, mmsghdr* msgs, unsigned count, int flags) override;
+    SysResult sendmmsg(int fd, mmsghdr* msgs, unsigned count, int flags) override;
     SysResult fcntl_setfl(int fd, int flags) override;
     SysResult fcntl_getfl(int fd) override;
 };

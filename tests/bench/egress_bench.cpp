@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
+#include <iterator>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -158,6 +160,20 @@ bool wait_for_socket(const std::string& path, pid_t pid) {
     return false;
 }
 
+// User plus system CPU time a live process has used (/proc/PID/stat).
+double cpu_seconds(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::istringstream rest(stat.substr(stat.rfind(')') + 2));
+    std::string field;
+    unsigned long long utime = 0, stime = 0;
+    for (int i = 3; i <= 15 && rest >> field; ++i) {
+        if (i == 14) utime = std::stoull(field);
+        if (i == 15) stime = std::stoull(field);
+    }
+    return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
 // ---- worker: one load-generating process --------------------------------
 
 int cmd_worker(const Args& a) {
@@ -258,7 +274,9 @@ json storm_once(const Args& a, Mode mode, const std::string& strategy) {
         int st;
         ::waitpid(c.pid, &st, 0);
     }
+    double egressd_cpu_s = 0;
     if (daemon.pid > 0) {
+        egressd_cpu_s = cpu_seconds(daemon.pid);
         ::kill(daemon.pid, SIGTERM);
         int st;
         ::waitpid(daemon.pid, &st, 0);
@@ -273,6 +291,7 @@ json storm_once(const Args& a, Mode mode, const std::string& strategy) {
     j["range"] = to_string(range);
     j["window"] = window;
     j["workers"] = workers;
+    if (mode == Mode::broker) j["egressd_cpu_s"] = std::round(egressd_cpu_s * 1000) / 1000;
     return j;
 }
 
