@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <iterator>
@@ -43,7 +44,8 @@ const char* const kUsage =
     "      N connects to one destination (defaults: N 19500, K 1, range 40000-59999, W 500).\n"
     "      broker goes through egressd with pool strategy S (kernel-default, window,\n"
     "      kernel-range, userspace-random); several strategies run side by side and\n"
-    "      are compared with the first.\n"
+    "      are compared with the first. --runs R repeats each (interleaved) and\n"
+    "      reports the median run.\n"
     "\n"
     "  common: --json (one JSON object per run), --no-netns (use the current namespace),\n"
     "          --egressd PATH (default: the egressd built beside this tool)\n";
@@ -367,6 +369,14 @@ void print_storm_table(const std::vector<json>& runs) {
     }
 }
 
+// The run of median total time among `runs` (one strategy).
+const json& median_run(std::vector<json>& runs) {
+    std::sort(runs.begin(), runs.end(), [](const json& x, const json& y) {
+        return x.value("total_s", 1e9) < y.value("total_s", 1e9);
+    });
+    return runs[runs.size() / 2];
+}
+
 int cmd_storm(const Args& a) {
     auto mode = parse_mode(a.get("mode", "broker"));
     if (!mode) usage("unknown --mode '" + a.get("mode", "") + "'");
@@ -377,15 +387,35 @@ int cmd_storm(const Args& a) {
         strategies.push_back(s);
     }
     if (*mode != Mode::broker) strategies = {""};
-    std::vector<json> runs;
-    for (const auto& s : strategies) runs.push_back(in_child([&] { return storm_once(a, *mode, s); }));
-    if (a.has("json")) {
-        for (const auto& j : runs) std::cout << j.dump() << "\n";
-    } else {
-        print_storm_table(runs);
+    const auto repeats = a.num("runs", 1);
+    // Interleaved (A B A B ...) so that machine noise spreads over every strategy.
+    std::vector<std::vector<json>> all(strategies.size());
+    for (std::uint32_t r = 0; r < repeats; ++r)
+        for (std::size_t i = 0; i < strategies.size(); ++i)
+            all[i].push_back(in_child([&] { return storm_once(a, *mode, strategies[i]); }));
+    std::vector<json> medians;
+    for (auto& runs : all) {
+        json m = median_run(runs);
+        if (repeats > 1) {
+            m["runs"] = repeats;
+            m["total_s_all"] = json::array();
+            for (const auto& r : runs) m["total_s_all"].push_back(r.value("total_s", -1.0));
+        }
+        medians.push_back(std::move(m));
     }
-    for (const auto& j : runs)
-        if (j.contains("error") || j["errored"].get<unsigned long long>() > 0) return 1;
+    if (a.has("json")) {
+        for (const auto& j : medians) std::cout << j.dump() << "\n";
+    } else {
+        if (repeats > 1) std::printf("median of %u runs per strategy (all totals below the table)\n", repeats);
+        print_storm_table(medians);
+        if (repeats > 1)
+            for (const auto& m : medians)
+                std::printf("%s totals: %s\n", m.value("strategy", m.value("mode", std::string("?"))).c_str(),
+                            m["total_s_all"].dump().c_str());
+    }
+    for (const auto& runs : all)
+        for (const auto& j : runs)
+            if (j.contains("error") || j.value("errored", 0ULL) > 0) return 1;
     return 0;
 }
 
