@@ -51,6 +51,35 @@ std::vector<std::string> unowned_sources(const Config& c) {
     return out;
 }
 
+std::shared_ptr<PoolSet> make_pools(const Config& config, const KernelInfo& kernel) {
+    return std::make_shared<PoolSet>(config, resolve_auto(kernel).strategy, kernel.ephemeral, count_connections,
+                                     [] { return std::chrono::steady_clock::now(); });
+}
+
+void reload(BrokerContext& ctx, const Options& opt, const std::string& socket_path) {
+    ConfigPtr next = default_config();
+    if (opt.config_file) {
+        auto load = load_file(*opt.config_file);
+        if (!load.config) {
+            for (const auto& e : load.errors) spdlog::error("reload refused: {}", e);
+            return;
+        }
+        next = load.config;
+    }
+    for (const auto& w : unowned_sources(*next)) spdlog::warn("{}", w);
+    const auto wanted = next->socket_path.empty() ? default_socket_path() : next->socket_path;
+    if (!opt.socket_path && wanted != socket_path)
+        spdlog::warn("socket.path changed to {}; egressd keeps {} until it restarts", wanted, socket_path);
+    if (next->socket_mode != ctx.config->socket_mode)
+        spdlog::warn("socket.mode changed; it applies when egressd restarts");
+    if (!opt.log_level) spdlog::set_level(spdlog::level::from_str(next->log_level));
+    const auto kernel = probe_kernel();
+    ctx.pools = make_pools(*next, kernel);
+    ctx.config = next;
+    spdlog::info("reloaded configuration: {} pool(s), {} route(s), port range {}", next->pools.size(),
+                 next->routes.size(), to_string(kernel.ephemeral));
+}
+
 int run(const Options& opt) {
     ConfigPtr config = default_config();
     if (opt.config_file) {
@@ -81,9 +110,7 @@ int run(const Options& opt) {
     RealSyscalls sys;
     Stats stats;
     Random random{std::random_device{}()};
-    PoolSet pools(*config, choice.strategy, kernel.ephemeral, count_connections,
-                  [] { return std::chrono::steady_clock::now(); });
-    BrokerContext ctx{io, sys, config, stats, pools, random};
+    BrokerContext ctx{io, sys, config, stats, make_pools(*config, kernel), random};
     Listener listener(ctx, std::move(listen_fd), path);
 
     asio::signal_set signals(io, SIGINT, SIGTERM);
@@ -93,6 +120,15 @@ int run(const Options& opt) {
         listener.stop();
         io.stop();
     });
+    // SIGHUP: re-read the config file and the kernel's port range. A config
+    // with errors is refused whole and the one in force stays.
+    asio::signal_set hangup(io, SIGHUP);
+    std::function<void(const error_code&, int)> on_hangup = [&](const error_code& ec, int) {
+        if (ec) return;
+        reload(ctx, opt, path);
+        hangup.async_wait(on_hangup);
+    };
+    hangup.async_wait(on_hangup);
 
     listener.start();
     spdlog::info("egressd {} listening on {} (kernel {}, connect timeout {} ms default / {} ms max, "
@@ -100,7 +136,7 @@ int run(const Options& opt) {
                  EGRESSD_VERSION, path, kernel.release, config->default_timeout_ms, config->max_timeout_ms,
                  config->limits.max_inflight, config->limits.max_inflight_per_client, config->limits.max_clients);
     spdlog::info("port strategy auto = {}: {}", to_string(choice.strategy), choice.reason);
-    for (const auto& p : pools.pools())
+    for (const auto& p : ctx.pools->pools())
         spdlog::info("pool {}: {} source(s) [{}], selection {}, port strategy {}, range {}{}", p.name,
                      p.sources.size(), fmt::join(p.labels, ", "), to_string(p.selection), to_string(p.policy.strategy),
                      to_string(p.policy.range),

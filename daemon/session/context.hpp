@@ -12,12 +12,14 @@
 
 namespace egress {
 
+// `config` and `pools` are replaced together on reload; work in flight keeps
+// the snapshot it started with alive through its own shared_ptr copies.
 struct BrokerContext {
     asio::io_context& io;
     Syscalls& sys;
     ConfigPtr config;
     Stats& stats;
-    PoolSet& pools;
+    std::shared_ptr<PoolSet> pools;
     Random& random;
     RecvBatch recv_batch{};  // shared scratch, see batch.hpp
     SendBatch send_batch{};

@@ -138,7 +138,8 @@ void Session::handle_connect(std::uint64_t id, proto::ByteView payload) {
                                              " connects in flight (limits.max_inflight)"},
                            "global_inflight_limit");
 
-    auto choice = ctx_.pools.choose(req->pool, req->dest, ctx_.random());
+    auto pools = ctx_.pools;  // keeps choice.pool valid across a reload
+    auto choice = pools->choose(req->pool, req->dest, ctx_.random());
     if (!choice) return reply_error(id, EGRESS_MSG_CONNECT_REPLY, choice.error(), "pool");
 
     ConnectPlan plan;
@@ -155,12 +156,13 @@ void Session::handle_connect(std::uint64_t id, proto::ByteView payload) {
     auto op = std::make_shared<PendingConnect>(ctx_.io, ctx_.sys, ctx_.random, std::move(plan));
     inflight_.emplace(id, op);
     ++ctx_.stats.inflight;
-    op->start([weak = weak_from_this(), id, c = *choice, dest = req->dest](ConnectOutcome out) {
-        if (auto self = weak.lock()) self->on_connect_done(id, c, dest, std::move(out));
+    op->start([weak = weak_from_this(), id, pools, c = *choice, dest = req->dest](ConnectOutcome out) {
+        if (auto self = weak.lock()) self->on_connect_done(id, *pools, c, dest, std::move(out));
     });
 }
 
-void Session::on_connect_done(std::uint64_t id, const Choice& choice, const Endpoint& dest, ConnectOutcome out) {
+void Session::on_connect_done(std::uint64_t id, PoolSet& pools, const Choice& choice, const Endpoint& dest,
+                              ConnectOutcome out) {
     if (inflight_.erase(id)) --ctx_.stats.inflight;
     count_connect(out.err);
     auto& pool = *choice.pool;
@@ -173,7 +175,7 @@ void Session::on_connect_done(std::uint64_t id, const Choice& choice, const Endp
     } else {
         ++figures.ok;
         figures.parity_switches += out.parity_switch;
-        if (has_source) ctx_.pools.record_success(pool, source, dest);
+        if (has_source) pools.record_success(pool, source, dest);
     }
     proto::ConnectReply rep;
     rep.status = static_cast<std::uint32_t>(out.err);

@@ -46,7 +46,8 @@ private:
     static int close_attached_fds(msghdr& msg);
     void handle_datagram(proto::ByteView d, bool truncated, int fds_received);
     void handle_connect(std::uint64_t id, proto::ByteView payload);
-    void on_connect_done(std::uint64_t id, const Choice& choice, const Endpoint& dest, ConnectOutcome out);
+    void on_connect_done(std::uint64_t id, PoolSet& pools, const Choice& choice, const Endpoint& dest,
+                         ConnectOutcome out);
     void reply_error(std::uint64_t id, std::uint8_t type, const Error& e, const char* kind);
     void queue(std::uint64_t id, proto::Bytes bytes, UniqueFd fd = {});
     void flush();

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <signal.h>
+
 #include <cmath>
 #include <fstream>
 
@@ -173,6 +175,42 @@ TEST(Pools, NamingAPoolNeedsPermissionAndTheRightFamily) {
     ASSERT_FALSE(family);
     EXPECT_EQ(family.error().code, EAFNOSUPPORT);
     EXPECT_NE(family.error().message.find("no IPv6 source"), std::string::npos) << family.error().message;
+}
+
+// Polls the daemon's log for `text` (5 s safety bound).
+bool log_shows(const Daemon& d, const std::string& text) {
+    const auto t0 = std::chrono::steady_clock::now();
+    while (d.log().find(text) == std::string::npos) {
+        if (ms_since(t0) > 5000) return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return true;
+}
+
+TEST(Pools, SighupReloadsPoolsAndRefusesABadConfig) {
+    Listener sink(Listener::Mode::hold);
+    Daemon d(R"({"pools": {"p": {"sources": ["127.0.0.2"]}}, "default_pool": "p"})");
+    auto c = Client::open(d.socket());
+    ASSERT_TRUE(c);
+    auto before = c->connect(sink.endpoint());
+    ASSERT_TRUE(before) << before.error().message;
+    EXPECT_EQ(address_string(*before->meta.local), "127.0.0.2");
+
+    std::ofstream(d.dir() + "/config.json") << R"({"pools": {"p": {"sources": ["127.0.0.3"]}}, "default_pool": "p"})";
+    ::kill(d.pid(), SIGHUP);
+    ASSERT_TRUE(log_shows(d, "reloaded configuration")) << d.log();
+    auto after = c->connect(sink.endpoint());  // the same client connection, new pools
+    ASSERT_TRUE(after) << after.error().message;
+    EXPECT_EQ(address_string(*after->meta.local), "127.0.0.3");
+
+    std::ofstream(d.dir() + "/config.json") << R"({"pools": {"p": {"sources": ["not an address"]}}})";
+    ::kill(d.pid(), SIGHUP);
+    ASSERT_TRUE(log_shows(d, "reload refused: ")) << d.log();
+    EXPECT_NE(d.log().find("pools.p.sources[0]"), std::string::npos) << d.log();
+    auto still = c->connect(sink.endpoint());
+    ASSERT_TRUE(still) << still.error().message;
+    EXPECT_EQ(address_string(*still->meta.local), "127.0.0.3");
+    EXPECT_TRUE(d.alive());
 }
 
 TEST(Pools, CheckConfigWarnsAboutSourcesNoInterfaceHolds) {
