@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  meson ninja-build g++ pkg-config
+  meson ninja-build gcc g++ pkg-config
   libboost-dev nlohmann-json3-dev prometheus-cpp-dev libspdlog-dev
   libgtest-dev libgmock-dev libbenchmark-dev libsystemd-dev
   iproute2 util-linux

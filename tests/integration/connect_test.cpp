@@ -7,7 +7,10 @@
 #include <atomic>
 #include <set>
 
+#include "egress.h"
 #include "egress_client.hpp"
+
+extern "C" int c_abi_connect(const char* socket_path, const char* address, uint16_t port, egress_reply* reply);
 #include "harness.hpp"
 
 namespace egress::test {
@@ -53,6 +56,28 @@ TEST(Connect, LiveListenerHandsOverAWorkingSocket) {
     std::string got(ping.size(), '\0');
     ASSERT_EQ(::recv(r->fd.get(), got.data(), got.size(), MSG_WAITALL), static_cast<ssize_t>(ping.size()));
     EXPECT_EQ(got, ping);
+}
+
+TEST(Connect, TheCAbiConnectsAndReportsErrors) {
+    Daemon d;
+    Listener echo(Listener::Mode::echo);
+    egress_reply reply;
+    const int fd = c_abi_connect(d.socket().c_str(), "127.0.0.1", echo.endpoint().port, &reply);
+    ASSERT_GE(fd, 0) << reply.error_name << ": " << reply.message;
+    EXPECT_EQ(reply.status, 0);
+    EXPECT_EQ(std::string(reply.remote), endpoint_string(echo.endpoint()));
+    EXPECT_EQ(std::string(reply.pool), "default");
+    EXPECT_EQ(reply.attempts, 1u);
+    ::close(fd);
+
+    EXPECT_EQ(c_abi_connect(d.socket().c_str(), "127.0.0.1", closed_port().port, &reply), -1);
+    EXPECT_EQ(reply.status, ECONNREFUSED);
+    EXPECT_STREQ(reply.error_name, "ECONNREFUSED");
+    EXPECT_EQ(c_abi_connect(d.socket().c_str(), "not-an-ip", 80, &reply), -1);
+    EXPECT_EQ(reply.status, EINVAL);
+    EXPECT_EQ(c_abi_connect("/tmp/no-egressd-here.sock", "127.0.0.1", 80, &reply), -1);
+    EXPECT_EQ(reply.status, ENOENT);
+    EXPECT_NE(std::string(reply.message).find("is egressd running?"), std::string::npos) << reply.message;
 }
 
 TEST(Connect, IPv6LoopbackWorks) {
