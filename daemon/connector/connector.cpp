@@ -24,7 +24,10 @@ void PendingConnect::start(Done done) {
     int err = 0;
     std::string what;
     // Port exhaustion shows at once, inside connect(): retry synchronously.
-    while ((attempt_ = tries.next(random_()))) {
+    // attempt_ keeps the last try after the loop: exhaustion is charged to
+    // the source that ran out last.
+    while (auto next = tries.next(random_())) {
+        attempt_ = next;
         ++attempts_;
         if (attempt_->retry_on_source) ++retries_;
         err = try_once(*attempt_, what);
@@ -74,13 +77,18 @@ int PendingConnect::try_once(const Attempt& a, std::string& what) {
     // is established, so one call spares the event-loop registration.
     SockAddr peer;
     peer.len = sizeof peer.storage;
-    if (r.ok() || sys_.getpeername(fd.get(), peer.get(), &peer.len).ok()) {
+    if (r.ok()) {
+        complete(std::move(fd), plan_.dest);
+        return 0;
+    }
+    if (sys_.getpeername(fd.get(), peer.get(), &peer.len).ok()) {
         complete(std::move(fd), from_sockaddr(peer.get(), peer.len));
         return 0;
     }
     error_code ec;
-    sock_.assign(fd.release(), ec);
+    sock_.assign(fd.get(), ec);  // on failure Asio does not take the descriptor: fd still closes it
     if (ec) return what = "cannot register the socket with the event loop", ec.value();
+    fd.release();  // sock_ owns it now
     // Registration is edge-triggered, but EPOLLOUT is armed by this first
     // write wait, so a connect that already completed is still reported.
     sock_.async_wait(asio::posix::stream_descriptor::wait_write,

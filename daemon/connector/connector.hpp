@@ -56,6 +56,8 @@ public:
     // Abandons the connect: its socket is closed now and `done` never runs.
     void cancel();
 
+    const std::string& pool() const { return plan_.pool; }
+
 private:
     // One try; returns 0 when the connect is under way (or done), else errno.
     int try_once(const Attempt& a, std::string& what);

@@ -3,7 +3,8 @@
 namespace egress {
 namespace {
 
-// Readings kept at most; older ones are dropped first when it is reached.
+// Readings kept at most. At the bound expired ones are dropped; if none has
+// expired, one arbitrary reading goes (it costs one extra probe later).
 constexpr std::size_t kMaxReadings = 4096;
 
 }  // namespace
@@ -63,8 +64,9 @@ std::vector<std::uint32_t> PoolSet::load(Pool& pool, const Endpoint& dest) {
     auto it = readings_.find(key);
     if (it != readings_.end() && now - it->second.at < cache_ttl_) return it->second.counts;
     auto counts = probe_(pool.sources, dest);
-    // Without a reading, every source looks equal: selection degrades to round-robin.
-    Reading r{now, counts ? *counts : std::vector<std::uint32_t>(pool.sources.size(), 0)};
+    // Without a usable reading every source looks equal: selection degrades to round-robin.
+    const bool usable = counts && counts->size() == pool.sources.size();
+    Reading r{now, usable ? *counts : std::vector<std::uint32_t>(pool.sources.size(), 0)};
     if (readings_.size() >= kMaxReadings) {
         for (auto i = readings_.begin(); i != readings_.end();)
             i = now - i->second.at >= cache_ttl_ ? readings_.erase(i) : std::next(i);

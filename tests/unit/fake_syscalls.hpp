@@ -1,0 +1,212 @@
+// A scripted egress::Syscalls for unit tests: socket() hands out real
+// eventfds (so that Asio can register and wait on them; the test decides
+// whether they are writable), every other call answers from a script and is
+// recorded with its arguments.
+#pragma once
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <deque>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include "endpoint.hpp"
+#include "pool/port_window.hpp"
+#include "sockaddr.hpp"
+#include "sys/syscalls.hpp"
+
+namespace egress::test {
+
+constexpr int kIpBindAddressNoPort = 24;  // IP_BIND_ADDRESS_NO_PORT, Linux 4.2
+constexpr int kIpLocalPortRange = 51;     // IP_LOCAL_PORT_RANGE, Linux 6.3
+
+// Descriptors open in this process right now.
+inline std::size_t open_fds() {
+    std::size_t n = 0;
+    if (DIR* d = ::opendir("/proc/self/fd")) {
+        while (const dirent* e = ::readdir(d))
+            if (e->d_name[0] != '.') ++n;
+        ::closedir(d);
+    }
+    return n;
+}
+
+inline Endpoint ip(std::string_view text) {
+    auto a = parse_address(text);
+    EXPECT_TRUE(a) << text;
+    return a.value_or(Endpoint{});
+}
+
+struct Call {
+    enum Kind { socket, setsockopt, getsockopt, bind, connect, getsockname, getpeername, fcntl_getfl, fcntl_setfl };
+    Kind kind;
+    int fd = -1;
+    int domain = 0;                // socket
+    int level = 0, name = 0;       // setsockopt, getsockopt
+    std::uint32_t value = 0;       // setsockopt: the int or uint32 set; fcntl_setfl: the flags
+    std::optional<Endpoint> addr;  // bind, connect
+};
+
+class FakeSyscalls final : public Syscalls {
+public:
+    // Scripts: each call takes the front entry; when empty, the default.
+    std::deque<int> socket_errs;       // 0: a new descriptor (default)
+    std::deque<int> bind_errs;         // 0: bound (default)
+    std::deque<int> connect_results;   // 0: connected at once; default `connect_default`
+    int connect_default = EINPROGRESS;
+    std::deque<int> peer_errs;         // getpeername: 0 connected (default), else its errno
+    std::map<int, int> setsockopt_errs;  // by option name, every time
+    int getsockname_err = 0;
+    int so_error = 0;                  // what SO_ERROR reads
+    bool writable = true;              // new descriptors are ready for writing at once
+    std::function<int()> substitute_socket;  // when set, socket() returns what this makes
+    // The local port getsockname reports, given the socket's
+    // IP_LOCAL_PORT_RANGE and the port it bound (0 if none).
+    std::function<std::uint16_t(const std::optional<PortRange>&, std::uint16_t)> local_port =
+        [](const std::optional<PortRange>& r, std::uint16_t bound) -> std::uint16_t {
+        return bound ? bound : r ? r->lo : 45678;
+    };
+
+    std::vector<Call> calls;
+    std::vector<int> created;               // descriptors handed out by socket()
+    std::vector<std::size_t> fds_at_socket;  // open descriptors when each socket() ran
+
+    std::vector<Call> of(Call::Kind k) const {
+        std::vector<Call> out;
+        for (const auto& c : calls)
+            if (c.kind == k) out.push_back(c);
+        return out;
+    }
+    std::vector<Call> options(int name) const {
+        std::vector<Call> out;
+        for (const auto& c : calls)
+            if (c.kind == Call::setsockopt && c.name == name) out.push_back(c);
+        return out;
+    }
+    std::vector<Call::Kind> kinds() const {
+        std::vector<Call::Kind> out;
+        for (const auto& c : calls) out.push_back(c.kind);
+        return out;
+    }
+
+    SysResult socket(int domain, int type, int protocol) override {
+        calls.push_back({Call::socket, -1, domain});
+        fds_at_socket.push_back(open_fds());
+        EXPECT_EQ(type, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC);
+        EXPECT_EQ(protocol, 0);
+        if (const int e = pop(socket_errs, 0)) return {-1, e};
+        const int fd = substitute_socket ? substitute_socket() : ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (fd < 0) return {-1, errno};
+        if (!writable) {
+            // An eventfd at its maximum count is not writable until read.
+            const std::uint64_t full = 0xFFFFFFFFFFFFFFFEull;
+            EXPECT_EQ(::write(fd, &full, sizeof full), static_cast<ssize_t>(sizeof full));
+        }
+        calls.back().fd = fd;
+        created.push_back(fd);
+        state_[fd] = State{};
+        return {fd, 0};
+    }
+    SysResult setsockopt(int fd, int level, int name, const void* value, socklen_t len) override {
+        Call c{Call::setsockopt, fd, 0, level, name};
+        if (len == sizeof(std::uint32_t)) std::memcpy(&c.value, value, sizeof c.value);
+        calls.push_back(c);
+        if (const auto it = setsockopt_errs.find(name); it != setsockopt_errs.end()) return {-1, it->second};
+        if (level == IPPROTO_IP && name == kIpLocalPortRange)
+            state_[fd].range = PortRange{static_cast<std::uint16_t>(c.value & 0xFFFF),
+                                         static_cast<std::uint16_t>(c.value >> 16)};
+        return {0, 0};
+    }
+    SysResult getsockopt(int fd, int level, int name, void* value, socklen_t* len) override {
+        calls.push_back({Call::getsockopt, fd, 0, level, name});
+        if (level == SOL_SOCKET && name == SO_ERROR && *len >= sizeof(int)) {
+            std::memcpy(value, &so_error, sizeof(int));
+            *len = sizeof(int);
+            return {0, 0};
+        }
+        return {-1, ENOPROTOOPT};
+    }
+    SysResult bind(int fd, const sockaddr* addr, socklen_t len) override {
+        calls.push_back({Call::bind, fd, 0, 0, 0, 0, from_sockaddr(addr, len)});
+        if (const int e = pop(bind_errs, 0)) return {-1, e};
+        state_[fd].bound = from_sockaddr(addr, len);
+        return {0, 0};
+    }
+    SysResult connect(int fd, const sockaddr* addr, socklen_t len) override {
+        calls.push_back({Call::connect, fd, 0, 0, 0, 0, from_sockaddr(addr, len)});
+        state_[fd].dest = from_sockaddr(addr, len);
+        const int r = pop(connect_results, connect_default);
+        return r ? SysResult{-1, r} : SysResult{0, 0};
+    }
+    SysResult getsockname(int fd, sockaddr* addr, socklen_t* len) override {
+        calls.push_back({Call::getsockname, fd});
+        if (getsockname_err) return {-1, getsockname_err};
+        const auto& s = state_[fd];
+        Endpoint local = s.bound.value_or(Endpoint{});
+        local.v6 = s.dest && s.dest->v6;
+        if (local.addr == Endpoint{}.addr) local.addr = ip(local.v6 ? "2001:db8:ff::1" : "198.51.100.1").addr;
+        local.port = local_port(s.range, s.bound ? s.bound->port : 0);
+        return fill(local, addr, len);
+    }
+    SysResult getpeername(int fd, sockaddr* addr, socklen_t* len) override {
+        calls.push_back({Call::getpeername, fd});
+        if (const int e = pop(peer_errs, 0)) return {-1, e};
+        const auto& s = state_[fd];
+        if (!s.dest) return {-1, ENOTCONN};
+        return fill(*s.dest, addr, len);
+    }
+    SysResult fcntl_getfl(int fd) override {
+        calls.push_back({Call::fcntl_getfl, fd});
+        const int r = ::fcntl(fd, F_GETFL);
+        return r < 0 ? SysResult{-1, errno} : SysResult{r, 0};
+    }
+    SysResult fcntl_setfl(int fd, int flags) override {
+        calls.push_back({Call::fcntl_setfl, fd, 0, 0, 0, static_cast<std::uint32_t>(flags)});
+        return ::fcntl(fd, F_SETFL, flags) < 0 ? SysResult{-1, errno} : SysResult{0, 0};
+    }
+    // Not used by the connector.
+    SysResult accept4(int, int) override { return unexpected("accept4"); }
+    SysResult recvmsg(int, msghdr*, int) override { return unexpected("recvmsg"); }
+    SysResult sendmsg(int, const msghdr*, int) override { return unexpected("sendmsg"); }
+    SysResult recvmmsg(int, mmsghdr*, unsigned, int) override { return unexpected("recvmmsg"); }
+    SysResult sendmmsg(int, mmsghdr*, unsigned, int) override { return unexpected("sendmmsg"); }
+
+private:
+    struct State {
+        std::optional<PortRange> range;
+        std::optional<Endpoint> bound;
+        std::optional<Endpoint> dest;
+    };
+    std::map<int, State> state_;
+
+    static int pop(std::deque<int>& q, int dflt) {
+        if (q.empty()) return dflt;
+        const int v = q.front();
+        q.pop_front();
+        return v;
+    }
+    static SysResult fill(const Endpoint& e, sockaddr* addr, socklen_t* len) {
+        const auto sa = to_sockaddr(e);
+        std::memcpy(addr, sa.get(), std::min<socklen_t>(*len, sa.len));
+        *len = sa.len;
+        return {0, 0};
+    }
+    static SysResult unexpected(const char* what) {
+        ADD_FAILURE() << "the connector called " << what;
+        return {-1, ENOSYS};
+    }
+};
+
+}  // namespace egress::test
