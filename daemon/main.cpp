@@ -6,6 +6,8 @@
 #include <systemd/sd-daemon.h>
 
 #include <fmt/ranges.h>
+#include <prometheus/exposer.h>
+#include <prometheus/registry.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -17,6 +19,8 @@
 #include "config/config.hpp"
 #include "io/asio.hpp"
 #include "listener/listener.hpp"
+#include "metrics/metrics.hpp"
+#include "metrics/process.hpp"
 #include "pool/pools.hpp"
 #include "sys/kernel.hpp"
 #include "sys/sock_diag.hpp"
@@ -51,9 +55,15 @@ std::vector<std::string> unowned_sources(const Config& c) {
     return out;
 }
 
-std::shared_ptr<PoolSet> make_pools(const Config& config, const KernelInfo& kernel) {
-    return std::make_shared<PoolSet>(config, resolve_auto(kernel).strategy, kernel.ephemeral, count_connections,
-                                     [] { return std::chrono::steady_clock::now(); });
+// The pools of `config`, each source wired to its metric handles.
+std::shared_ptr<PoolSet> make_pools(const Config& config, const KernelInfo& kernel, Metrics& metrics) {
+    auto pools = std::make_shared<PoolSet>(config, resolve_auto(kernel).strategy, kernel.ephemeral,
+                                           count_connections, [] { return std::chrono::steady_clock::now(); });
+    for (auto& p : pools->pools()) {
+        p.kernel_metrics = &metrics.source(p.name, kKernelSource);
+        for (const auto& label : p.labels) p.source_metrics.push_back(&metrics.source(p.name, label));
+    }
+    return pools;
 }
 
 void reload(BrokerContext& ctx, const Options& opt, const std::string& socket_path) {
@@ -74,7 +84,7 @@ void reload(BrokerContext& ctx, const Options& opt, const std::string& socket_pa
         spdlog::warn("socket.mode changed; it applies when egressd restarts");
     if (!opt.log_level) spdlog::set_level(spdlog::level::from_str(next->log_level));
     const auto kernel = probe_kernel();
-    ctx.pools = make_pools(*next, kernel);
+    ctx.pools = make_pools(*next, kernel, ctx.metrics);
     ctx.config = next;
     spdlog::info("reloaded configuration: {} pool(s), {} route(s), port range {}", next->pools.size(),
                  next->routes.size(), to_string(kernel.ephemeral));
@@ -106,11 +116,28 @@ int run(const Options& opt) {
     const auto choice = resolve_auto(kernel);
     for (const auto& w : unowned_sources(*config)) spdlog::warn("{}", w);
 
+    // Metrics: one registry, scraped by the exposer's own threads.
+    auto registry = std::make_shared<prometheus::Registry>();
+    auto process = std::make_shared<ProcessCollector>();
+    Metrics metrics(*registry, BuildInfo{EGRESSD_VERSION, kernel.release, to_string(choice.strategy)});
+    std::unique_ptr<prometheus::Exposer> exposer;
+    const auto metrics_listen = opt.metrics_listen.value_or(config->metrics_listen);
+    if (!metrics_listen.empty()) {
+        try {
+            exposer = std::make_unique<prometheus::Exposer>(metrics_listen, 1);
+        } catch (const std::exception& e) {
+            spdlog::critical("cannot start: cannot serve metrics on {}: {}", metrics_listen, e.what());
+            return 1;
+        }
+        exposer->RegisterCollectable(registry);
+        exposer->RegisterCollectable(process);
+    }
+
     asio::io_context io(1);
     RealSyscalls sys;
     Stats stats;
     Random random{std::random_device{}()};
-    BrokerContext ctx{io, sys, config, stats, make_pools(*config, kernel), random};
+    BrokerContext ctx{io, sys, config, stats, metrics, make_pools(*config, kernel, metrics), random};
     Listener listener(ctx, std::move(listen_fd), path);
 
     asio::signal_set signals(io, SIGINT, SIGTERM);
@@ -141,6 +168,11 @@ int run(const Options& opt) {
                      p.sources.size(), fmt::join(p.labels, ", "), to_string(p.selection), to_string(p.policy.strategy),
                      to_string(p.policy.range),
                      p.policy.strategy == PortStrategy::window ? ", window " + std::to_string(p.policy.window_size) : "");
+    if (exposer)
+        spdlog::info("metrics on http://{}:{}/metrics", metrics_listen.substr(0, metrics_listen.rfind(':')),
+                     exposer->GetListeningPorts().at(0));
+    else
+        spdlog::info("metrics endpoint disabled");
     spdlog::info("try it: egress-connect --socket {} --json 127.0.0.1:22", path);
     sd_notify(0, "READY=1");
     io.run();

@@ -7,12 +7,14 @@
 namespace egress {
 
 const char* const kUsage =
-    "usage: egressd [--config FILE] [--socket PATH] [--log-level LEVEL]\n"
+    "usage: egressd [--config FILE] [--socket PATH] [--log-level LEVEL] [--metrics-listen ADDR]\n"
     "       egressd --check-config FILE\n"
     "\n"
     "  --config FILE        JSON configuration (default: built-in defaults)\n"
     "  --socket PATH        listening socket (overrides socket.path)\n"
     "  --log-level LEVEL    trace, debug, info, warn, error, critical, off\n"
+    "  --metrics-listen ADDR  Prometheus endpoint ADDRESS:PORT (overrides metrics.listen;\n"
+    "                       --metrics-listen= disables it)\n"
     "  --check-config FILE  validate FILE, print every error, exit 0 or 1\n"
     "  --version            print the version and exit\n"
     "  --help               print this text and exit\n";
@@ -51,6 +53,13 @@ Result<Options> parse_options(const std::vector<std::string>& args) {
             if (!e && !valid_log_level(*o.log_level))
                 e = Error{EINVAL, "--log-level must be trace, debug, info, warn, error, critical or off, got '" +
                                       *o.log_level + "'"};
+        } else if (arg == "--metrics-listen") {
+            // The one option whose empty value means something: no endpoint.
+            if (inline_value) o.metrics_listen = *inline_value;
+            else if (i + 1 < args.size()) o.metrics_listen = args[++i];
+            else e = Error{EINVAL, "--metrics-listen needs a value"};
+            if (!e && !valid_listen_address(*o.metrics_listen))
+                e = Error{EINVAL, "--metrics-listen must be ADDRESS:PORT or [IPV6]:PORT, got '" + *o.metrics_listen + "'"};
         } else if (arg == "--help" || arg == "-h") {
             o.help = true;
         } else if (arg == "--version") {

@@ -14,6 +14,7 @@ struct Options {
     std::optional<std::string> check_config_file;  // --check-config FILE: validate and exit
     std::optional<std::string> socket_path;
     std::optional<std::string> log_level;
+    std::optional<std::string> metrics_listen;  // "" disables the endpoint
     bool help = false;
     bool version = false;
 };

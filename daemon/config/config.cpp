@@ -166,6 +166,13 @@ const PoolConfig* Config::find_pool(std::string_view name) const {
     return nullptr;
 }
 
+bool valid_listen_address(std::string_view text) {
+    if (text.empty()) return true;
+    const auto ep = parse_endpoint(text);
+    return ep.ok() || (text.size() > 2 && text.substr(text.size() - 2) == ":0" &&
+                       parse_endpoint(std::string(text.substr(0, text.size() - 2)) + ":1").ok());
+}
+
 bool valid_log_level(std::string_view l) {
     return l == "trace" || l == "debug" || l == "info" || l == "warn" || l == "error" || l == "critical" ||
            l == "off";
@@ -216,6 +223,16 @@ ConfigLoad parse_config(std::string_view text) {
                 ck.error(p, "expected one of trace, debug, info, warn, error, critical, off", v);
             else
                 c.log_level = v.get<std::string>();
+        }},
+        {"metrics", [&](const json& v, const std::string& p) {
+            ck.object(v, p, {
+                {"listen", [&](const json& s, const std::string& sp) {
+                    if (!s.is_string() || !valid_listen_address(s.get<std::string>()))
+                        ck.error(sp, "expected \"ADDRESS:PORT\", \"[IPV6]:PORT\" or \"\" (no metrics endpoint)", s);
+                    else
+                        c.metrics_listen = s.get<std::string>();
+                }},
+            });
         }},
         {"connect", [&](const json& v, const std::string& p) {
             ck.object(v, p, {

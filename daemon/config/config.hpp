@@ -45,6 +45,7 @@ struct Config {
     std::string socket_path;   // empty: $RUNTIME_DIRECTORY/egressd.sock or /run/egressd/egressd.sock
     std::uint32_t socket_mode = 0660;
     std::string log_level = "info";
+    std::string metrics_listen = "127.0.0.1:9464";  // Prometheus endpoint; empty: none
     std::uint32_t default_timeout_ms = 3000;  // when a request gives none
     std::uint32_t max_timeout_ms = 30000;     // a request asking for more gets this
     Limits limits;
@@ -72,5 +73,7 @@ ConfigLoad parse_config(std::string_view json_text);
 ConfigPtr default_config();
 
 bool valid_log_level(std::string_view level);
+// "" (none), "ADDRESS:PORT" or "[IPV6]:PORT"; port 0 picks a free port.
+bool valid_listen_address(std::string_view text);
 
 }  // namespace egress

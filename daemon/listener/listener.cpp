@@ -105,7 +105,7 @@ void Listener::accept_some() {
             case ECONNABORTED:
                 continue;
             default:  // EMFILE, ENFILE, ENOBUFS, ENOMEM: wait for resources
-                ++ctx_.stats.accept_errors;
+                ctx_.metrics.accept_errors.Increment();
                 spdlog::warn("accept failed: {}: {}; pausing accepts for {} ms", errno_name(r.err),
                              errno_text(r.err), kAcceptBackoff.count());
                 return pause_accepting();
@@ -117,7 +117,6 @@ void Listener::accept_some() {
                                           " clients (limits.max_clients)");
             continue;
         }
-        ++ctx_.stats.clients_accepted;
         auto s = std::make_shared<Session>(ctx_, std::move(client), [this](Session* gone) {
             // Erase later: the session may be deep inside its own call stack.
             asio::post(ctx_.io, [this, gone] { sessions_.erase(gone); });
@@ -136,7 +135,7 @@ void Listener::pause_accepting() {
 }
 
 void Listener::refuse(UniqueFd client, const std::string& why) {
-    ++ctx_.stats.clients_refused;
+    ctx_.metrics.clients_refused.Increment();
     spdlog::warn("refused a client: {}", why);
     // Request id 0: the client has not sent anything yet.
     const auto bytes = proto::encode_error_reply(0, proto::ErrorReply{EAGAIN, errno_name(EAGAIN), why});

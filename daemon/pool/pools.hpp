@@ -17,6 +17,8 @@
 
 namespace egress {
 
+class SourceMetrics;  // metrics/metrics.hpp; the pool only carries the handles
+
 // How many connections each source holds to a destination (any process).
 using LoadProbe = std::function<Result<std::vector<std::uint32_t>>(const std::vector<Endpoint>& sources,
                                                                    const Endpoint& dest)>;
@@ -30,6 +32,8 @@ struct Pool {
     PortPolicy policy;                // `auto` already resolved
     bool client_selectable = false;
     std::uint64_t turn = 0;           // round-robin position
+    std::vector<SourceMetrics*> source_metrics;  // per source, set by main
+    SourceMetrics* kernel_metrics = nullptr;     // when the kernel picks the address
 };
 
 // The sources to try for one connect, best first (indices into pool.sources).
@@ -54,6 +58,7 @@ public:
     void record_success(Pool& pool, std::size_t source, const Endpoint& dest);
 
     const std::vector<Pool>& pools() const { return pools_; }
+    std::vector<Pool>& pools() { return pools_; }
 
 private:
     struct Reading {

@@ -5,6 +5,7 @@
 #include "config/config.hpp"
 #include "connector/connector.hpp"
 #include "io/asio.hpp"
+#include "metrics/metrics.hpp"
 #include "pool/pools.hpp"
 #include "session/batch.hpp"
 #include "stats/stats.hpp"
@@ -19,6 +20,7 @@ struct BrokerContext {
     Syscalls& sys;
     ConfigPtr config;
     Stats& stats;
+    Metrics& metrics;
     std::shared_ptr<PoolSet> pools;
     Random& random;
     RecvBatch recv_batch{};  // shared scratch, see batch.hpp

@@ -28,6 +28,7 @@ Session::~Session() = default;
 
 void Session::start() {
     ++ctx_.stats.clients_connected;
+    ctx_.metrics.clients.Increment();
     read_some();
 }
 
@@ -94,12 +95,12 @@ int Session::close_attached_fds(msghdr& msg) {
 void Session::handle_datagram(proto::ByteView d, bool truncated, int fds_received) {
     const auto h = proto::read_header(d);
     if (!h) {
-        ++ctx_.stats.protocol_errors["unframed"];
-        ++ctx_.stats.clients_dropped;
+        ctx_.metrics.protocol_error("unframed").Increment();
+        ctx_.metrics.client_dropped("unframed").Increment();
         return close("datagram of " + std::to_string(d.size()) +
                      " bytes cannot be framed (shorter than a header or wrong magic)");
     }
-    ++ctx_.stats.requests;
+    request_start_ = std::chrono::steady_clock::now();
     const auto reply_type = h->type == EGRESS_MSG_CONNECT ? EGRESS_MSG_CONNECT_REPLY : EGRESS_MSG_ERROR_REPLY;
     if (truncated)
         return reply_error(h->request_id, reply_type,
@@ -156,27 +157,26 @@ void Session::handle_connect(std::uint64_t id, proto::ByteView payload) {
     auto op = std::make_shared<PendingConnect>(ctx_.io, ctx_.sys, ctx_.random, std::move(plan));
     inflight_.emplace(id, op);
     ++ctx_.stats.inflight;
-    op->start([weak = weak_from_this(), id, pools, c = *choice, dest = req->dest](ConnectOutcome out) {
-        if (auto self = weak.lock()) self->on_connect_done(id, *pools, c, dest, std::move(out));
+    ctx_.metrics.inflight.Increment();
+    op->start([weak = weak_from_this(), id, pools, c = *choice, dest = req->dest, t0 = request_start_](
+                  ConnectOutcome out) {
+        if (auto self = weak.lock()) self->on_connect_done(id, *pools, c, dest, t0, std::move(out));
     });
 }
 
 void Session::on_connect_done(std::uint64_t id, PoolSet& pools, const Choice& choice, const Endpoint& dest,
-                              ConnectOutcome out) {
-    if (inflight_.erase(id)) --ctx_.stats.inflight;
-    count_connect(out.err);
+                              std::chrono::steady_clock::time_point t0, ConnectOutcome out) {
+    if (inflight_.erase(id)) {
+        --ctx_.stats.inflight;
+        ctx_.metrics.inflight.Decrement();
+    }
     auto& pool = *choice.pool;
     const bool has_source = out.source.has_value();
     const std::size_t source = has_source ? choice.order[*out.source] : 0;
-    auto& figures = ctx_.stats.sources[pool.name][has_source ? pool.labels[source] : "kernel"];
-    figures.window_retries += out.window_retries;
-    if (out.err) {
-        ++figures.errors[errno_name(out.err)];
-    } else {
-        ++figures.ok;
-        figures.parity_switches += out.parity_switch;
-        if (has_source) pools.record_success(pool, source, dest);
-    }
+    auto* figures = has_source ? pool.source_metrics.at(source) : pool.kernel_metrics;
+    figures->connect_done(out.err, out.local && (out.local->port & 1), out.parity_switch, out.window_retries,
+                          static_cast<double>(out.connect_us) / 1e6);
+    if (!out.err && has_source) pools.record_success(pool, source, dest);
     proto::ConnectReply rep;
     rep.status = static_cast<std::uint32_t>(out.err);
     if (out.err) {
@@ -192,12 +192,14 @@ void Session::on_connect_done(std::uint64_t id, PoolSet& pools, const Choice& ch
                  out.connect_us, out.attempts);
     const bool with_fd = static_cast<bool>(out.fd);
     queue(id, proto::encode_connect_reply(id, rep, with_fd), std::move(out.fd));
+    ctx_.metrics.request_duration.Observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
 }
 
-void Session::count_connect(int err) { ++ctx_.stats.connects[err ? errno_name(err) : "ok"]; }
-
 void Session::reply_error(std::uint64_t id, std::uint8_t type, const Error& e, const char* kind) {
-    ++ctx_.stats.protocol_errors[kind];
+    ctx_.metrics.protocol_error(kind).Increment();
+    ctx_.metrics.request_duration.Observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - request_start_).count());
     SPDLOG_DEBUG("session {}: request {} refused: {}: {}", id_, id, errno_name(e.code), e.message);
     const auto code = static_cast<std::uint32_t>(e.code);
     if (type == EGRESS_MSG_CONNECT_REPLY) {
@@ -213,7 +215,7 @@ void Session::reply_error(std::uint64_t id, std::uint8_t type, const Error& e, c
 void Session::queue(std::uint64_t id, proto::Bytes bytes, UniqueFd fd) {
     if (closed_) return;  // the fd, if any, closes here
     if (out_.size() >= ctx_.config->limits.max_queued_replies) {
-        ++ctx_.stats.clients_dropped;
+        ctx_.metrics.client_dropped("reply_queue_full").Increment();
         return close("client does not read its replies (limits.max_queued_replies reached)");
     }
     out_.push_back(OutMsg{id, std::move(bytes), std::move(fd)});
@@ -229,7 +231,7 @@ void Session::flush() {
                                          MSG_DONTWAIT | MSG_NOSIGNAL);
         if (r.ok()) {
             for (long k = 0; k < r.value; ++k) {
-                if (out_.front().fd) ++ctx_.stats.handoffs;
+                if (out_.front().fd) ctx_.metrics.handoffs.Increment();
                 out_.pop_front();  // closes egressd's copy of a handed-off socket
             }
             continue;
@@ -267,14 +269,16 @@ void Session::close(const std::string& why) {
     SPDLOG_DEBUG("session {}: closing: {} ({} in flight cancelled)", id_, why, inflight_.size());
     for (auto& [rid, op] : inflight_) {
         op->cancel();
-        ++ctx_.stats.connects["ECANCELED"];
+        ctx_.metrics.cancelled(op->pool()).Increment();
         --ctx_.stats.inflight;
+        ctx_.metrics.inflight.Decrement();
     }
     inflight_.clear();
     out_.clear();
     error_code ignored;
     sock_.close(ignored);
     --ctx_.stats.clients_connected;
+    ctx_.metrics.clients.Decrement();
     if (on_closed_) std::exchange(on_closed_, nullptr)(this);
 }
 

@@ -47,11 +47,10 @@ private:
     void handle_datagram(proto::ByteView d, bool truncated, int fds_received);
     void handle_connect(std::uint64_t id, proto::ByteView payload);
     void on_connect_done(std::uint64_t id, PoolSet& pools, const Choice& choice, const Endpoint& dest,
-                         ConnectOutcome out);
+                         std::chrono::steady_clock::time_point t0, ConnectOutcome out);
     void reply_error(std::uint64_t id, std::uint8_t type, const Error& e, const char* kind);
     void queue(std::uint64_t id, proto::Bytes bytes, UniqueFd fd = {});
     void flush();
-    void count_connect(int err);
 
     BrokerContext& ctx_;
     asio::posix::stream_descriptor sock_;
@@ -60,7 +59,8 @@ private:
     std::unordered_map<std::uint64_t, std::shared_ptr<PendingConnect>> inflight_;
     std::deque<OutMsg> out_;
     bool write_waiting_ = false;
-    bool batching_ = false;  // inside read_some: replies wait for one flush
+    bool batching_ = false;
+    std::chrono::steady_clock::time_point request_start_;  // of the datagram being handled  // inside read_some: replies wait for one flush
     bool closed_ = false;
 };
 

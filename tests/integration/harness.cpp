@@ -137,7 +137,8 @@ Daemon::Daemon(const std::string& config_json, std::vector<std::string> extra_ar
     char tmpl[] = "/tmp/egressd-test.XXXXXX";
     dir_ = ::mkdtemp(tmpl);
     socket_ = dir_ + "/egressd.sock";
-    std::vector<std::string> argv{egressd_bin(), "--socket", socket_, "--log-level", "debug"};
+    std::vector<std::string> argv{egressd_bin(), "--socket", socket_, "--log-level", "debug",
+                                  "--metrics-listen", "127.0.0.1:0"};
     if (!config_json.empty()) {
         std::ofstream(dir_ + "/config.json") << config_json;
         argv.insert(argv.end(), {"--config", dir_ + "/config.json"});
@@ -186,6 +187,36 @@ std::string Daemon::log() const {
     std::stringstream s;
     s << in.rdbuf();
     return s.str();
+}
+
+int Daemon::metrics_port() const {
+    const auto text = log();
+    const std::string key = "metrics on http://127.0.0.1:";
+    const auto at = text.find(key);
+    return at == std::string::npos ? -1 : std::atoi(text.c_str() + at + key.size());
+}
+
+std::string Daemon::scrape() const { return http_get(metrics_port(), "/metrics"); }
+
+std::string http_get(int port, const std::string& path) {
+    UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    auto sa = to_sockaddr(*parse_address("127.0.0.1", static_cast<std::uint16_t>(port)));
+    const timeval tv{5, 0};
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (port <= 0 || ::connect(fd.get(), sa.get(), sa.len) != 0) return "";
+    const std::string req = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    if (::write(fd.get(), req.data(), req.size()) != static_cast<ssize_t>(req.size())) return "";
+    const auto response = read_all(fd.get());
+    const auto body = response.find("\r\n\r\n");
+    return body == std::string::npos ? "" : response.substr(body + 4);
+}
+
+double metric_value(const std::string& text, const std::string& series) {
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);)
+        if (line.size() > series.size() && line.compare(0, series.size(), series) == 0 && line[series.size()] == ' ')
+            return std::stod(line.substr(series.size() + 1));
+    return -1;
 }
 
 bool Daemon::alive() const {

@@ -45,6 +45,10 @@ public:
     pid_t pid() const { return pid_; }
     std::string log() const;
     bool alive() const;
+    // The port of its Prometheus endpoint (an ephemeral port on 127.0.0.1).
+    int metrics_port() const;
+    // GET /metrics: the exposition text.
+    std::string scrape() const;
     // Descriptors egressd holds now (/proc/PID/fd).
     int open_fds() const;
     // Polls until open_fds() == n or the timeout passes; returns the last count.
@@ -98,5 +102,13 @@ Endpoint closed_port();
 UniqueFd raw_connect(const std::string& socket_path);
 
 double ms_since(std::chrono::steady_clock::time_point t0);
+
+// A plain HTTP/1.0 GET on 127.0.0.1; returns the body ("" on failure).
+std::string http_get(int port, const std::string& path);
+
+// The value of one sample in Prometheus text, e.g.
+// metric_value(text, R"(egress_connects_total{pool="p",result="ok",source="127.0.0.2"})");
+// -1 when absent. Labels must be written in the order the exposition uses.
+double metric_value(const std::string& exposition, const std::string& series);
 
 }  // namespace egress::test

@@ -1,0 +1,154 @@
+#include "metrics.hpp"
+
+#include <cstring>
+
+namespace egress {
+namespace {
+
+std::string errno_label(int err) {
+    if (const char* name = strerrorname_np(err)) return name;
+    return "E" + std::to_string(err);
+}
+
+}  // namespace
+
+const prometheus::Histogram::BucketBoundaries& Metrics::connect_buckets() {
+    static const prometheus::Histogram::BucketBoundaries b{
+        0.00001, 0.00002, 0.00003, 0.00005, 0.0001, 0.0002, 0.0003, 0.0005, 0.001, 0.002, 0.003, 0.005,
+        0.01,    0.02,    0.05,    0.1,     0.2,    0.5,    1,      2,      5,     10};
+    return b;
+}
+
+Metrics::Metrics(prometheus::Registry& r, const BuildInfo& info)
+    : inflight(prometheus::BuildGauge()
+                   .Name("egress_requests_in_flight")
+                   .Help("CONNECT requests received and not yet answered")
+                   .Register(r)
+                   .Add({})),
+      clients(prometheus::BuildGauge()
+                  .Name("egress_clients_connected")
+                  .Help("Client connections to egressd's socket")
+                  .Register(r)
+                  .Add({})),
+      request_duration(prometheus::BuildHistogram()
+                           .Name("egress_request_duration_seconds")
+                           .Help("From a CONNECT request's arrival to its reply being queued")
+                           .Register(r)
+                           .Add({}, connect_buckets())),
+      handoffs(prometheus::BuildCounter()
+                   .Name("egress_fd_handoffs_total")
+                   .Help("Connected sockets delivered to clients with SCM_RIGHTS")
+                   .Register(r)
+                   .Add({})),
+      clients_refused(prometheus::BuildCounter()
+                          .Name("egress_clients_refused_total")
+                          .Help("Client connections refused at limits.max_clients")
+                          .Register(r)
+                          .Add({})),
+      accept_errors(prometheus::BuildCounter()
+                        .Name("egress_accept_errors_total")
+                        .Help("accept() failures on the listening socket (EMFILE, ENFILE, ...)")
+                        .Register(r)
+                        .Add({})),
+      connect_duration_(prometheus::BuildHistogram()
+                            .Name("egress_connect_duration_seconds")
+                            .Help("Time from the first connect() try to its outcome")
+                            .Register(r)),
+      connects_(prometheus::BuildCounter()
+                    .Name("egress_connects_total")
+                    .Help("Finished connects by outcome: ok or the errno name")
+                    .Register(r)),
+      parity_switches_(prometheus::BuildCounter()
+                           .Name("egress_port_parity_switches_total")
+                           .Help("Connects whose local port parity differs from the lower bound of the range "
+                                 "in effect: the kernel's preferred half was exhausted")
+                           .Register(r)),
+      window_retries_(prometheus::BuildCounter()
+                          .Name("egress_port_window_retries_total")
+                          .Help("Connect tries after the first on the same source (EADDRNOTAVAIL)")
+                          .Register(r)),
+      protocol_errors_(prometheus::BuildCounter()
+                           .Name("egress_protocol_errors_total")
+                           .Help("Requests refused before any connect, by kind")
+                           .Register(r)),
+      dropped_(prometheus::BuildCounter()
+                   .Name("egress_clients_dropped_total")
+                   .Help("Client connections egressd closed for misbehaviour, by reason")
+                   .Register(r)),
+      cancelled_(prometheus::BuildCounter()
+                     .Name("egress_connects_cancelled_total")
+                     .Help("Connects abandoned because their client went away")
+                     .Register(r)) {
+    prometheus::BuildGauge()
+        .Name("egress_build_info")
+        .Help("Always 1; the labels describe this egressd")
+        .Register(r)
+        .Add({{"version", info.version}, {"kernel", info.kernel}, {"port_strategy_auto", info.auto_strategy}})
+        .Set(1);
+}
+
+SourceMetrics& Metrics::source(const std::string& pool, const std::string& source) {
+    auto& slot = sources_[{pool, source}];
+    if (slot) return *slot;
+    slot = std::make_unique<SourceMetrics>();
+    auto& s = *slot;
+    s.m_ = this;
+    s.pool_ = pool;
+    s.source_ = source;
+    const prometheus::Labels ps{{"pool", pool}, {"source", source}};
+    s.ok_ = &connects_.Add({{"pool", pool}, {"source", source}, {"result", "ok"}});
+    s.parity_ = &parity_switches_.Add(ps);
+    s.retries_ = &window_retries_.Add(ps);
+    s.ok_even_ = &connect_duration_.Add({{"pool", pool}, {"source", source}, {"result", "ok"}, {"port_parity", "even"}},
+                                        connect_buckets());
+    s.ok_odd_ = &connect_duration_.Add({{"pool", pool}, {"source", source}, {"result", "ok"}, {"port_parity", "odd"}},
+                                       connect_buckets());
+    return s;
+}
+
+prometheus::Counter& Metrics::protocol_error(const std::string& kind) {
+    auto& c = protocol_error_kinds_[kind];
+    if (!c) c = &protocol_errors_.Add({{"kind", kind}});
+    return *c;
+}
+
+prometheus::Counter& Metrics::client_dropped(const std::string& reason) {
+    auto& c = dropped_reasons_[reason];
+    if (!c) c = &dropped_.Add({{"reason", reason}});
+    return *c;
+}
+
+prometheus::Counter& Metrics::cancelled(const std::string& pool) {
+    auto& c = cancelled_pools_[pool];
+    if (!c) c = &cancelled_.Add({{"pool", pool}});
+    return *c;
+}
+
+void SourceMetrics::connect_done(int err, bool odd_port, bool parity_switch, std::uint32_t retries, double seconds) {
+    if (retries) retries_->Increment(retries);
+    if (err == 0) {
+        ok_->Increment();
+        if (parity_switch) parity_->Increment();
+        (odd_port ? ok_odd_ : ok_even_)->Observe(seconds);
+        return;
+    }
+    auto it = errors_.find(err);
+    if (it == errors_.end()) {
+        const auto name = errno_label(err);
+        ErrorHandles h{&m_->connects_.Add({{"pool", pool_}, {"source", source_}, {"result", name}}),
+                       &m_->connect_duration_.Add(
+                           {{"pool", pool_}, {"source", source_}, {"result", name}, {"port_parity", "none"}},
+                           Metrics::connect_buckets())};
+        it = errors_.emplace(err, h).first;
+    }
+    it->second.count->Increment();
+    it->second.duration->Observe(seconds);
+}
+
+std::map<std::string, double> SourceMetrics::errors() const {
+    std::map<std::string, double> out;
+    for (const auto& [err, h] : errors_) out[errno_label(err)] = h.count->Value();
+    return out;
+}
+
+}  // namespace egress
