@@ -1,7 +1,17 @@
 // /metrics as Prometheus sees it: after a known mix of outcomes, every
 // counter matches what the clients were told.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <fstream>
+#include <sstream>
+#include <thread>
 
 #include "egress_client.hpp"
 #include "harness.hpp"
@@ -99,6 +109,110 @@ TEST(Metrics, ProtocolErrorsAndDropsAreCountedByKind) {
     EXPECT_EQ(metric_value(m, R"(egress_protocol_errors_total{kind="unframed"})"), 1);
     EXPECT_EQ(metric_value(m, R"(egress_clients_dropped_total{reason="unframed"})"), 1);
     EXPECT_EQ(metric_value(m, R"(egress_protocol_errors_total{kind="pool"})"), 1);
+}
+
+TEST(Metrics, PromtoolAcceptsTheExposition) {
+    Listener sink(Listener::Mode::hold);
+    Daemon d;
+    auto c = Client::open(d.socket());
+    ASSERT_TRUE(c);
+    ASSERT_TRUE(c->connect(sink.endpoint()));
+    EXPECT_FALSE(c->connect(closed_port()));
+    EXPECT_FALSE(c->connect(sink.endpoint(), {.pool = "nope"}));
+    const auto text = d.scrape();
+    ASSERT_FALSE(text.empty());
+    auto r = run({"/usr/bin/promtool", "check", "metrics"}, text);
+    EXPECT_EQ(r.status, 0) << r.out << r.err;
+    EXPECT_EQ(r.out + r.err, "") << "promtool has lint findings";
+}
+
+// A real Prometheus (Debian's), on loopback in the test namespace, scrapes
+// egressd every second; its HTTP API then answers queries over our series.
+class RealPrometheus {
+public:
+    explicit RealPrometheus(int target_port) {
+        char tmpl[] = "/tmp/egressd-prom.XXXXXX";
+        dir_ = ::mkdtemp(tmpl);
+        std::ofstream(dir_ + "/prometheus.yml") << "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+                                                   "scrape_configs:\n  - job_name: egressd\n    static_configs:\n"
+                                                   "      - targets: ['127.0.0.1:" << target_port << "']\n";
+        pid_ = ::fork();
+        if (pid_ == 0) {
+            const int log = ::open((dir_ + "/prometheus.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            ::dup2(log, 1);
+            ::dup2(log, 2);
+            ::execl("/usr/bin/prometheus", "prometheus", ("--config.file=" + dir_ + "/prometheus.yml").c_str(),
+                    ("--storage.tsdb.path=" + dir_ + "/data").c_str(), "--web.listen-address=127.0.0.1:29090",
+                    static_cast<char*>(nullptr));
+            ::_exit(127);
+        }
+    }
+    ~RealPrometheus() {
+        ::kill(pid_, SIGTERM);
+        int st;
+        ::waitpid(pid_, &st, 0);
+        if (::testing::Test::HasFailure()) {
+            std::ifstream in(dir_ + "/prometheus.log");
+            std::stringstream s;
+            s << in.rdbuf();
+            std::fprintf(stderr, "--- prometheus log ---\n%s\n", s.str().c_str());
+        }
+        std::system(("rm -rf " + dir_).c_str());
+    }
+    // The "result" array of an instant query (null on failure).
+    nlohmann::json query(const std::string& promql) const {
+        std::string q;
+        for (unsigned char ch : promql) {
+            if (std::isalnum(ch) || ch == '_' || ch == '.') q += static_cast<char>(ch);
+            else {
+                char hex[4];
+                std::snprintf(hex, sizeof hex, "%%%02X", ch);
+                q += hex;
+            }
+        }
+        const auto body = http_get(29090, "/api/v1/query?query=" + q);
+        const auto j = nlohmann::json::parse(body, nullptr, false);
+        if (j.is_discarded() || j.value("status", "") != "success") return nullptr;
+        return j["data"]["result"];
+    }
+    // Polls `promql` until it returns a non-empty result (safety bound).
+    nlohmann::json wait_for(const std::string& promql, std::chrono::seconds bound = std::chrono::seconds(30)) const {
+        const auto t0 = std::chrono::steady_clock::now();
+        for (;;) {
+            auto r = query(promql);
+            if (r.is_array() && !r.empty()) return r;
+            if (ms_since(t0) > static_cast<double>(bound.count()) * 1000) return nullptr;
+            std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        }
+    }
+
+private:
+    std::string dir_;
+    pid_t pid_ = -1;
+};
+
+TEST(Metrics, ARealPrometheusScrapesAndQueriesEgressd) {
+    Listener sink(Listener::Mode::hold);
+    Daemon d(R"({"pools": {"p": {"sources": ["127.0.0.2"], "port_strategy": "window"}}, "default_pool": "p"})");
+    RealPrometheus prom(d.metrics_port());
+    auto c = Client::open(d.socket());
+    ASSERT_TRUE(c);
+    std::vector<Connected> held;
+    // Traffic before and after the first scrapes, so rate() has two points.
+    for (int i = 0; i < 50; ++i) held.push_back(std::move(*c->connect(sink.endpoint())));
+    ASSERT_FALSE(prom.wait_for(R"(up{job="egressd"} == 1)").is_null()) << "Prometheus never scraped egressd";
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    for (int i = 0; i < 50; ++i) held.push_back(std::move(*c->connect(sink.endpoint())));
+
+    const auto total = prom.wait_for(R"(egress_connects_total{pool="p",result="ok"} >= 100)");
+    ASSERT_FALSE(total.is_null()) << "egress_connects_total never reached 100 in Prometheus";
+    EXPECT_EQ(total[0]["metric"]["source"], "127.0.0.2");
+    const auto p99 = prom.wait_for(
+        R"(histogram_quantile(0.99, sum by (le) (rate(egress_connect_duration_seconds_bucket{pool="p"}[30s]))) > 0)");
+    ASSERT_FALSE(p99.is_null()) << "no histogram_quantile over egress_connect_duration_seconds";
+    const double seconds = std::stod(p99[0]["value"][1].get<std::string>());
+    EXPECT_GT(seconds, 0);
+    EXPECT_LT(seconds, 10);
 }
 
 }  // namespace
