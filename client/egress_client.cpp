@@ -6,6 +6,8 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
+#include <algorithm>
 
 namespace egress {
 namespace {
@@ -56,10 +58,10 @@ Result<std::uint64_t> Client::submit(const Endpoint& dest, const ConnectOptions&
     }
 }
 
-Result<Completion> Client::receive(int flags) {
-    std::uint8_t buf[EGRESS_MAX_DATAGRAM];
+Result<Client::Received> Client::receive_raw(int flags, std::size_t capacity) {
+    std::vector<std::uint8_t> buf(capacity);
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)];
-    iovec iov{buf, sizeof buf};
+    iovec iov{buf.data(), buf.size()};
     msghdr msg{};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
@@ -71,33 +73,76 @@ Result<Completion> Client::receive(int flags) {
     if (n < 0) return Error{errno, std::string("receiving from egressd failed: ") + std::strerror(errno)};
     if (n == 0) return Error{ECONNRESET, "egressd closed the connection"};
 
-    std::deque<UniqueFd> fds;
+    Received r;
     for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
         if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
         for (std::size_t k = 0; k < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); ++k) {
             int fd;
             std::memcpy(&fd, CMSG_DATA(c) + k * sizeof(int), sizeof fd);
-            fds.emplace_back(fd);
+            r.fds.emplace_back(fd);
         }
     }
-    auto reply = proto::decode_reply(proto::ByteView(buf, static_cast<std::size_t>(n)));
+    if (msg.msg_flags & MSG_TRUNC) return Error{EMSGSIZE, "a reply from egressd was larger than expected"};
+    auto reply = proto::decode_reply(proto::ByteView(buf.data(), static_cast<std::size_t>(n)));
     if (!reply) return Error{EPROTO, "egressd sent a reply this client cannot read: " + reply.error().message};
+    r.reply = std::move(*reply);
+    return r;
+}
 
+Result<Completion> Client::receive(int flags) {
+    auto r = receive_raw(flags, EGRESS_MAX_DATAGRAM);
+    if (!r) return r.error();
+    return to_completion(std::move(*r));
+}
+
+Result<Completion> Client::to_completion(Received r) {
+    auto& reply = r.reply;
     Completion c;
-    c.request_id = reply->header.request_id;
-    if (auto* e = std::get_if<proto::ErrorReply>(&reply->body)) {
+    c.request_id = reply.header.request_id;
+    if (auto* e = std::get_if<proto::ErrorReply>(&reply.body)) {
         c.result = Error{static_cast<int>(e->status), e->message};
         return c;
     }
-    auto& rep = std::get<proto::ConnectReply>(reply->body);
+    if (std::holds_alternative<proto::StatusReply>(reply.body))
+        return Error{EPROTO, "egressd answered a STATUS this client did not send"};
+    auto& rep = std::get<proto::ConnectReply>(reply.body);
     if (rep.status != 0) {
         c.result = Error{static_cast<int>(rep.status), rep.message};
         return c;
     }
-    if (fds.size() != 1 || !(reply->header.flags & EGRESS_HDR_FLAG_FD_ATTACHED))
-        return Error{EPROTO, "egressd reported success with " + std::to_string(fds.size()) + " descriptors attached"};
-    c.result = Connected{std::move(fds.front()), std::move(rep)};
+    if (r.fds.size() != 1 || !(reply.header.flags & EGRESS_HDR_FLAG_FD_ATTACHED))
+        return Error{EPROTO, "egressd reported success with " + std::to_string(r.fds.size()) + " descriptors attached"};
+    c.result = Connected{std::move(r.fds.front()), std::move(rep)};
     return c;
+}
+
+Result<std::string> Client::status() {
+    const auto id = next_id_++;
+    const auto bytes = proto::encode_status(id);
+    if (::send(sock_.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL) < 0)
+        return Error{errno, std::string("sending to egressd failed: ") + std::strerror(errno)};
+    for (;;) {
+        // A status reply may exceed the usual 4 KiB: size the buffer first.
+        ssize_t size;
+        do size = ::recv(sock_.get(), nullptr, 0, MSG_PEEK | MSG_TRUNC);
+        while (size < 0 && errno == EINTR);
+        if (size < 0) return Error{errno, std::string("receiving from egressd failed: ") + std::strerror(errno)};
+        const auto capacity = std::max<std::size_t>(static_cast<std::size_t>(size), EGRESS_MAX_DATAGRAM);
+        if (size == 0) return Error{ECONNRESET, "egressd closed the connection"};
+        auto r = receive_raw(0, capacity);
+        if (!r) return r.error();
+        const auto rid = r->reply.header.request_id;
+        if (auto* st = std::get_if<proto::StatusReply>(&r->reply.body); st && rid == id) {
+            if (st->status != 0) return Error{static_cast<int>(st->status), st->message};
+            return st->json;
+        }
+        if (auto* e = std::get_if<proto::ErrorReply>(&r->reply.body); e && (rid == id || rid == 0))
+            return Error{static_cast<int>(e->status), e->message};
+        // A reply to an earlier CONNECT: keep it for next().
+        auto c = to_completion(std::move(*r));
+        if (!c) return c.error();
+        parked_.push_back(std::move(*c));
+    }
 }
 
 Result<Completion> Client::next() {

@@ -52,12 +52,21 @@ public:
     // result at the top level means the connection to egressd itself failed.
     Result<Completion> next();
 
+    // Asks egressd for its status document (JSON text, see PROTOCOL.md).
+    Result<std::string> status();
+
     // The descriptor to poll() for readability before next().
     int native_handle() const { return sock_.get(); }
 
 private:
     explicit Client(UniqueFd sock) : sock_(std::move(sock)) {}
+    struct Received {
+        proto::Reply reply;
+        std::deque<UniqueFd> fds;
+    };
+    Result<Received> receive_raw(int flags, std::size_t capacity);
     Result<Completion> receive(int flags = 0);
+    static Result<Completion> to_completion(Received r);
 
     UniqueFd sock_;
     std::uint64_t next_id_ = 1;

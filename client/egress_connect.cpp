@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <charconv>
+#include <cstdio>
 #include <csignal>
 #include <cstring>
 #include <iostream>
@@ -21,8 +22,10 @@ using namespace egress;
 
 const char* const kUsage =
     "usage: egress-connect [--socket PATH] [--timeout MS] [--pool NAME] [--nodelay] [--json] HOST:PORT\n"
+    "       egress-connect [--socket PATH] --status [--json]\n"
     "  HOST is an IPv4 or IPv6 address; write IPv6 as [ADDR]:PORT.\n"
     "  Without --json, relays stdin to the connection and the connection to stdout.\n"
+    "  --status prints egressd's status (readable, or its JSON with --json).\n"
     "  EGRESS_SOCKET overrides the default socket path (/run/egressd/egressd.sock).\n";
 
 int usage(const std::string& why) {
@@ -58,6 +61,60 @@ int relay(int sock) {
     return ok ? 0 : 1;
 }
 
+std::string str(const nlohmann::json& j, const char* key) {
+    return j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : "";
+}
+
+// The status document as an operator reads it.
+void print_status(const nlohmann::json& st) {
+    const auto up = st.value("uptime_s", 0.0);
+    std::printf("egressd %s, up %.0f s, configuration generation %llu\n", str(st, "version").c_str(), up,
+                st.value("config_generation", 0ULL));
+    const auto& k = st["kernel"];
+    std::printf("kernel %s: IP_LOCAL_PORT_RANGE %s, ephemeral ports %s, auto = %s\n  (%s)\n",
+                str(k, "release").c_str(), k.value("ip_local_port_range", false) ? "yes" : "no",
+                str(k, "ephemeral_port_range").c_str(), str(k, "auto_strategy").c_str(), str(k, "auto_reason").c_str());
+    std::printf("clients %llu, requests in flight %llu\n", st.value("clients_connected", 0ULL),
+                st.value("requests_in_flight", 0ULL));
+    for (const auto& p : st["pools"]) {
+        std::printf("\npool %s: %s, %s, ports %s%s, %llu in flight\n", str(p, "name").c_str(),
+                    str(p, "selection").c_str(), str(p, "port_strategy").c_str(), str(p, "port_range").c_str(),
+                    p.contains("window_size") ? (", window " + std::to_string(p["window_size"].get<int>())).c_str() : "",
+                    p.value("in_flight", 0ULL));
+        std::printf("  %-40s %10s %16s %15s  %s\n", "source", "ok", "parity switches", "window retries", "errors");
+        for (const auto& src : p["sources"]) {
+            std::string errors;
+            if (src.contains("errors"))
+                for (const auto& [name, n] : src["errors"].items())
+                    errors += (errors.empty() ? "" : " ") + name + "=" + std::to_string(n.get<unsigned long long>());
+            std::printf("  %-40s %10llu %16llu %15llu  %s\n", str(src, "address").c_str(),
+                        src.value("connects_ok", 0ULL), src.value("parity_switches", 0ULL),
+                        src.value("window_retries", 0ULL), errors.empty() ? "-" : errors.c_str());
+        }
+    }
+}
+
+int status(const std::string& socket_path, bool json_out) {
+    auto client = Client::open(socket_path);
+    if (!client) {
+        std::cerr << "egress-connect: " << client.error().message << "\n";
+        return 1;
+    }
+    auto st = client->status();
+    if (!st) {
+        std::cerr << "egress-connect: " << errno_name(st.error().code) << ": " << st.error().message << "\n";
+        return 1;
+    }
+    const auto doc = nlohmann::json::parse(*st, nullptr, false);
+    if (doc.is_discarded()) {
+        std::cerr << "egress-connect: egressd sent a status that is not JSON\n";
+        return 1;
+    }
+    if (json_out) std::cout << doc.dump(2) << "\n";
+    else print_status(doc);
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -65,6 +122,7 @@ int main(int argc, char** argv) {
     std::string socket_path = default_client_socket_path();
     ConnectOptions opt;
     bool json_out = false;
+    bool want_status = false;
     std::string target;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
@@ -94,6 +152,8 @@ int main(int argc, char** argv) {
             opt.nodelay = true;
         } else if (a == "--json") {
             json_out = true;
+        } else if (a == "--status") {
+            want_status = true;
         } else if (a == "--help" || a == "-h") {
             std::cout << kUsage;
             return 0;
@@ -104,6 +164,10 @@ int main(int argc, char** argv) {
         } else {
             return usage("more than one destination given");
         }
+    }
+    if (want_status) {
+        if (!target.empty()) return usage("--status takes no destination");
+        return status(socket_path, json_out);
     }
     if (target.empty()) return usage("no destination given");
     auto dest = parse_endpoint(target);

@@ -86,6 +86,9 @@ void reload(BrokerContext& ctx, const Options& opt, const std::string& socket_pa
     const auto kernel = probe_kernel();
     ctx.pools = make_pools(*next, kernel, ctx.metrics);
     ctx.config = next;
+    ctx.info.kernel = kernel;
+    ctx.info.auto_choice = resolve_auto(kernel);
+    ++ctx.info.generation;
     spdlog::info("reloaded configuration: {} pool(s), {} route(s), port range {}", next->pools.size(),
                  next->routes.size(), to_string(kernel.ephemeral));
 }
@@ -137,7 +140,8 @@ int run(const Options& opt) {
     RealSyscalls sys;
     Stats stats;
     Random random{std::random_device{}()};
-    BrokerContext ctx{io, sys, config, stats, metrics, make_pools(*config, kernel, metrics), random};
+    BrokerContext ctx{io, sys, config, stats, metrics, make_pools(*config, kernel, metrics), random,
+                      DaemonInfo{kernel, choice}};
     Listener listener(ctx, std::move(listen_fd), path);
 
     asio::signal_set signals(io, SIGINT, SIGTERM);

@@ -261,6 +261,30 @@ Result<ConnectRequest> decode_connect(ByteView payload) {
     return req;
 }
 
+Bytes encode_status(std::uint64_t id) { return Writer(EGRESS_MSG_STATUS, 0, id).finish(); }
+
+std::optional<Error> decode_status(ByteView payload) {
+    if (!payload.empty())
+        return Error{EBADMSG, "a STATUS request carries no fields, got " + std::to_string(payload.size()) + " bytes"};
+    return std::nullopt;
+}
+
+Bytes encode_status_reply(std::uint64_t id, const StatusReply& rep) {
+    Writer w(EGRESS_MSG_STATUS_REPLY, 0, id);
+    w.u32(EGRESS_FIELD_STATUS, rep.status);
+    if (rep.status != 0) {
+        w.text(EGRESS_FIELD_ERROR_NAME, rep.error_name.empty() ? errno_name(static_cast<int>(rep.status)) : rep.error_name,
+               EGRESS_MAX_NAME);
+        w.text(EGRESS_FIELD_MESSAGE, rep.message, EGRESS_MAX_TEXT);
+    }
+    constexpr std::size_t kChunk = 65535;
+    for (std::size_t off = 0; off < rep.json.size(); off += kChunk) {
+        const auto n = std::min(kChunk, rep.json.size() - off);
+        w.field(EGRESS_FIELD_JSON, reinterpret_cast<const std::uint8_t*>(rep.json.data()) + off, n);
+    }
+    return w.finish();
+}
+
 Bytes encode_connect_reply(std::uint64_t id, const ConnectReply& rep, bool fd_attached) {
     Writer w(EGRESS_MSG_CONNECT_REPLY, fd_attached ? EGRESS_HDR_FLAG_FD_ATTACHED : 0, id);
     w.u32(EGRESS_FIELD_STATUS, rep.status);
@@ -302,6 +326,30 @@ Result<Reply> decode_reply(ByteView d) {
         if (r.error()) return *r.error();
         if (!r.seen(EGRESS_FIELD_STATUS) || e.status == 0) return Error{EBADMSG, "ERROR reply without a status"};
         return Reply{*h, e};
+    }
+    if (h->type == EGRESS_MSG_STATUS_REPLY) {
+        StatusReply st;
+        // JSON fields repeat by design: read them outside the duplicate check.
+        std::size_t off = 0;
+        const auto p = d.subspan(EGRESS_HEADER_SIZE);
+        while (off < p.size()) {
+            if (p.size() - off < EGRESS_FIELD_HEADER_SIZE) return Error{EBADMSG, "STATUS reply field header truncated"};
+            const auto type = static_cast<std::uint16_t>(get_le(p, off, 2));
+            const auto len = static_cast<std::size_t>(get_le(p, off + 2, 2));
+            if (p.size() - off - EGRESS_FIELD_HEADER_SIZE < len) return Error{EBADMSG, "STATUS reply field truncated"};
+            const auto v = p.subspan(off + EGRESS_FIELD_HEADER_SIZE, len);
+            off += EGRESS_FIELD_HEADER_SIZE + len;
+            if (type == EGRESS_FIELD_JSON) {
+                st.json.append(v.begin(), v.end());
+                continue;
+            }
+            FieldReader one(p.subspan(off - EGRESS_FIELD_HEADER_SIZE - len, EGRESS_FIELD_HEADER_SIZE + len));
+            Field f;
+            if (!one.next(f) || !read_status_field(one, f, st))
+                return Error{EBADMSG, "field " + hex16(type) + " is not valid in a STATUS reply"};
+            if (one.error()) return *one.error();
+        }
+        return Reply{*h, st};
     }
     if (h->type != EGRESS_MSG_CONNECT_REPLY)
         return Error{EBADMSG, "unknown reply type " + std::to_string(h->type)};

@@ -46,6 +46,14 @@ struct ConnectReply {
     std::uint64_t connect_us = 0;
 };
 
+// The reply to STATUS: status 0 and a JSON document (see PROTOCOL.md).
+struct StatusReply {
+    std::uint32_t status = 0;
+    std::string error_name;
+    std::string message;
+    std::string json;
+};
+
 // The reply to a request whose version or type the daemon does not speak.
 struct ErrorReply {
     std::uint32_t status = 0;
@@ -69,15 +77,21 @@ Bytes encode_connect(std::uint64_t request_id, const ConnectRequest& req);
 // Decodes a CONNECT payload (the bytes after the header).
 Result<ConnectRequest> decode_connect(ByteView payload);
 
+Bytes encode_status(std::uint64_t request_id);
+// A STATUS request carries no fields.
+std::optional<Error> decode_status(ByteView payload);
+
 // ---- replies (daemon -> client) -------------------------------------------
 
 // `fd_attached` sets EGRESS_HDR_FLAG_FD_ATTACHED: the sender attaches one fd.
 Bytes encode_connect_reply(std::uint64_t request_id, const ConnectReply& reply, bool fd_attached);
 Bytes encode_error_reply(std::uint64_t request_id, const ErrorReply& reply);
+// The JSON travels in as many JSON fields as it needs (each < 64 KiB).
+Bytes encode_status_reply(std::uint64_t request_id, const StatusReply& reply);
 
 struct Reply {
     Header header;
-    std::variant<ConnectReply, ErrorReply> body;
+    std::variant<ConnectReply, ErrorReply, StatusReply> body;
 };
 // Decodes a whole reply datagram, header included.
 Result<Reply> decode_reply(ByteView datagram);

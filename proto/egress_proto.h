@@ -19,12 +19,16 @@ extern "C" {
 #define EGRESS_VERSION 1u
 #define EGRESS_HEADER_SIZE 20u
 
-/* Largest datagram either side sends; larger requests are refused (EMSGSIZE). */
+/* Largest datagram either side sends; larger requests are refused (EMSGSIZE).
+ * The one exception is STATUS_REPLY, up to EGRESS_MAX_STATUS_REPLY bytes. */
 #define EGRESS_MAX_DATAGRAM 4096u
+#define EGRESS_MAX_STATUS_REPLY 196608u
 
 /* Message types. A reply's type is its request's type | 0x80. */
 #define EGRESS_MSG_CONNECT 0x01u
 #define EGRESS_MSG_CONNECT_REPLY 0x81u
+#define EGRESS_MSG_STATUS 0x02u       /* no fields */
+#define EGRESS_MSG_STATUS_REPLY 0x82u
 /* Reply to a request whose version or type this daemon does not speak. */
 #define EGRESS_MSG_ERROR_REPLY 0xFFu
 
@@ -44,6 +48,7 @@ extern "C" {
 #define EGRESS_FIELD_REMOTE 0x0014u      /* endpoint: the socket's peer */
 #define EGRESS_FIELD_ATTEMPTS 0x0015u    /* u32 connect attempts made */
 #define EGRESS_FIELD_CONNECT_US 0x0016u  /* u64 connect latency, microseconds */
+#define EGRESS_FIELD_JSON 0x0017u        /* UTF-8 JSON; several concatenate in order */
 
 #define EGRESS_FIELD_HEADER_SIZE 4u
 /* Endpoint value: address bytes in network order, then the port as LE u16. */

@@ -32,6 +32,7 @@ struct Pool {
     PortPolicy policy;                // `auto` already resolved
     bool client_selectable = false;
     std::uint64_t turn = 0;           // round-robin position
+    std::uint32_t inflight = 0;       // connects under way through this pool
     std::vector<SourceMetrics*> source_metrics;  // per source, set by main
     SourceMetrics* kernel_metrics = nullptr;     // when the kernel picks the address
 };

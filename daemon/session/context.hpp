@@ -8,10 +8,19 @@
 #include "metrics/metrics.hpp"
 #include "pool/pools.hpp"
 #include "session/batch.hpp"
+#include "sys/kernel.hpp"
 #include "stats/stats.hpp"
 #include "sys/syscalls.hpp"
 
 namespace egress {
+
+// Facts about this daemon for the status document; main keeps them current.
+struct DaemonInfo {
+    KernelInfo kernel;
+    AutoChoice auto_choice{PortStrategy::kernel_default, ""};
+    std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+    std::uint64_t generation = 1;  // +1 per successful reload
+};
 
 // `config` and `pools` are replaced together on reload; work in flight keeps
 // the snapshot it started with alive through its own shared_ptr copies.
@@ -23,6 +32,7 @@ struct BrokerContext {
     Metrics& metrics;
     std::shared_ptr<PoolSet> pools;
     Random& random;
+    DaemonInfo info;
     RecvBatch recv_batch{};  // shared scratch, see batch.hpp
     SendBatch send_batch{};
 };

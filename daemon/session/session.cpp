@@ -1,6 +1,7 @@
 #include "session.hpp"
 
 #include "handoff/handoff.hpp"
+#include "status/status.hpp"
 
 
 #include <spdlog/spdlog.h>
@@ -101,7 +102,9 @@ void Session::handle_datagram(proto::ByteView d, bool truncated, int fds_receive
                      " bytes cannot be framed (shorter than a header or wrong magic)");
     }
     request_start_ = std::chrono::steady_clock::now();
-    const auto reply_type = h->type == EGRESS_MSG_CONNECT ? EGRESS_MSG_CONNECT_REPLY : EGRESS_MSG_ERROR_REPLY;
+    const auto reply_type = h->type == EGRESS_MSG_CONNECT  ? EGRESS_MSG_CONNECT_REPLY
+                            : h->type == EGRESS_MSG_STATUS ? EGRESS_MSG_STATUS_REPLY
+                                                           : EGRESS_MSG_ERROR_REPLY;
     if (truncated)
         return reply_error(h->request_id, reply_type,
                            Error{EMSGSIZE, "datagram exceeds the " + std::to_string(EGRESS_MAX_DATAGRAM) +
@@ -113,6 +116,7 @@ void Session::handle_datagram(proto::ByteView d, bool truncated, int fds_receive
                                               std::to_string(fds_received) + " it received"},
                            "fd_attached");
     if (auto e = proto::check_request_header(*h, d.size())) return reply_error(h->request_id, reply_type, *e, "header");
+    if (h->type == EGRESS_MSG_STATUS) return handle_status(h->request_id, d.subspan(EGRESS_HEADER_SIZE));
     if (h->type != EGRESS_MSG_CONNECT)
         return reply_error(h->request_id, EGRESS_MSG_ERROR_REPLY,
                            Error{EOPNOTSUPP, "message type " + std::to_string(h->type) + " is not a request"},
@@ -155,7 +159,8 @@ void Session::handle_connect(std::uint64_t id, proto::ByteView payload) {
                  plan.pool, ms);
 
     auto op = std::make_shared<PendingConnect>(ctx_.io, ctx_.sys, ctx_.random, std::move(plan));
-    inflight_.emplace(id, op);
+    inflight_.emplace(id, InFlight{op, choice->pool});
+    ++choice->pool->inflight;
     ++ctx_.stats.inflight;
     ctx_.metrics.inflight.Increment();
     op->start([weak = weak_from_this(), id, pools, c = *choice, dest = req->dest, t0 = request_start_](
@@ -164,9 +169,22 @@ void Session::handle_connect(std::uint64_t id, proto::ByteView payload) {
     });
 }
 
+void Session::handle_status(std::uint64_t id, proto::ByteView payload) {
+    if (auto e = proto::decode_status(payload)) return reply_error(id, EGRESS_MSG_STATUS_REPLY, *e, "bad_field");
+    proto::StatusReply rep;
+    rep.json = status_document(ctx_).dump();
+    if (rep.json.size() + 1024 > EGRESS_MAX_STATUS_REPLY)
+        return reply_error(id, EGRESS_MSG_STATUS_REPLY,
+                           Error{EMSGSIZE, "the status document (" + std::to_string(rep.json.size()) +
+                                               " bytes) exceeds the protocol's limit"},
+                           "status_too_large");
+    queue(id, proto::encode_status_reply(id, rep));
+}
+
 void Session::on_connect_done(std::uint64_t id, PoolSet& pools, const Choice& choice, const Endpoint& dest,
                               std::chrono::steady_clock::time_point t0, ConnectOutcome out) {
     if (inflight_.erase(id)) {
+        --choice.pool->inflight;
         --ctx_.stats.inflight;
         ctx_.metrics.inflight.Decrement();
     }
@@ -209,6 +227,8 @@ void Session::reply_error(std::uint64_t id, std::uint8_t type, const Error& e, c
         rep.message = e.message;
         return queue(id, proto::encode_connect_reply(id, rep, false));
     }
+    if (type == EGRESS_MSG_STATUS_REPLY)
+        return queue(id, proto::encode_status_reply(id, proto::StatusReply{code, errno_name(e.code), e.message, ""}));
     queue(id, proto::encode_error_reply(id, proto::ErrorReply{code, errno_name(e.code), e.message}));
 }
 
@@ -267,9 +287,10 @@ void Session::close(const std::string& why) {
     closed_ = true;
     auto self = shared_from_this();  // outlive the registry's erase below
     SPDLOG_DEBUG("session {}: closing: {} ({} in flight cancelled)", id_, why, inflight_.size());
-    for (auto& [rid, op] : inflight_) {
-        op->cancel();
-        ctx_.metrics.cancelled(op->pool()).Increment();
+    for (auto& [rid, f] : inflight_) {
+        f.op->cancel();
+        --f.pool->inflight;
+        ctx_.metrics.cancelled(f.pool->name).Increment();
         --ctx_.stats.inflight;
         ctx_.metrics.inflight.Decrement();
     }

@@ -46,6 +46,7 @@ private:
     static int close_attached_fds(msghdr& msg);
     void handle_datagram(proto::ByteView d, bool truncated, int fds_received);
     void handle_connect(std::uint64_t id, proto::ByteView payload);
+    void handle_status(std::uint64_t id, proto::ByteView payload);
     void on_connect_done(std::uint64_t id, PoolSet& pools, const Choice& choice, const Endpoint& dest,
                          std::chrono::steady_clock::time_point t0, ConnectOutcome out);
     void reply_error(std::uint64_t id, std::uint8_t type, const Error& e, const char* kind);
@@ -56,7 +57,11 @@ private:
     asio::posix::stream_descriptor sock_;
     Closed on_closed_;
     std::uint64_t id_;
-    std::unordered_map<std::uint64_t, std::shared_ptr<PendingConnect>> inflight_;
+    struct InFlight {
+        std::shared_ptr<PendingConnect> op;
+        Pool* pool;  // kept valid by the PoolSet the completion handler holds
+    };
+    std::unordered_map<std::uint64_t, InFlight> inflight_;
     std::deque<OutMsg> out_;
     bool write_waiting_ = false;
     bool batching_ = false;

@@ -190,10 +190,19 @@ std::string Daemon::log() const {
 }
 
 int Daemon::metrics_port() const {
-    const auto text = log();
+    // The socket accepts before egressd logs the rest of its start-up: wait for the line.
     const std::string key = "metrics on http://127.0.0.1:";
-    const auto at = text.find(key);
-    return at == std::string::npos ? -1 : std::atoi(text.c_str() + at + key.size());
+    const auto t0 = std::chrono::steady_clock::now();
+    for (;;) {
+        const auto text = log();
+        const auto at = text.find(key);
+        if (at != std::string::npos) return std::atoi(text.c_str() + at + key.size());
+        if (ms_since(t0) > 5000) {
+            ADD_FAILURE() << "egressd never logged its metrics port:\n" << text;
+            return -1;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
 }
 
 std::string Daemon::scrape() const { return http_get(metrics_port(), "/metrics"); }

@@ -215,5 +215,70 @@ TEST(Metrics, ARealPrometheusScrapesAndQueriesEgressd) {
     EXPECT_LT(seconds, 10);
 }
 
+TEST(Status, ReportsPoolsSourcesAndWorkInFlight) {
+    Listener sink(Listener::Mode::hold);
+    Daemon d(R"({"pools": {"p": {"sources": ["127.0.0.2"], "port_strategy": "window"},
+                           "t": {"client_selectable": true}},
+                 "default_pool": "p"})");
+    auto c = Client::open(d.socket());
+    ASSERT_TRUE(c);
+    for (int i = 0; i < 5; ++i) ASSERT_TRUE(c->connect(sink.endpoint()));
+    EXPECT_FALSE(c->connect(closed_port()));
+    auto hanging = Client::open(d.socket());
+    for (int i = 0; i < 7; ++i) ASSERT_TRUE(hanging->submit(*parse_address(kBlackHole, 80), {.timeout_ms = 20000, .pool = "t"}));
+
+    // Through the library, while the 7 hang.
+    nlohmann::json st;
+    const auto t0 = std::chrono::steady_clock::now();
+    do {
+        auto text = c->status();
+        ASSERT_TRUE(text) << text.error().message;
+        st = nlohmann::json::parse(*text);
+    } while (st["requests_in_flight"] != 7 && ms_since(t0) < 5000);
+    EXPECT_EQ(st["requests_in_flight"], 7);
+    EXPECT_EQ(st["clients_connected"], 2);
+    EXPECT_EQ(st["config_generation"], 1);
+    EXPECT_EQ(st["kernel"]["ephemeral_port_range"], "40000-59999");
+    ASSERT_EQ(st["pools"].size(), 2u);
+    const auto& p = st["pools"][0];
+    EXPECT_EQ(p["name"], "p");
+    EXPECT_EQ(p["port_strategy"], "window");
+    EXPECT_EQ(p["sources"][0]["address"], "127.0.0.2");
+    EXPECT_EQ(p["sources"][0]["connects_ok"], 5);
+    EXPECT_EQ(p["sources"][0]["errors"]["ECONNREFUSED"], 1);
+    EXPECT_EQ(st["pools"][1]["in_flight"], 7);
+    EXPECT_EQ(st["pools"][1]["sources"][0]["address"], "kernel");
+
+    // Through the command line: readable, and raw JSON.
+    auto readable = run({egress_connect_bin(), "--socket", d.socket(), "--status"});
+    EXPECT_EQ(readable.status, 0) << readable.err;
+    EXPECT_NE(readable.out.find("pool p: round-robin, window"), std::string::npos) << readable.out;
+    EXPECT_NE(readable.out.find("ECONNREFUSED=1"), std::string::npos) << readable.out;
+    auto raw = run({egress_connect_bin(), "--socket", d.socket(), "--status", "--json"});
+    EXPECT_EQ(raw.status, 0) << raw.err;
+    EXPECT_EQ(nlohmann::json::parse(raw.out)["pools"][0]["name"], "p");
+
+    // A reload counts as a new generation.
+    ::kill(d.pid(), SIGHUP);
+    const auto t1 = std::chrono::steady_clock::now();
+    do st = nlohmann::json::parse(*c->status());
+    while (st["config_generation"] != 2 && ms_since(t1) < 5000);
+    EXPECT_EQ(st["config_generation"], 2);
+}
+
+TEST(Status, ReplyArrivesBetweenConnectRepliesWithoutLosingThem) {
+    Listener sink(Listener::Mode::hold);
+    Daemon d;
+    auto c = Client::open(d.socket());
+    ASSERT_TRUE(c);
+    auto id = c->submit(sink.endpoint());
+    ASSERT_TRUE(id);
+    ASSERT_TRUE(c->status());  // the CONNECT reply that came first is kept
+    auto done = c->next();
+    ASSERT_TRUE(done);
+    EXPECT_EQ(done->request_id, *id);
+    EXPECT_TRUE(done->result);
+}
+
 }  // namespace
 }  // namespace egress::test

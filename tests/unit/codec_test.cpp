@@ -608,6 +608,38 @@ TEST(Reply, ErrorWithoutANameGetsTheErrnoName) {
     EXPECT_EQ(std::get<proto::ErrorReply>(e->body).error_name, "EAGAIN");
 }
 
+TEST(Status, RequestIsAHeaderOnly) {
+    const auto b = proto::encode_status(9);
+    ASSERT_EQ(b.size(), EGRESS_HEADER_SIZE);
+    const auto h = proto::read_header(b);
+    ASSERT_TRUE(h);
+    EXPECT_EQ(h->type, EGRESS_MSG_STATUS);
+    EXPECT_FALSE(proto::check_request_header(*h, b.size()));
+    EXPECT_FALSE(proto::decode_status(proto::ByteView(b).subspan(EGRESS_HEADER_SIZE)));
+    const std::uint8_t extra[] = {1, 0, 0, 0};
+    EXPECT_TRUE(IsError(proto::decode_status(extra), EBADMSG, {"no fields"}));
+}
+
+TEST(Status, LargeJsonTravelsInSeveralFieldsAndComesBackWhole) {
+    proto::StatusReply rep;
+    rep.json = "{\"pad\":\"" + std::string(150000, 'x') + "\"}";
+    const auto b = proto::encode_status_reply(3, rep);
+    EXPECT_LT(b.size(), EGRESS_MAX_STATUS_REPLY);
+    auto r = proto::decode_reply(b);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_EQ(r->header.type, EGRESS_MSG_STATUS_REPLY);
+    EXPECT_EQ(std::get<proto::StatusReply>(r->body).json, rep.json);
+}
+
+TEST(Status, ErrorStatusReplyRoundTrip) {
+    auto r = proto::decode_reply(proto::encode_status_reply(4, proto::StatusReply{EMSGSIZE, "", "too big", ""}));
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    const auto& st = std::get<proto::StatusReply>(r->body);
+    EXPECT_EQ(st.status, static_cast<std::uint32_t>(EMSGSIZE));
+    EXPECT_EQ(st.error_name, "EMSGSIZE");
+    EXPECT_EQ(st.message, "too big");
+}
+
 TEST(ReplyMalformed, FramingAndHeader) {
     const auto good = encode_error_reply(1, golden_error_reply());
     EXPECT_TRUE(IsError(decode_reply(ByteView(good.data(), 19)), EBADMSG, {"header"}));

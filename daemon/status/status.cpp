@@ -1,0 +1,58 @@
+#include "status.hpp"
+
+#include <cmath>
+
+namespace egress {
+namespace {
+
+nlohmann::json source_figures(const std::string& address, const SourceMetrics* m) {
+    nlohmann::json j{{"address", address}};
+    if (!m) return j;
+    j["connects_ok"] = static_cast<std::uint64_t>(m->ok());
+    nlohmann::json errors = nlohmann::json::object();
+    for (const auto& [name, n] : m->errors()) errors[name] = static_cast<std::uint64_t>(n);
+    j["errors"] = errors;
+    j["parity_switches"] = static_cast<std::uint64_t>(m->parity_switches());
+    j["window_retries"] = static_cast<std::uint64_t>(m->window_retries());
+    return j;
+}
+
+}  // namespace
+
+nlohmann::json status_document(const BrokerContext& ctx) {
+    const auto& info = ctx.info;
+    nlohmann::json pools = nlohmann::json::array();
+    for (const auto& p : ctx.pools->pools()) {
+        nlohmann::json sources = nlohmann::json::array();
+        for (std::size_t i = 0; i < p.sources.size(); ++i)
+            sources.push_back(source_figures(p.labels[i], i < p.source_metrics.size() ? p.source_metrics[i] : nullptr));
+        if (p.sources.empty()) sources.push_back(source_figures(kKernelSource, p.kernel_metrics));
+        nlohmann::json pool{{"name", p.name},
+                            {"selection", to_string(p.selection)},
+                            {"port_strategy", to_string(p.policy.strategy)},
+                            {"port_range", to_string(p.policy.range)},
+                            {"client_selectable", p.client_selectable},
+                            {"in_flight", p.inflight},
+                            {"sources", sources}};
+        if (p.policy.strategy == PortStrategy::window) {
+            pool["window_size"] = p.policy.window_size;
+            pool["max_window_retries"] = p.policy.max_window_retries;
+        }
+        pools.push_back(std::move(pool));
+    }
+    const auto uptime = std::chrono::duration<double>(std::chrono::steady_clock::now() - info.started).count();
+    return {{"version", EGRESSD_VERSION},
+            {"uptime_s", std::round(uptime * 1000) / 1000},
+            {"config_generation", info.generation},
+            {"kernel",
+             {{"release", info.kernel.release},
+              {"ip_local_port_range", info.kernel.local_port_range},
+              {"ephemeral_port_range", to_string(info.kernel.ephemeral)},
+              {"auto_strategy", to_string(info.auto_choice.strategy)},
+              {"auto_reason", info.auto_choice.reason}}},
+            {"clients_connected", ctx.stats.clients_connected},
+            {"requests_in_flight", ctx.stats.inflight},
+            {"pools", pools}};
+}
+
+}  // namespace egress
