@@ -50,6 +50,11 @@ bool can_connect_unix(const std::string& path) {
 
 }  // namespace
 
+std::uint16_t next_test_port() {
+    static std::atomic<std::uint16_t> next{20000};
+    return next++;
+}
+
 std::string egressd_bin() { return env_or_die("EGRESSD_BIN"); }
 std::string egress_connect_bin() { return env_or_die("EGRESS_CONNECT_BIN"); }
 std::string egress_bench_bin() { return env_or_die("EGRESS_BENCH_BIN"); }
@@ -138,7 +143,7 @@ Daemon::Daemon(const std::string& config_json, std::vector<std::string> extra_ar
     dir_ = ::mkdtemp(tmpl);
     socket_ = dir_ + "/egressd.sock";
     std::vector<std::string> argv{egressd_bin(), "--socket", socket_, "--log-level", "debug",
-                                  "--metrics-listen", "127.0.0.1:0"};
+                                  "--metrics-listen", "127.0.0.1:" + std::to_string(next_test_port())};
     if (!config_json.empty()) {
         std::ofstream(dir_ + "/config.json") << config_json;
         argv.insert(argv.end(), {"--config", dir_ + "/config.json"});
@@ -269,14 +274,11 @@ Listener::Listener(Mode mode, const std::string& address, int backlog) {
     fd_ = UniqueFd(::socket(ep->v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
     const int one = 1;
     ::setsockopt(fd_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    // Ports below the namespace's ephemeral range (40000-59999), so that a
-    // listener never takes a port a pool under test counts on.
-    static std::atomic<std::uint16_t> next_port{20000};
     auto sa = to_sockaddr(*ep);
     do {
-        ep->port = next_port++;
+        ep->port = next_test_port();
         sa = to_sockaddr(*ep);
-    } while (::bind(fd_.get(), sa.get(), sa.len) != 0 && errno == EADDRINUSE && next_port < 40000);
+    } while (::bind(fd_.get(), sa.get(), sa.len) != 0 && errno == EADDRINUSE && ep->port < 39000);
     if (::listen(fd_.get(), backlog) != 0) {
         ADD_FAILURE() << "listener on " << address << ": " << std::strerror(errno);
         return;

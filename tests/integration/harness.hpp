@@ -28,6 +28,12 @@ RunResult run(const std::vector<std::string>& argv, const std::string& stdin_dat
               const std::vector<std::string>& extra_env = {});
 void sh(const std::string& command);  // runs via /bin/sh, asserts exit 0
 
+// Ports for listeners and metrics endpoints the tests bind: below the
+// namespace's ephemeral range (40000-59999). An explicitly bound port is
+// skipped by connect()'s port search, so one inside the range would shrink
+// the port space a pool under test counts on.
+std::uint16_t next_test_port();
+
 std::string egressd_bin();
 std::string egress_connect_bin();
 
