@@ -106,8 +106,9 @@ void Listener::accept_some() {
                 continue;
             default:  // EMFILE, ENFILE, ENOBUFS, ENOMEM: wait for resources
                 ctx_.metrics.accept_errors.Increment();
-                spdlog::warn("accept failed: {}: {}; pausing accepts for {} ms", errno_name(r.err),
-                             errno_text(r.err), kAcceptBackoff.count());
+                ctx_.log_event(spdlog::level::warn, "accept/" + errno_name(r.err),
+                               "accept failed: {}: {}; pausing accepts for {} ms", errno_name(r.err),
+                               errno_text(r.err), kAcceptBackoff.count());
                 return pause_accepting();
             }
         }
@@ -136,7 +137,7 @@ void Listener::pause_accepting() {
 
 void Listener::refuse(UniqueFd client, const std::string& why) {
     ctx_.metrics.clients_refused.Increment();
-    spdlog::warn("refused a client: {}", why);
+    ctx_.log_event(spdlog::level::warn, "refused", "refused a client: {}", why);
     // Request id 0: the client has not sent anything yet.
     const auto bytes = proto::encode_error_reply(0, proto::ErrorReply{EAGAIN, errno_name(EAGAIN), why});
     send_datagram(ctx_.sys, client.get(), bytes, -1);

@@ -2,9 +2,12 @@
 // the counters. Built in main and passed down.
 #pragma once
 
+#include <spdlog/spdlog.h>
+
 #include "config/config.hpp"
 #include "connector/connector.hpp"
 #include "io/asio.hpp"
+#include "logging/rate_limit.hpp"
 #include "metrics/metrics.hpp"
 #include "pool/pools.hpp"
 #include "session/batch.hpp"
@@ -33,6 +36,19 @@ struct BrokerContext {
     std::shared_ptr<PoolSet> pools;
     Random& random;
     DaemonInfo info;
+    LogLimiter notable{std::chrono::seconds(10), 5};  // rate limit for warn/info events
+
+    // Logs a notable event unless too many with the same key came lately.
+    template <class... Args>
+    void log_event(spdlog::level::level_enum level, const std::string& key, fmt::format_string<Args...> f,
+                   Args&&... args) {
+        if (!spdlog::should_log(level)) return;
+        const auto held = notable.admit(key, std::chrono::steady_clock::now());
+        if (!held) return;
+        auto text = fmt::format(f, std::forward<Args>(args)...);
+        if (*held) text += fmt::format(" ({} similar lines held back)", *held);
+        spdlog::log(level, "{}", text);
+    }
     RecvBatch recv_batch{};  // shared scratch, see batch.hpp
     SendBatch send_batch{};
 };

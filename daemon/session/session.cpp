@@ -98,6 +98,8 @@ void Session::handle_datagram(proto::ByteView d, bool truncated, int fds_receive
     if (!h) {
         ctx_.metrics.protocol_error("unframed").Increment();
         ctx_.metrics.client_dropped("unframed").Increment();
+        ctx_.log_event(spdlog::level::info, "drop-unframed", "dropped client {}: it sent a datagram of {} bytes that "
+                       "cannot be framed", id_, d.size());
         return close("datagram of " + std::to_string(d.size()) +
                      " bytes cannot be framed (shorter than a header or wrong magic)");
     }
@@ -195,6 +197,9 @@ void Session::on_connect_done(std::uint64_t id, PoolSet& pools, const Choice& ch
     figures->connect_done(out.err, out.local && (out.local->port & 1), out.parity_switch, out.window_retries,
                           static_cast<double>(out.connect_us) / 1e6);
     if (!out.err && has_source) pools.record_success(pool, source, dest);
+    if (out.err == EADDRNOTAVAIL)
+        ctx_.log_event(spdlog::level::warn, "exhausted/" + pool.name, "pool {}: no free source port toward {} ({})",
+                       pool.name, endpoint_string(dest), out.message);
     proto::ConnectReply rep;
     rep.status = static_cast<std::uint32_t>(out.err);
     if (out.err) {
@@ -236,6 +241,8 @@ void Session::queue(std::uint64_t id, proto::Bytes bytes, UniqueFd fd) {
     if (closed_) return;  // the fd, if any, closes here
     if (out_.size() >= ctx_.config->limits.max_queued_replies) {
         ctx_.metrics.client_dropped("reply_queue_full").Increment();
+        ctx_.log_event(spdlog::level::info, "drop-queue", "dropped client {}: it does not read its replies ({} queued)",
+                       id_, out_.size());
         return close("client does not read its replies (limits.max_queued_replies reached)");
     }
     out_.push_back(OutMsg{id, std::move(bytes), std::move(fd)});

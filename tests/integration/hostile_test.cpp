@@ -182,5 +182,20 @@ TEST_F(Hostile, RandomGarbageNeverHurtsTheDaemon) {
     EXPECT_TRUE(d_.alive());
 }
 
+TEST_F(Hostile, AFloodOfBadClientsIsCountedInFullButLoggedSparingly) {
+    for (int i = 0; i < 50; ++i) {
+        auto s = raw_connect(d_.socket());
+        EXPECT_FALSE(exchange(s.get(), proto::Bytes{'b', 'a', 'd'}));
+    }
+    const auto text = d_.scrape();
+    EXPECT_EQ(metric_value(text, R"(egress_clients_dropped_total{reason="unframed"})"), 50);
+    const auto log = d_.log();
+    std::size_t lines = 0;
+    for (auto at = log.find("] dropped client"); at != std::string::npos; at = log.find("] dropped client", at + 1))
+        ++lines;
+    EXPECT_GE(lines, 1u);
+    EXPECT_LE(lines, 5u) << log;
+}
+
 }  // namespace
 }  // namespace egress::test
