@@ -300,6 +300,12 @@ ConfigLoad parse_config(std::string_view text) {
     for (const auto& [i, j] : route_conflicts(c.routes))
         load.errors.push_back(route_paths[i] + " and " + route_paths[j] + ": both match " + to_string(c.routes[i].dest) +
                               " ports " + to_string(c.routes[i].ports) + " with equal specificity");
+    // Replies to connects a client was allowed to have in flight must fit in
+    // its queue: only a client that keeps sending without reading is dropped.
+    if (c.limits.max_queued_replies < c.limits.max_inflight_per_client)
+        load.errors.push_back("limits.max_queued_replies: must be at least limits.max_inflight_per_client (" +
+                              std::to_string(c.limits.max_inflight_per_client) + "), got " +
+                              std::to_string(c.limits.max_queued_replies));
     if (c.default_timeout_ms > c.max_timeout_ms)
         load.errors.push_back("connect.default_timeout_ms: must not exceed connect.max_timeout_ms (" +
                               std::to_string(c.max_timeout_ms) + "), got " + std::to_string(c.default_timeout_ms));

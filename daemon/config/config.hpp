@@ -38,6 +38,8 @@ struct Limits {
     std::uint32_t max_clients = 2000;
     // Replies queued for a client that does not read them; past this the
     // client is dropped (its replies would otherwise pin memory and fds).
+    // At least max_inflight_per_client, so that a client is dropped only if
+    // it keeps sending without reading.
     std::uint32_t max_queued_replies = 2048;
 };
 

@@ -23,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "egress_client.hpp"
 #include "netns.hpp"
 #include "pool/selection.hpp"
 #include "sockaddr.hpp"
@@ -46,6 +47,11 @@ const char* const kUsage =
     "      kernel-range, userspace-random); several strategies run side by side and\n"
     "      are compared with the first. --runs R repeats each (interleaved) and\n"
     "      reports the median run.\n"
+    "\n"
+    "  hol [--pending P[,P...]] [--live N] [--deadline MS]\n"
+    "      Head-of-line: while P connects hang on a black hole (defaults 0,100,1000,10000),\n"
+    "      time N live connects (default 1000) through egressd; then check that every\n"
+    "      black-holed request was answered ETIMEDOUT at its deadline (default 3000 ms).\n"
     "\n"
     "  common: --json (one JSON object per run), --no-netns (use the current namespace),\n"
     "          --egressd PATH (default: the egressd built beside this tool)\n";
@@ -75,7 +81,7 @@ struct Args {
 };
 
 Args parse(int argc, char** argv, int from) {
-    static const char* flags[] = {"json", "no-netns", "hold"};
+    static const char* flags[] = {"json", "no-netns", "hold"};  // options without a value
     Args a;
     for (int i = from; i < argc; ++i) {
         std::string k = argv[i];
@@ -419,6 +425,134 @@ int cmd_storm(const Args& a) {
     return 0;
 }
 
+// ---- hol: live connects while others hang ---------------------------------
+
+json hol_once(const Args& a, std::uint32_t pending) {
+    const auto live = a.num("live", 1000);
+    const auto deadline_ms = a.num("deadline", 3000);
+    if (!a.has("no-netns")) {
+        if (auto err = enter_private_netns(NetnsSetup{}); !err.empty()) throw std::runtime_error(err);
+    }
+    UniqueFd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    const auto dest = *parse_address("127.0.0.1", kDestPort);
+    const auto sa = to_sockaddr(dest);
+    if (::bind(listener.get(), sa.get(), sa.len) != 0 || ::listen(listener.get(), 1 << 20) != 0)
+        throw std::runtime_error(std::string("listener: ") + std::strerror(errno));
+    char tmpl[] = "/tmp/egress-bench.XXXXXX";
+    const std::string dir = ::mkdtemp(tmpl);
+    const auto sock = dir + "/egressd.sock";
+    const json cfg = {{"log_level", "warn"},
+                      {"metrics", {{"listen", ""}}},
+                      {"connect", {{"max_timeout_ms", 600000}}},
+                      {"limits", {{"max_inflight", 100000}, {"max_inflight_per_client", 100000},
+                                  {"max_queued_replies", 100000}}}};
+    std::ofstream(dir + "/config.json") << cfg.dump();
+    auto daemon = spawn({egressd_path(a), "--config", dir + "/config.json", "--socket", sock}, dir + "/egressd.log");
+    if (!wait_for_socket(sock, daemon.pid)) throw std::runtime_error("egressd did not start; see " + dir + "/egressd.log");
+
+    // The hanging connects: all submitted, each with its send time.
+    auto stuck = Client::open(sock);
+    if (!stuck) throw std::runtime_error(stuck.error().message);
+    const auto hole = *parse_address(kBlackHole, 80);
+    std::map<std::uint64_t, std::chrono::steady_clock::time_point> sent;
+    for (std::uint32_t i = 0; i < pending; ++i) {
+        auto id = stuck->submit(hole, {.timeout_ms = deadline_ms});
+        if (!id) throw std::runtime_error(id.error().message);
+        sent[*id] = std::chrono::steady_clock::now();
+    }
+    // Let egressd take them all in before measuring (its status counts them).
+    auto live_client = Client::open(sock);
+    if (!live_client) throw std::runtime_error(live_client.error().message);
+    for (int i = 0; i < 500; ++i) {
+        auto st = live_client->status();
+        if (st && json::parse(*st).value("requests_in_flight", 0U) >= pending) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    std::vector<double> lat;
+    std::uint64_t live_errors = 0;
+    for (std::uint32_t i = 0; i < live; ++i) {
+        const auto t0 = std::chrono::steady_clock::now();
+        auto r = live_client->connect(dest);
+        lat.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+        if (!r) ++live_errors;  // the socket, if any, closes here
+    }
+    // Every hanging request must come back ETIMEDOUT at its deadline.
+    std::uint64_t timedout = 0, other = 0;
+    std::vector<double> late;
+    for (std::uint32_t i = 0; i < pending; ++i) {
+        auto c = stuck->next();
+        if (!c) throw std::runtime_error(c.error().message);
+        const double elapsed = std::chrono::duration<double, std::milli>(
+                                   std::chrono::steady_clock::now() - sent[c->request_id]).count();
+        if (!c->result && c->result.error().code == ETIMEDOUT) ++timedout;
+        else ++other;
+        late.push_back(elapsed - deadline_ms);
+    }
+    ::kill(daemon.pid, SIGTERM);
+    int st;
+    ::waitpid(daemon.pid, &st, 0);
+    std::system(("rm -rf " + dir).c_str());
+
+    WorkerResult r;
+    r.lat_even_ms = lat;  // summary() wants parity buckets; parity means nothing here
+    auto j = r.summary();
+    json out{{"scenario", "hol"}, {"pending", pending}, {"live", live}, {"live_errors", live_errors},
+             {"latency_ms", j["latency_ms"]}, {"black_hole_answered", timedout + other},
+             {"black_hole_etimedout", timedout}, {"deadline_ms", deadline_ms}};
+    if (!late.empty()) {
+        std::sort(late.begin(), late.end());
+        out["deadline_error_ms"] = {{"min", std::round(late.front() * 10) / 10},
+                                    {"max", std::round(late.back() * 10) / 10}};
+    }
+    return out;
+}
+
+int cmd_hol(const Args& a) {
+    std::vector<std::uint32_t> levels;
+    std::stringstream list(a.get("pending", "0,100,1000,10000"));
+    for (std::string s; std::getline(list, s, ',');) {
+        try {
+            levels.push_back(static_cast<std::uint32_t>(std::stoul(s)));
+        } catch (const std::exception&) {
+            usage("--pending takes numbers, got '" + s + "'");
+        }
+        if (levels.back() > 15000) usage("--pending above 15000 would pass egressd's open-files cap here");
+    }
+    std::vector<json> runs;
+    for (auto p : levels) runs.push_back(in_child([&] { return hol_once(a, p); }));
+    if (a.has("json")) {
+        for (const auto& j : runs) std::cout << j.dump() << "\n";
+    } else {
+        std::printf("%8s %6s %9s %9s %9s %9s %12s %12s %22s\n", "pending", "live", "p50_ms", "p99_ms", "max_ms",
+                    "errors", "bh_answered", "bh_ETIMEDOUT", "deadline_error_ms");
+        for (const auto& j : runs) {
+            if (j.contains("error")) {
+                std::printf("error: %s\n", j["error"].get<std::string>().c_str());
+                continue;
+            }
+            const auto& l = j["latency_ms"];
+            std::string err = "-";
+            if (j.contains("deadline_error_ms"))
+                err = "+" + std::to_string(j["deadline_error_ms"]["min"].get<double>()).substr(0, 5) + " .. +" +
+                      std::to_string(j["deadline_error_ms"]["max"].get<double>()).substr(0, 5);
+            std::printf("%8u %6u %9.4f %9.4f %9.3f %9llu %12llu %12llu %22s\n", j["pending"].get<unsigned>(),
+                        j["live"].get<unsigned>(), l.value("p50", 0.0), l.value("p99", 0.0), l.value("max", 0.0),
+                        j["live_errors"].get<unsigned long long>(), j["black_hole_answered"].get<unsigned long long>(),
+                        j["black_hole_etimedout"].get<unsigned long long>(), err.c_str());
+        }
+        if (runs.size() > 1 && !runs.front().contains("error") && !runs.back().contains("error"))
+            std::printf("\nlive p99 with %u pending is %.2fx the p99 with %u pending\n",
+                        runs.back()["pending"].get<unsigned>(),
+                        runs.back()["latency_ms"]["p99"].get<double>() / runs.front()["latency_ms"]["p99"].get<double>(),
+                        runs.front()["pending"].get<unsigned>());
+    }
+    for (const auto& j : runs)
+        if (j.contains("error") || j["live_errors"].get<unsigned long long>() > 0 ||
+            j["black_hole_etimedout"] != j["pending"])
+            return 1;
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -432,5 +566,6 @@ int main(int argc, char** argv) {
     const auto args = parse(argc, argv, 2);
     if (scenario == "worker") return cmd_worker(args);
     if (scenario == "storm") return cmd_storm(args);
+    if (scenario == "hol") return cmd_hol(args);
     usage("unknown scenario '" + scenario + "'");
 }

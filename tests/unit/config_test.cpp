@@ -110,8 +110,9 @@ TEST(Config, OutOfRangeValues) {
         for (const char* v : {"0", "-1", "1000001", "4294967297", "18446744073709551615"})
             EXPECT_EQ(only_error(std::string(R"({"limits": {")") + key + "\": " + v + "}}"),
                       std::string("limits.") + key + ": expected an integer 1-1000000, got " + v);
-        parse_ok(std::string(R"({"limits": {")") + key + "\": 1}}");
-        parse_ok(std::string(R"({"limits": {")") + key + "\": 1000000}}");
+        // The range edges, each with companions that keep max_queued_replies >= max_inflight_per_client.
+        parse_ok(std::string(R"({"limits": {"max_inflight_per_client": 1, ")") + key + "\": 1}}");
+        parse_ok(std::string(R"({"limits": {"max_queued_replies": 1000000, ")") + key + "\": 1000000}}");
     }
     const auto c = parse_ok(R"({"connect": {"default_timeout_ms": 1, "max_timeout_ms": 600000}})");
     EXPECT_EQ(c->default_timeout_ms, 1u);
@@ -132,6 +133,12 @@ TEST(Config, DefaultTimeoutMustNotExceedMax) {
     EXPECT_EQ(only_error(R"({"connect": {"max_timeout_ms": 2000}})"),
               "connect.default_timeout_ms: must not exceed connect.max_timeout_ms (2000), got 3000");
     parse_ok(R"({"connect": {"default_timeout_ms": 4000, "max_timeout_ms": 4000}})");
+}
+
+TEST(Config, QueuedRepliesMustCoverTheInflightLimit) {
+    EXPECT_EQ(only_error(R"({"limits": {"max_inflight_per_client": 5000}})"),
+              "limits.max_queued_replies: must be at least limits.max_inflight_per_client (5000), got 2048");
+    parse_ok(R"({"limits": {"max_inflight_per_client": 5000, "max_queued_replies": 5000}})");
 }
 
 TEST(Config, InvalidJson) {
