@@ -1,6 +1,7 @@
 #include "worker.hpp"
 
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -151,6 +152,70 @@ WorkerResult run_worker(const WorkerOptions& o, std::vector<int>& held) {
     const auto t0 = clock_type::now();
     if (o.mode == Mode::broker) run_broker(o, r, held);
     else run_direct(o, r, held);
+    r.total_s = ms_between(t0, clock_type::now()) / 1000.0;
+    return r;
+}
+
+WorkerResult run_clients(const std::string& socket, const Endpoint& dest, std::uint32_t clients,
+                         std::uint32_t per_client, std::uint32_t inflight, const std::function<void()>& ready,
+                         std::vector<Client>& keep) {
+    WorkerResult r;
+    for (std::uint32_t i = 0; i < clients; ++i) {
+        auto c = Client::open(socket);
+        if (!c) {
+            record_error(r, c.error().code, c.error().message);
+            return r;
+        }
+        keep.push_back(std::move(*c));
+    }
+    ready();
+    struct State {
+        std::uint32_t sent = 0, done = 0;
+        std::map<std::uint64_t, clock_type::time_point> at;
+    };
+    std::vector<State> st(clients);
+    std::vector<pollfd> fds(clients);
+    const auto t0 = clock_type::now();
+    auto top_up = [&](std::size_t i) {
+        while (st[i].sent - st[i].done < inflight && st[i].sent < per_client) {
+            auto id = keep[i].submit(dest);
+            if (!id) return record_error(r, id.error().code, id.error().message);
+            st[i].at[*id] = clock_type::now();
+            ++st[i].sent;
+            ++r.attempts;
+        }
+    };
+    for (std::size_t i = 0; i < clients; ++i) {
+        fds[i] = pollfd{keep[i].native_handle(), POLLIN, 0};
+        top_up(i);
+    }
+    std::uint64_t remaining = std::uint64_t{clients} * per_client;
+    while (remaining > 0) {
+        if (::poll(fds.data(), fds.size(), 10000) <= 0) {
+            record_error(r, ETIMEDOUT, "no reply from egressd for 10 s");
+            break;
+        }
+        for (std::size_t i = 0; i < clients; ++i) {
+            if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+            auto c = keep[i].next();  // one datagram is waiting: this does not block
+            if (!c) {
+                record_error(r, c.error().code, c.error().message);
+                fds[i].fd = -1;
+                remaining -= per_client - st[i].done;
+                continue;
+            }
+            const auto it = st[i].at.find(c->request_id);
+            if (it != st[i].at.end()) {
+                r.lat_even_ms.push_back(ms_between(it->second, clock_type::now()));
+                st[i].at.erase(it);
+            }
+            ++st[i].done;
+            --remaining;
+            if (c->result) ++r.ok;  // the socket closes here
+            else record_error(r, c->result.error().code, c->result.error().message);
+            top_up(i);
+        }
+    }
     r.total_s = ms_between(t0, clock_type::now()) / 1000.0;
     return r;
 }

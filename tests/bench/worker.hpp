@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -13,6 +14,10 @@
 
 #include "endpoint.hpp"
 #include "pool/port_window.hpp"
+
+namespace egress {
+class Client;
+}
 
 namespace egress::bench {
 
@@ -55,5 +60,14 @@ struct WorkerResult {
 
 // Runs the worker; the sockets it made stay open in `held` when hold is set.
 WorkerResult run_worker(const WorkerOptions& o, std::vector<int>& held);
+
+// Many clients in one process: `clients` connections to egressd, each keeping
+// `inflight` CONNECTs in flight until it has had `per_client` replies; every
+// socket received is closed at once. `ready` runs once every client is
+// connected, before any request (the caller may wait there). Latency is
+// request sent to reply received, in lat_even_ms.
+WorkerResult run_clients(const std::string& socket, const Endpoint& dest, std::uint32_t clients,
+                         std::uint32_t per_client, std::uint32_t inflight, const std::function<void()>& ready,
+                         std::vector<egress::Client>& keep);
 
 }  // namespace egress::bench

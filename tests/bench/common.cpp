@@ -1,0 +1,243 @@
+#include "common.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+#include "sockaddr.hpp"
+
+namespace egress::bench {
+namespace {
+
+bool wait_for_socket(const std::string& path, pid_t pid) {
+    for (int i = 0; i < 1000; ++i) {
+        UniqueFd fd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+        sockaddr_un a{};
+        a.sun_family = AF_UNIX;
+        std::strncpy(a.sun_path, path.c_str(), sizeof a.sun_path - 1);
+        if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) return true;
+        int st;
+        if (::waitpid(pid, &st, WNOHANG) == pid) return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return false;
+}
+
+}  // namespace
+
+std::string Args::get(const std::string& k, const std::string& def) const {
+    auto it = values.find(k);
+    return it == values.end() ? def : it->second;
+}
+
+std::uint32_t Args::num(const std::string& k, std::uint32_t def) const {
+    if (!has(k)) return def;
+    try {
+        const auto v = std::stoul(values.at(k));
+        if (v == 0 || v > 10'000'000) throw std::out_of_range(k);
+        return static_cast<std::uint32_t>(v);
+    } catch (const std::exception&) {
+        usage("--" + k + " needs a positive number, got '" + values.at(k) + "'");
+    }
+}
+
+Args parse(int argc, char** argv, int from) {
+    static const char* flags[] = {"json", "no-netns", "hold"};  // options without a value
+    Args a;
+    for (int i = from; i < argc; ++i) {
+        std::string k = argv[i];
+        if (k.rfind("--", 0) != 0) usage("unexpected argument '" + k + "'");
+        k = k.substr(2);
+        bool is_flag = false;
+        for (auto f : flags) is_flag |= k == f;
+        if (is_flag) {
+            a.values[k] = "1";
+        } else {
+            if (i + 1 >= argc) usage("--" + k + " needs a value");
+            a.values[k] = argv[++i];
+        }
+    }
+    return a;
+}
+
+PortRange range_arg(const Args& a) {
+    auto r = parse_port_range(a.get("range", "40000-59999"));
+    if (!r) usage("--range must be LO-HI, got '" + a.get("range", "") + "'");
+    return *r;
+}
+
+std::string self_exe() {
+    char buf[4096];
+    const auto n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+    return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : "egress-bench";
+}
+
+std::string egressd_path(const Args& a) {
+    if (a.has("egressd")) return a.get("egressd", "");
+    if (::access(EGRESSD_BUILD_PATH, X_OK) == 0) return EGRESSD_BUILD_PATH;
+    return EGRESSD_INSTALL_PATH;
+}
+
+Child spawn(const std::vector<std::string>& argv, const std::string& stderr_file) {
+    int in[2], out[2];
+    if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+    Child c;
+    c.pid = ::fork();
+    if (c.pid == 0) {
+        ::dup2(in[0], 0);
+        ::dup2(out[1], 1);
+        if (!stderr_file.empty()) {
+            const int fd = ::open(stderr_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+            ::dup2(fd, 2);
+        }
+        std::vector<char*> args;
+        for (const auto& s : argv) args.push_back(const_cast<char*>(s.c_str()));
+        args.push_back(nullptr);
+        ::execv(args[0], args.data());
+        ::_exit(127);
+    }
+    ::close(in[0]);
+    ::close(out[1]);
+    c.in = UniqueFd(in[1]);
+    c.out = UniqueFd(out[0]);
+    return c;
+}
+
+std::string read_line(int fd) {
+    std::string s;
+    char ch;
+    while (::read(fd, &ch, 1) == 1 && ch != '\n') s += ch;
+    return s;
+}
+
+// User plus system CPU time a live process has used (/proc/PID/stat).
+double cpu_seconds(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::istringstream rest(stat.substr(stat.rfind(')') + 2));
+    std::string field;
+    unsigned long long utime = 0, stime = 0;
+    for (int i = 3; i <= 15 && rest >> field; ++i) {
+        if (i == 14) utime = std::stoull(field);
+        if (i == 15) stime = std::stoull(field);
+    }
+    return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+// Resident memory of a live process, in bytes (/proc/PID/status).
+double rss_bytes(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+    for (std::string key; in >> key;) {
+        if (key == "VmRSS:") {
+            double kib = 0;
+            in >> kib;
+            return kib * 1024;
+        }
+        in.ignore(1 << 16, '\n');
+    }
+    return 0;
+}
+
+std::vector<std::uint32_t> number_list(const Args& a, const std::string& key, const std::string& def) {
+    std::vector<std::uint32_t> out;
+    std::stringstream list(a.get(key, def));
+    for (std::string s; std::getline(list, s, ',');) {
+        try {
+            out.push_back(static_cast<std::uint32_t>(std::stoul(s)));
+        } catch (const std::exception&) {
+            usage("--" + key + " takes numbers, got '" + s + "'");
+        }
+    }
+    return out;
+}
+
+// Runs `fn` in a child process (a fresh namespace each time) and returns its JSON.
+json in_child(const std::function<json()>& fn) {
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+        ::close(p[0]);
+        json j;
+        try {
+            j = fn();
+        } catch (const std::exception& e) {
+            j = {{"error", e.what()}};
+        }
+        const auto s = j.dump() + "\n";
+        (void)!::write(p[1], s.data(), s.size());
+        ::_exit(0);
+    }
+    ::close(p[1]);
+    std::string s;
+    char buf[65536];
+    ssize_t r;
+    while ((r = ::read(p[0], buf, sizeof buf)) > 0) s.append(buf, static_cast<std::size_t>(r));
+    ::close(p[0]);
+    int st;
+    ::waitpid(pid, &st, 0);
+    if (s.empty()) return {{"error", "the run died"}};
+    return json::parse(s);
+}
+
+UniqueFd open_listener(const Endpoint& at) {
+    UniqueFd fd(::socket(at.v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    const int one = 1;
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    const auto sa = to_sockaddr(at);
+    if (!fd || ::bind(fd.get(), sa.get(), sa.len) != 0 || ::listen(fd.get(), 1 << 20) != 0)
+        throw std::runtime_error("listener on " + endpoint_string(at) + ": " + std::strerror(errno));
+    return fd;
+}
+
+void reap(Child& c) {
+    c.in.reset();
+    int st;
+    if (c.pid > 0) ::waitpid(c.pid, &st, 0);
+    c.pid = -1;
+}
+
+Egressd::Egressd(const Args& a, const json& config, const std::vector<std::string>& prefix) {
+    char tmpl[] = "/tmp/egress-bench.XXXXXX";
+    if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error(std::string("mkdtemp: ") + std::strerror(errno));
+    dir_ = tmpl;
+    socket_ = dir_ + "/egressd.sock";
+    std::ofstream(dir_ + "/config.json") << config.dump(2);
+    std::vector<std::string> argv = prefix;
+    argv.insert(argv.end(), {egressd_path(a), "--config", dir_ + "/config.json", "--socket", socket_});
+    proc_ = spawn(argv, dir_ + "/egressd.log");
+    if (!wait_for_socket(socket_, proc_.pid)) {
+        std::string log;
+        std::ifstream in(dir_ + "/egressd.log");
+        std::getline(in, log, '\0');
+        stop();
+        throw std::runtime_error("egressd did not start: " + log);
+    }
+}
+
+Egressd::~Egressd() { stop(); }
+
+void Egressd::stop() {
+    if (proc_.pid > 0) {
+        ::kill(proc_.pid, SIGTERM);
+        int st;
+        ::waitpid(proc_.pid, &st, 0);
+        proc_.pid = -1;
+    }
+    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+    dir_.clear();
+}
+
+}  // namespace egress::bench

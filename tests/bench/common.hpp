@@ -1,0 +1,91 @@
+// What every egress-bench scenario shares: the command line, child processes,
+// a private egressd per run, and readings of /proc.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "endpoint.hpp"
+#include "pool/port_window.hpp"
+#include "unique_fd.hpp"
+
+namespace egress::bench {
+
+using nlohmann::json;
+
+// Prints why and the usage text, exits 2 (egress_bench.cpp owns the text).
+[[noreturn]] void usage(const std::string& why);
+
+// --key value options; the keys listed in parse() are flags without a value.
+struct Args {
+    std::map<std::string, std::string> values;
+    bool has(const std::string& k) const { return values.count(k) > 0; }
+    std::string get(const std::string& k, const std::string& def) const;
+    // A positive number (usage error otherwise), or def when absent.
+    std::uint32_t num(const std::string& k, std::uint32_t def) const;
+};
+Args parse(int argc, char** argv, int from);
+PortRange range_arg(const Args& a);
+// "1,10,100": a comma-separated list of numbers (usage error otherwise).
+std::vector<std::uint32_t> number_list(const Args& a, const std::string& key, const std::string& def);
+
+// The listener every scenario connects to: below every ephemeral range used here.
+inline constexpr std::uint16_t kDestPort = 5000;
+// A TCP listener on `at` whose accept queue can hold a whole storm (throws).
+UniqueFd open_listener(const Endpoint& at);
+
+std::string self_exe();
+std::string egressd_path(const Args& a);
+
+// A child process with pipes to its stdin and stdout.
+struct Child {
+    pid_t pid = -1;
+    UniqueFd in, out;  // our ends of its stdin and stdout
+};
+Child spawn(const std::vector<std::string>& argv, const std::string& stderr_file = "");
+// Closes its stdin and waits for it to exit.
+void reap(Child& c);
+std::string read_line(int fd);
+
+// A private egressd on a socket in a fresh temporary directory, stopped (and
+// the directory removed) by stop() or the destructor.
+class Egressd {
+public:
+    // Starts `path` (or, when prefix is non-empty, `prefix... path`, e.g. under
+    // valgrind) with `config`; throws when it does not come up.
+    Egressd(const Args& a, const json& config, const std::vector<std::string>& prefix = {});
+    ~Egressd();
+    Egressd(const Egressd&) = delete;
+    Egressd& operator=(const Egressd&) = delete;
+
+    const std::string& socket() const { return socket_; }
+    const std::string& dir() const { return dir_; }
+    pid_t pid() const { return proc_.pid; }
+    void stop();
+
+private:
+    Child proc_;
+    std::string dir_, socket_;
+};
+
+// User plus system CPU seconds, and resident bytes, of a live process.
+double cpu_seconds(pid_t pid);
+double rss_bytes(pid_t pid);
+
+// Runs fn in a forked child (so each run gets a fresh network namespace) and
+// returns its JSON; a throw becomes {"error": what}.
+json in_child(const std::function<json()>& fn);
+
+// Scenarios.
+int cmd_storm(const Args& a);
+int cmd_hol(const Args& a);
+int cmd_clients(const Args& a);
+
+}  // namespace egress::bench
