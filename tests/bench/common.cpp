@@ -21,8 +21,9 @@
 namespace egress::bench {
 namespace {
 
-bool wait_for_socket(const std::string& path, pid_t pid) {
-    for (int i = 0; i < 1000; ++i) {
+bool wait_for_socket(const std::string& path, pid_t pid, std::chrono::milliseconds timeout) {
+    const auto end = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < end) {
         UniqueFd fd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
         sockaddr_un a{};
         a.sun_family = AF_UNIX;
@@ -209,7 +210,8 @@ void reap(Child& c) {
     c.pid = -1;
 }
 
-Egressd::Egressd(const Args& a, const json& config, const std::vector<std::string>& prefix) {
+Egressd::Egressd(const Args& a, const json& config, const std::vector<std::string>& prefix,
+                 std::chrono::milliseconds start_timeout) {
     char tmpl[] = "/tmp/egress-bench.XXXXXX";
     if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error(std::string("mkdtemp: ") + std::strerror(errno));
     dir_ = tmpl;
@@ -218,7 +220,7 @@ Egressd::Egressd(const Args& a, const json& config, const std::vector<std::strin
     std::vector<std::string> argv = prefix;
     argv.insert(argv.end(), {egressd_path(a), "--config", dir_ + "/config.json", "--socket", socket_});
     proc_ = spawn(argv, dir_ + "/egressd.log");
-    if (!wait_for_socket(socket_, proc_.pid)) {
+    if (!wait_for_socket(socket_, proc_.pid, start_timeout)) {
         std::string log;
         std::ifstream in(dir_ + "/egressd.log");
         std::getline(in, log, '\0');

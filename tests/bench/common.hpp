@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -59,8 +60,10 @@ std::string read_line(int fd);
 class Egressd {
 public:
     // Starts `path` (or, when prefix is non-empty, `prefix... path`, e.g. under
-    // valgrind) with `config`; throws when it does not come up.
-    Egressd(const Args& a, const json& config, const std::vector<std::string>& prefix = {});
+    // valgrind) with `config`; throws when its socket does not answer within
+    // start_timeout.
+    Egressd(const Args& a, const json& config, const std::vector<std::string>& prefix = {},
+            std::chrono::milliseconds start_timeout = std::chrono::seconds(5));
     ~Egressd();
     Egressd(const Egressd&) = delete;
     Egressd& operator=(const Egressd&) = delete;
