@@ -36,6 +36,13 @@ const char* const kUsage =
     "      (default 20000), each keeping K requests in flight (default 4): throughput,\n"
     "      latency (request to reply) and egressd's resident memory per idle client.\n"
     "\n"
+    "  backlog [--pending P[,P...]] [--live N] [--new-pending K] [--valgrind PATH]\n"
+    "      egressd's instructions per request (callgrind) while P connects hang on a\n"
+    "      black hole (defaults 0,10,100,1000,10000): N live connects one at a time\n"
+    "      (default 2000), then K more hanging ones (default 1000); each must cost\n"
+    "      the same at every P (the ratio to the first level, target within 10%).\n"
+    "      --keep-dumps DIR keeps callgrind's files for callgrind_annotate.\n"
+    "\n"
     "  common: --json (one JSON object per run), --no-netns (use the current namespace),\n"
     "          --egressd PATH (default: the egressd built beside this tool)\n";
 
@@ -113,5 +120,6 @@ int main(int argc, char** argv) {
     if (scenario == "storm") return cmd_storm(args);
     if (scenario == "hol") return cmd_hol(args);
     if (scenario == "clients") return cmd_clients(args);
+    if (scenario == "backlog") return cmd_backlog(args);
     usage("unknown scenario '" + scenario + "'");
 }
