@@ -79,6 +79,7 @@ int cmd_worker(const Args& a) {
     o.range = range_arg(a);
     o.window = a.num("window", 500);
     o.hold = a.has("hold");
+    o.series = a.has("series");
     std::vector<int> held;
     const auto r = run_worker(o, held);
     std::cout << r.to_json().dump() << std::endl;
