@@ -36,6 +36,12 @@ const char* const kUsage =
     "      (default 20000), each keeping K requests in flight (default 4): throughput,\n"
     "      latency (request to reply) and egressd's resident memory per idle client.\n"
     "\n"
+    "  plot --out DIR [--connections N] [--strategy S] [--pending P[,P...]] [--live N] [--gnuplot PATH]\n"
+    "      Charts as PNG (gnuplot, Debian package gnuplot-nox) with their .dat and .gp files:\n"
+    "      storm-direct-default.png and storm-broker-S.png (latency per connect against\n"
+    "      connection index, by local port parity; storm's options and defaults, S window)\n"
+    "      and hol-cdf.png (live connect latency CDF per pending level; hol's options).\n"
+    "\n"
     "  common: --json (one JSON object per run), --no-netns (use the current namespace),\n"
     "          --egressd PATH (default: the egressd built beside this tool)\n";
 
@@ -114,5 +120,6 @@ int main(int argc, char** argv) {
     if (scenario == "storm") return cmd_storm(args);
     if (scenario == "hol") return cmd_hol(args);
     if (scenario == "clients") return cmd_clients(args);
+    if (scenario == "plot") return cmd_plot(args);
     usage("unknown scenario '" + scenario + "'");
 }
