@@ -7,7 +7,7 @@ packages=(
   meson ninja-build gcc g++ pkg-config
   libboost-dev nlohmann-json3-dev prometheus-cpp-dev libspdlog-dev
   libgtest-dev libgmock-dev libbenchmark-dev libsystemd-dev
-  iproute2 util-linux prometheus valgrind
+  iproute2 util-linux prometheus valgrind gnuplot-nox
 )
 
 missing=()

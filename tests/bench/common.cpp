@@ -55,7 +55,7 @@ std::uint32_t Args::num(const std::string& k, std::uint32_t def) const {
 }
 
 Args parse(int argc, char** argv, int from) {
-    static const char* flags[] = {"json", "no-netns", "hold"};  // options without a value
+    static const char* flags[] = {"json", "no-netns", "hold", "series"};  // options without a value
     Args a;
     for (int i = from; i < argc; ++i) {
         std::string k = argv[i];

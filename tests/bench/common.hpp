@@ -91,5 +91,6 @@ int cmd_storm(const Args& a);
 int cmd_hol(const Args& a);
 int cmd_clients(const Args& a);
 int cmd_backlog(const Args& a);
+int cmd_plot(const Args& a);
 
 }  // namespace egress::bench

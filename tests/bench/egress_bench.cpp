@@ -43,6 +43,12 @@ const char* const kUsage =
     "      the same at every P (the ratio to the first level, target within 10%).\n"
     "      --keep-dumps DIR keeps callgrind's files for callgrind_annotate.\n"
     "\n"
+    "  plot --out DIR [--connections N] [--strategy S] [--pending P[,P...]] [--live N] [--gnuplot PATH]\n"
+    "      Charts as PNG (gnuplot, Debian package gnuplot-nox) with their .dat and .gp files:\n"
+    "      storm-direct-default.png and storm-broker-S.png (latency per connect against\n"
+    "      connection index, by local port parity; storm's options and defaults, S window)\n"
+    "      and hol-cdf.png (live connect latency CDF per pending level; hol's options).\n"
+    "\n"
     "  common: --json (one JSON object per run), --no-netns (use the current namespace),\n"
     "          --egressd PATH (default: the egressd built beside this tool)\n";
 
@@ -86,6 +92,7 @@ int cmd_worker(const Args& a) {
     o.range = range_arg(a);
     o.window = a.num("window", 500);
     o.hold = a.has("hold");
+    o.series = a.has("series");
     std::vector<int> held;
     const auto r = run_worker(o, held);
     std::cout << r.to_json().dump() << std::endl;
@@ -121,5 +128,6 @@ int main(int argc, char** argv) {
     if (scenario == "hol") return cmd_hol(args);
     if (scenario == "clients") return cmd_clients(args);
     if (scenario == "backlog") return cmd_backlog(args);
+    if (scenario == "plot") return cmd_plot(args);
     usage("unknown scenario '" + scenario + "'");
 }

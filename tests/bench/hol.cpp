@@ -13,6 +13,7 @@
 #include "common.hpp"
 #include "egress_client.hpp"
 #include "netns.hpp"
+#include "runs.hpp"
 #include "worker.hpp"
 
 namespace egress::bench {
@@ -22,7 +23,9 @@ using egress::test::enter_private_netns;
 using egress::test::kBlackHole;
 using egress::test::NetnsSetup;
 
-json hol_once(const Args& a, std::uint32_t pending) {
+}  // namespace
+
+json hol_once(const Args& a, std::uint32_t pending, bool series) {
     const auto live = a.num("live", 1000);
     const auto deadline_ms = a.num("deadline", 3000);
     if (!a.has("no-netns")) {
@@ -93,10 +96,9 @@ json hol_once(const Args& a, std::uint32_t pending) {
         out["deadline_error_ms"] = {{"min", std::round(late.front() * 10) / 10},
                                     {"max", std::round(late.back() * 10) / 10}};
     }
+    if (series) out["series"] = lat;
     return out;
 }
-
-}  // namespace
 
 int cmd_hol(const Args& a) {
     const auto levels = number_list(a, "pending", "0,100,1000,10000");

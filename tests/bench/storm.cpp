@@ -11,6 +11,7 @@
 #include "common.hpp"
 #include "netns.hpp"
 #include "pool/selection.hpp"
+#include "runs.hpp"
 #include "worker.hpp"
 
 namespace egress::bench {
@@ -24,7 +25,9 @@ using egress::test::NetnsSetup;
 // (one thread) does them: a like-for-like comparison.
 constexpr std::uint32_t kPerWorker = 19900;
 
-json storm_once(const Args& a, Mode mode, const std::string& strategy) {
+}  // namespace
+
+json storm_once(const Args& a, Mode mode, const std::string& strategy, bool series) {
     const auto n = a.num("connections", 19500);
     const auto k = a.num("sources", 1);
     const auto range = range_arg(a);
@@ -56,6 +59,7 @@ json storm_once(const Args& a, Mode mode, const std::string& strategy) {
         std::vector<std::string> argv{self_exe(), "worker", "--mode", to_string(mode), "--dest", endpoint_string(dest),
                                       "--count", std::to_string(count), "--hold", "--range",
                                       to_string(range), "--window", std::to_string(window)};
+        if (series) argv.push_back("--series");
         if (daemon) argv.insert(argv.end(), {"--socket", daemon->socket()});
         else if (k >= 1) argv.insert(argv.end(), {"--source", "127.0.0.2"});
         kids.push_back(spawn(argv));
@@ -79,8 +83,14 @@ json storm_once(const Args& a, Mode mode, const std::string& strategy) {
     j["window"] = window;
     j["workers"] = workers;
     if (mode == Mode::broker) j["egressd_cpu_s"] = std::round(egressd_cpu_s * 1000) / 1000;
+    if (series) {
+        auto& s = j["series"] = json::array();
+        for (const auto& x : total.series) s.push_back({x.ms, x.odd ? 1 : 0});
+    }
     return j;
 }
+
+namespace {
 
 void print_storm_table(const std::vector<json>& runs) {
     std::printf("%-20s %-17s %8s %8s %9s %8s %8s %8s %8s %8s %7s %7s\n", "mode", "strategy", "attempts", "errored",

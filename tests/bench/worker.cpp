@@ -38,10 +38,14 @@ nlohmann::json stats(std::vector<double> v) {
             {"p99", r(pct(0.99))}, {"max", r(v.back())}};
 }
 
-void record_ok(WorkerResult& r, const Endpoint& local, double ms) {
+void record_ok(const WorkerOptions& o, WorkerResult& r, const Endpoint& local, double ms) {
     ++r.ok;
     (local.port % 2 ? r.lat_odd_ms : r.lat_even_ms).push_back(ms);
     ++r.sources[address_string(local)];
+    if (o.series) {
+        const auto now = std::chrono::duration<double, std::milli>(clock_type::now().time_since_epoch()).count();
+        r.series.push_back({now, ms, local.port % 2 == 1});
+    }
 }
 
 void record_error(WorkerResult& r, int code, const std::string& message) {
@@ -73,7 +77,7 @@ void run_broker(const WorkerOptions& o, WorkerResult& r, std::vector<int>& held)
         }
         auto& conn = *c->result;
         r.tries += conn.meta.attempts;
-        record_ok(r, conn.meta.local.value_or(Endpoint{}), static_cast<double>(conn.meta.connect_us) / 1000.0);
+        record_ok(o, r, conn.meta.local.value_or(Endpoint{}), static_cast<double>(conn.meta.connect_us) / 1000.0);
         if (o.hold) held.push_back(conn.fd.release());
     }
 }
@@ -113,7 +117,7 @@ void run_direct(const WorkerOptions& o, WorkerResult& r, std::vector<int>& held)
                 SockAddr local;
                 local.len = sizeof local.storage;
                 ::getsockname(fd, local.get(), &local.len);
-                record_ok(r, from_sockaddr(local.get(), local.len).value_or(Endpoint{}), ms_between(t0, clock_type::now()));
+                record_ok(o, r, from_sockaddr(local.get(), local.len).value_or(Endpoint{}), ms_between(t0, clock_type::now()));
                 if (o.hold) held.push_back(fd);
                 else ::close(fd);
                 err = 0;
@@ -221,9 +225,14 @@ WorkerResult run_clients(const std::string& socket, const Endpoint& dest, std::u
 }
 
 nlohmann::json WorkerResult::to_json() const {
-    return {{"attempts", attempts}, {"ok", ok}, {"errored", errored}, {"tries", tries}, {"total_s", total_s},
+    nlohmann::json j{{"attempts", attempts}, {"ok", ok}, {"errored", errored}, {"tries", tries}, {"total_s", total_s},
             {"lat_even_ms", lat_even_ms}, {"lat_odd_ms", lat_odd_ms}, {"errors", errors},
             {"messages", messages}, {"sources", sources}};
+    if (!series.empty()) {
+        auto& s = j["series"] = nlohmann::json::array();
+        for (const auto& x : series) s.push_back({x.done_ms, x.ms, x.odd ? 1 : 0});
+    }
+    return j;
 }
 
 WorkerResult WorkerResult::from_json(const nlohmann::json& j) {
@@ -238,6 +247,8 @@ WorkerResult WorkerResult::from_json(const nlohmann::json& j) {
     r.errors = j.at("errors").get<std::map<std::string, std::uint64_t>>();
     r.messages = j.at("messages").get<std::map<std::string, std::string>>();
     r.sources = j.at("sources").get<std::map<std::string, std::uint64_t>>();
+    if (j.contains("series"))
+        for (const auto& x : j["series"]) r.series.push_back({x.at(0), x.at(1), x.at(2) == 1});
     return r;
 }
 
@@ -252,6 +263,9 @@ void WorkerResult::merge(const WorkerResult& o) {
     for (const auto& [k, v] : o.errors) errors[k] += v;
     for (const auto& [k, v] : o.messages) messages.emplace(k, v);
     for (const auto& [k, v] : o.sources) sources[k] += v;
+    const auto mid = series.insert(series.end(), o.series.begin(), o.series.end());
+    std::inplace_merge(series.begin(), mid, series.end(),
+                       [](const Sample& x, const Sample& y) { return x.done_ms < y.done_ms; });
 }
 
 nlohmann::json WorkerResult::summary() const {

@@ -37,6 +37,15 @@ struct WorkerOptions {
     PortRange range{40000, 59999};     // direct-window / direct-kernel-range
     std::uint32_t window = 500;        // direct-window
     bool hold = false;                 // keep sockets until stdin closes
+    bool series = false;               // also record WorkerResult::series
+};
+
+// One successful connect, for charts: when it completed (steady clock, which
+// every process on the host shares), its latency, its local port's parity.
+struct Sample {
+    double done_ms = 0;
+    double ms = 0;
+    bool odd = false;
 };
 
 struct WorkerResult {
@@ -50,9 +59,11 @@ struct WorkerResult {
     std::map<std::string, std::uint64_t> errors;     // errno name -> count
     std::map<std::string, std::string> messages;     // errno name -> first message
     std::map<std::string, std::uint64_t> sources;    // local address -> count
+    std::vector<Sample> series;        // with WorkerOptions::series: in completion order
 
     nlohmann::json to_json() const;
     static WorkerResult from_json(const nlohmann::json& j);
+    // Adds o's counts; the series stays in completion order across workers.
     void merge(const WorkerResult& o);
     // The human/JSON report: attempts, errored, total_s, latency_ms{...}, even, odd, ...
     nlohmann::json summary() const;
