@@ -47,13 +47,13 @@ json clients_once(const Args& a, std::uint32_t clients) {
                               std::to_string(inflight)}));
     }
     for (auto& c : kids)
-        if (read_line(c.out.get()) != "connected") throw std::runtime_error("a worker could not connect its clients");
+        if (read_line(c) != "connected") throw std::runtime_error("a worker could not connect its clients");
     std::this_thread::sleep_for(std::chrono::milliseconds(50));  // egressd has accepted them all
     const double rss_idle = rss_bytes(daemon.pid());
     for (auto& c : kids) (void)!::write(c.in.get(), "go\n", 3);
     WorkerResult total_r;
     for (auto& c : kids) {
-        const auto line = read_line(c.out.get());
+        const auto line = read_line(c);
         if (line.empty()) throw std::runtime_error("a worker died without a report");
         total_r.merge(WorkerResult::from_json(json::parse(line)));
     }

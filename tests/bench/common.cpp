@@ -15,6 +15,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 
 #include "sockaddr.hpp"
 
@@ -116,11 +117,17 @@ Child spawn(const std::vector<std::string>& argv, const std::string& stderr_file
     return c;
 }
 
-std::string read_line(int fd) {
-    std::string s;
-    char ch;
-    while (::read(fd, &ch, 1) == 1 && ch != '\n') s += ch;
-    return s;
+std::string read_line(Child& c) {
+    std::size_t nl;
+    while ((nl = c.unread.find('\n')) == std::string::npos) {
+        char buf[65536];
+        const auto n = ::read(c.out.get(), buf, sizeof buf);
+        if (n <= 0) return std::exchange(c.unread, {});
+        c.unread.append(buf, static_cast<std::size_t>(n));
+    }
+    auto line = c.unread.substr(0, nl);
+    c.unread.erase(0, nl + 1);
+    return line;
 }
 
 // User plus system CPU time a live process has used (/proc/PID/stat).

@@ -49,11 +49,13 @@ std::string egressd_path(const Args& a);
 struct Child {
     pid_t pid = -1;
     UniqueFd in, out;  // our ends of its stdin and stdout
+    std::string unread;  // read from `out` past the last line returned
 };
 Child spawn(const std::vector<std::string>& argv, const std::string& stderr_file = "");
 // Closes its stdin and waits for it to exit.
 void reap(Child& c);
-std::string read_line(int fd);
+// The next line of its stdout, without the newline; "" at end of file.
+std::string read_line(Child& c);
 
 // A private egressd on a socket in a fresh temporary directory, stopped (and
 // the directory removed) by stop() or the destructor.

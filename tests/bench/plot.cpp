@@ -37,7 +37,7 @@ void run_gnuplot(const std::string& gnuplot, const fs::path& script) {
     const auto log = fs::path(script).replace_extension(".log");
     Child c = spawn({gnuplot, script.string()}, log.string());
     c.in.reset();
-    while (!read_line(c.out.get()).empty()) {
+    while (!read_line(c).empty()) {
     }
     int st = 0;
     ::waitpid(c.pid, &st, 0);

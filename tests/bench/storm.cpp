@@ -66,7 +66,7 @@ json storm_once(const Args& a, Mode mode, const std::string& strategy, bool seri
     }
     WorkerResult total;
     for (auto& c : kids) {
-        const auto line = read_line(c.out.get());
+        const auto line = read_line(c);
         if (line.empty()) throw std::runtime_error("a worker died without a report");
         total.merge(WorkerResult::from_json(json::parse(line)));
     }
