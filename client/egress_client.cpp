@@ -70,6 +70,14 @@ Result<Client::Received> Client::receive_raw(int flags, std::size_t capacity) {
     ssize_t n;
     do n = ::recvmsg(sock_.get(), &msg, MSG_CMSG_CLOEXEC | flags);
     while (n < 0 && errno == EINTR);
+    if (n < 0 && errno == ECONNRESET) {
+        // The kernel reports a reset before the datagrams still queued, such as
+        // the refusal egressd sent before closing: read what is left first.
+        msg.msg_controllen = sizeof control;
+        do n = ::recvmsg(sock_.get(), &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+        while (n < 0 && errno == EINTR);
+        if (n < 0) errno = ECONNRESET;
+    }
     if (n < 0) return Error{errno, std::string("receiving from egressd failed: ") + std::strerror(errno)};
     if (n == 0) return Error{ECONNRESET, "egressd closed the connection"};
 
