@@ -213,10 +213,11 @@ void Session::on_connect_done(std::uint64_t id, PoolSet& pools, const Choice& ch
     rep.connect_us = out.connect_us;
     SPDLOG_DEBUG("session {}: request {} -> {} in {} us, {} attempts", id_, id, out.err ? errno_name(out.err) : "ok",
                  out.connect_us, out.attempts);
-    const bool with_fd = static_cast<bool>(out.fd);
-    queue(id, proto::encode_connect_reply(id, rep, with_fd), std::move(out.fd));
+    // Metrics before the reply: a client that has its reply sees them counted.
     ctx_.metrics.request_duration.Observe(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    const bool with_fd = static_cast<bool>(out.fd);
+    queue(id, proto::encode_connect_reply(id, rep, with_fd), std::move(out.fd));
 }
 
 void Session::reply_error(std::uint64_t id, std::uint8_t type, const Error& e, const char* kind) {
