@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <vector>
 #include <stdexcept>
 
 #include "codec.hpp"
@@ -23,6 +24,8 @@ namespace {
 // than spin on a listening socket that stays readable.
 constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
 constexpr int kAcceptBudget = 64;
+// NGROUPS_MAX: no process has more supplementary groups.
+constexpr std::size_t kMaxPeerGroups = 65536;
 
 sockaddr_un unix_address(const std::string& path) {
     sockaddr_un a{};
@@ -75,6 +78,29 @@ void set_owner(const std::string& path, std::optional<std::uint32_t> owner, std:
         throw std::runtime_error(sys_error("cannot set the owner of " + path + " to " +
                                            (owner ? std::to_string(*owner) : "(unchanged)") + ":" +
                                            (group ? std::to_string(*group) : "(unchanged)")));
+}
+
+// Who is at the other end of an accepted connection, as the kernel recorded
+// it when the client connected: SO_PEERCRED and SO_PEERGROUPS.
+Result<Credentials> peer_credentials(Syscalls& sys, int fd) {
+    ucred cred{};
+    socklen_t len = sizeof cred;
+    auto got = sys.getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len);
+    if (!got.ok() || len != sizeof cred)
+        return Error{got.ok() ? EPROTO : got.err, "SO_PEERCRED: " + (got.ok() ? "short answer" : errno_name(got.err))};
+    Credentials peer{cred.uid, cred.gid, cred.pid, {}};
+    // Most peers have a few groups; on ERANGE the kernel says how many.
+    std::vector<gid_t> groups(32);
+    for (int round = 0; round < 2; ++round) {
+        len = static_cast<socklen_t>(groups.size() * sizeof(gid_t));
+        got = sys.getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &len);
+        if (got.ok() || got.err != ERANGE || len / sizeof(gid_t) > kMaxPeerGroups) break;
+        groups.resize(len / sizeof(gid_t));
+    }
+    if (!got.ok()) return Error{got.err, "SO_PEERGROUPS: " + errno_name(got.err)};
+    groups.resize(std::min<std::size_t>(len / sizeof(gid_t), groups.size()));
+    peer.groups.assign(groups.begin(), groups.end());
+    return peer;
 }
 
 }  // namespace
@@ -154,18 +180,14 @@ void Listener::accept_some() {
                                                   " clients (limits.max_clients)");
             continue;
         }
-        // Who is at the other end, as the kernel recorded it at connect().
-        ucred cred{};
-        socklen_t len = sizeof cred;
-        const auto got = ctx_.sys.getsockopt(client.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len);
-        if (!got.ok() || len != sizeof cred) {
+        auto peer = peer_credentials(ctx_.sys, client.get());
+        if (!peer) {
             ctx_.metrics.client_dropped("no_credentials").Increment();
-            refuse(std::move(client), EACCES, "egressd cannot read the credentials of this connection (SO_PEERCRED: " +
-                                                  (got.ok() ? "short answer" : errno_name(got.err)) + ")");
+            refuse(std::move(client), EACCES, "egressd cannot read the credentials of this connection (" +
+                                                  peer.error().message + ")");
             continue;
         }
-        const Credentials peer{cred.uid, cred.gid, cred.pid};
-        auto s = std::make_shared<Session>(ctx_, std::move(client), peer, [this](Session* gone) {
+        auto s = std::make_shared<Session>(ctx_, std::move(client), std::move(*peer), [this](Session* gone) {
             // Erase later: the session may be deep inside its own call stack.
             asio::post(ctx_.io, [this, gone] { sessions_.erase(gone); });
         });

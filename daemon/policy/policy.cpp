@@ -34,6 +34,11 @@ std::string entry_text(const ClientRule& rule, std::size_t i) {
 
 }  // namespace
 
+bool ClientMatch::matches(const Credentials& c) const {
+    if (kind == Kind::uid) return c.uid == id;
+    return c.gid == id || std::find(c.groups.begin(), c.groups.end(), id) != c.groups.end();
+}
+
 bool ClientRule::may_use_pool(std::string_view pool) const {
     return !pools || std::find(pools->begin(), pools->end(), pool) != pools->end();
 }

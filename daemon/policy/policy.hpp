@@ -16,19 +16,22 @@
 
 namespace egress {
 
-// The peer of a client connection, as SO_PEERCRED reports it at accept.
+// The peer of a client connection, as the kernel recorded it when the
+// client connected (SO_PEERCRED, SO_PEERGROUPS).
 struct Credentials {
     std::uint32_t uid = 0;
-    std::uint32_t gid = 0;  // the peer's effective gid; supplementary groups are not consulted
+    std::uint32_t gid = 0;  // effective gid
     std::int32_t pid = 0;
+    std::vector<std::uint32_t> groups;  // supplementary groups
 };
 
-// Which peers a client rule applies to: one uid or one gid.
+// Which peers a client rule applies to: one uid, or one gid (the effective
+// gid or any supplementary group).
 struct ClientMatch {
     enum class Kind { uid, gid };
     Kind kind = Kind::uid;
     std::uint32_t id = 0;
-    bool matches(const Credentials& c) const { return (kind == Kind::uid ? c.uid : c.gid) == id; }
+    bool matches(const Credentials& c) const;
 };
 
 enum class Action { allow, deny };

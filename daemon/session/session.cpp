@@ -21,7 +21,7 @@ std::uint64_t next_session_id = 1;
 }  // namespace
 
 Session::Session(BrokerContext& ctx, UniqueFd client, Credentials peer, Closed on_closed)
-    : ctx_(ctx), sock_(ctx.io), on_closed_(std::move(on_closed)), id_(next_session_id++), peer_(peer) {
+    : ctx_(ctx), sock_(ctx.io), on_closed_(std::move(on_closed)), id_(next_session_id++), peer_(std::move(peer)) {
     sock_.assign(client.release());
 }
 

@@ -21,16 +21,16 @@ namespace {
 
 using json = nlohmann::json;
 
-// egress-connect --json DEST run as uid:gid (no supplementary groups), so
+// egress-connect --json DEST run as uid:gid with supplementary `groups`, so
 // egressd sees those credentials on its socket.
-json connect_as(const Daemon& d, uid_t uid, gid_t gid, const std::string& dest) {
+json connect_as(const Daemon& d, uid_t uid, gid_t gid, const std::string& dest, std::vector<gid_t> groups = {}) {
     int out[2];
     if (::pipe2(out, O_CLOEXEC) != 0) return {{"error", "pipe"}};
+    const auto bin = egress_connect_bin();  // before fork: the child only makes syscalls
     const pid_t pid = ::fork();
     if (pid == 0) {
         ::dup2(out[1], 1);
-        if (::setgroups(0, nullptr) != 0 || ::setgid(gid) != 0 || ::setuid(uid) != 0) ::_exit(126);
-        const auto bin = egress_connect_bin();
+        if (::setgroups(groups.size(), groups.data()) != 0 || ::setgid(gid) != 0 || ::setuid(uid) != 0) ::_exit(126);
         ::execl(bin.c_str(), bin.c_str(), "--socket", d.socket().c_str(), "--json", dest.c_str(), nullptr);
         ::_exit(127);
     }
@@ -128,6 +128,11 @@ TEST(Policy, ClientsAreMatchedByTheirCredentials) {
     EXPECT_NE(r["message"].get<std::string>().find("client rule 'by-group'"), std::string::npos) << r;
     EXPECT_NE(r["message"].get<std::string>().find("127.0.0.0/8 loopback"), std::string::npos) << r;
 
+    r = connect_as(d, 5001, 5001, to_echo, {4000, 65534});  // nogroup as a supplementary group
+    EXPECT_EQ(r["remote"], to_echo) << r;
+    r = connect_as(d, 5001, 5001, to_other, {65534});
+    EXPECT_NE(r["message"].get<std::string>().find("client rule 'by-group'"), std::string::npos) << r;
+
     r = connect_as(d, 5000, 5000, to_echo);  // no rule: the built-in default denies loopback
     EXPECT_EQ(r["error"], "EACCES") << r;
     EXPECT_NE(r["message"].get<std::string>().find("client rule 'default'"), std::string::npos) << r;
@@ -139,9 +144,9 @@ TEST(Policy, ClientsAreMatchedByTheirCredentials) {
 
     const auto m = d.scrape();
     EXPECT_EQ(metric_value(m, R"(egress_policy_denials_total{reason="destination",rule="sandbox"})"), 2) << m;
-    EXPECT_EQ(metric_value(m, R"(egress_policy_denials_total{reason="destination",rule="by-group"})"), 1) << m;
+    EXPECT_EQ(metric_value(m, R"(egress_policy_denials_total{reason="destination",rule="by-group"})"), 2) << m;
     EXPECT_EQ(metric_value(m, R"(egress_policy_denials_total{reason="destination",rule="default"})"), 1) << m;
-    EXPECT_EQ(metric_value(m, R"(egress_connects_total{pool="",result="EACCES",source=""})"), 4) << m;
+    EXPECT_EQ(metric_value(m, R"(egress_connects_total{pool="",result="EACCES",source=""})"), 5) << m;
     EXPECT_NE(d.log().find("(uid 4242, gid 4242, pid "), std::string::npos) << d.log();
 }
 

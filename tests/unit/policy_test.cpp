@@ -249,6 +249,8 @@ TEST(ClientPolicy, FirstMatchingRuleElseTheDefault) {
     EXPECT_EQ(p.rule_for({1000, 0, 1}).name, "by-uid");
     EXPECT_EQ(p.rule_for({1001, 50, 1}).name, "by-gid");
     EXPECT_EQ(p.rule_for({50, 1000, 1}).name, "fallback");  // uid and gid are not interchangeable
+    EXPECT_EQ(p.rule_for({7, 7, 1, {3, 50, 9}}).name, "by-gid");  // a supplementary group
+    EXPECT_EQ(p.rule_for({7, 7, 1, {3, 1000, 9}}).name, "fallback");  // groups are not uids
     EXPECT_EQ(p.rule_for({0, 0, 1}).name, "fallback");
     EXPECT_EQ(p.rule_for({4294967294u, 4294967294u, 1}).name, "fallback");
     EXPECT_EQ(ClientPolicy().rule_for({0, 0, 1}).name, kDefaultRuleName);
