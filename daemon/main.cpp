@@ -23,6 +23,7 @@
 #include "metrics/process.hpp"
 #include "pool/pools.hpp"
 #include "sys/kernel.hpp"
+#include "sys/names.hpp"
 #include "sys/sock_diag.hpp"
 #include "stats/stats.hpp"
 #include "sys/syscalls.hpp"
@@ -37,7 +38,7 @@ ConfigLoad load_file(const std::string& file) {
     if (!in) return ConfigLoad{nullptr, {file + ": cannot open: " + std::strerror(errno)}};
     std::stringstream text;
     text << in.rdbuf();
-    auto load = parse_config(text.str());
+    auto load = parse_config(text.str(), system_names());
     for (auto& e : load.errors) e = file + ": " + e;
     return load;
 }
@@ -80,8 +81,9 @@ void reload(BrokerContext& ctx, const Options& opt, const std::string& socket_pa
     const auto wanted = next->socket_path.empty() ? default_socket_path() : next->socket_path;
     if (!opt.socket_path && wanted != socket_path)
         spdlog::warn("socket.path changed to {}; egressd keeps {} until it restarts", wanted, socket_path);
-    if (next->socket_mode != ctx.config->socket_mode)
-        spdlog::warn("socket.mode changed; it applies when egressd restarts");
+    if (next->socket_mode != ctx.config->socket_mode || next->socket_owner != ctx.config->socket_owner ||
+        next->socket_group != ctx.config->socket_group)
+        spdlog::warn("socket.mode, socket.owner or socket.group changed; they apply when egressd restarts");
     if (!opt.log_level) spdlog::set_level(spdlog::level::from_str(next->log_level));
     const auto kernel = probe_kernel();
     ctx.pools = make_pools(*next, kernel, ctx.metrics);
@@ -89,8 +91,8 @@ void reload(BrokerContext& ctx, const Options& opt, const std::string& socket_pa
     ctx.info.kernel = kernel;
     ctx.info.auto_choice = resolve_auto(kernel);
     ++ctx.info.generation;
-    spdlog::info("reloaded configuration: {} pool(s), {} route(s), port range {}", next->pools.size(),
-                 next->routes.size(), to_string(kernel.ephemeral));
+    spdlog::info("reloaded configuration: {} pool(s), {} route(s), {} client rule(s), port range {}",
+                 next->pools.size(), next->routes.size(), next->clients.rules().size(), to_string(kernel.ephemeral));
 }
 
 int run(const Options& opt) {
@@ -109,7 +111,7 @@ int run(const Options& opt) {
                                                                            : config->socket_path);
     UniqueFd listen_fd;
     try {
-        listen_fd = open_listen_socket(path, config->socket_mode);
+        listen_fd = open_listen_socket(path, config->socket_mode, config->socket_owner, config->socket_group);
     } catch (const std::exception& e) {
         spdlog::critical("cannot start: {}", e.what());
         return 1;
@@ -177,7 +179,10 @@ int run(const Options& opt) {
                      exposer->GetListeningPorts().at(0));
     else
         spdlog::info("metrics endpoint disabled");
-    spdlog::info("try it: egress-connect --socket {} --json 127.0.0.1:22", path);
+    spdlog::info("{} client rule(s) and the default rule '{}'; loopback, link-local, multicast and broadcast "
+                 "destinations are denied unless a rule allows them (SECURITY.md)",
+                 config->clients.rules().size(), config->clients.default_rule().name);
+    spdlog::info("try it: egress-connect --socket {} --status", path);
     sd_notify(0, "READY=1");
     io.run();
     spdlog::info("stopped");

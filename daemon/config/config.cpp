@@ -1,75 +1,15 @@
 #include "config.hpp"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
-#include <functional>
-#include <map>
+
+#include "config/checker.hpp"
+#include "config/clients.hpp"
 
 namespace egress {
 namespace {
 
-using json = nlohmann::json;
-
-std::string show(const json& v) {
-    auto s = v.dump();
-    return s.size() > 80 ? s.substr(0, 77) + "..." : s;
-}
-
-// Walks a JSON object, reporting each problem with its path.
-class Checker {
-public:
-    explicit Checker(std::vector<std::string>& errors) : errors_(errors) {}
-
-    void error(const std::string& path, const std::string& what, const json& value) {
-        errors_.push_back(path + ": " + what + ", got " + show(value));
-    }
-
-    // Visits each key of `obj` through its handler; unknown keys are errors.
-    void object(const json& obj, const std::string& path,
-                const std::map<std::string, std::function<void(const json&, const std::string&)>>& keys) {
-        if (!obj.is_object()) {
-            error(path.empty() ? "(top level)" : path, "expected an object", obj);
-            return;
-        }
-        for (const auto& [key, value] : obj.items()) {
-            const auto child = path.empty() ? key : path + "." + key;
-            const auto it = keys.find(key);
-            if (it == keys.end())
-                error(child, "unknown key", value);
-            else
-                it->second(value, child);
-        }
-    }
-
-    bool boolean(const json& v, const std::string& path, bool& out) {
-        if (!v.is_boolean()) {
-            error(path, "expected true or false", v);
-            return false;
-        }
-        out = v.get<bool>();
-        return true;
-    }
-
-    std::optional<std::string> string(const json& v, const std::string& path, const char* what) {
-        if (!v.is_string() || v.get<std::string>().empty()) {
-            error(path, std::string("expected ") + what, v);
-            return std::nullopt;
-        }
-        return v.get<std::string>();
-    }
-
-    void uint(const json& v, const std::string& path, std::uint32_t lo, std::uint32_t hi, std::uint32_t& out) {
-        if (!v.is_number_integer() || v.get<std::int64_t>() < lo || v.get<std::int64_t>() > hi) {
-            error(path, "expected an integer " + std::to_string(lo) + "-" + std::to_string(hi), v);
-            return;
-        }
-        out = v.get<std::uint32_t>();
-    }
-
-private:
-    std::vector<std::string>& errors_;
-};
+using config_detail::Checker;
+using config_detail::json;
 
 void parse_pool(Checker& ck, const json& v, const std::string& path, PoolConfig& pool) {
     ck.object(v, path, {
@@ -180,7 +120,7 @@ bool valid_log_level(std::string_view l) {
 
 ConfigPtr default_config() { return parse_config("{}").config; }
 
-ConfigLoad parse_config(std::string_view text) {
+ConfigLoad parse_config(std::string_view text, const NameResolver& names) {
     ConfigLoad load;
     json doc;
     try {
@@ -191,6 +131,8 @@ ConfigLoad parse_config(std::string_view text) {
     }
     Config c;
     std::vector<std::string> route_paths;  // JSON path of each entry of c.routes
+    config_detail::ClientRules clients;
+    clients.default_rule.name = kDefaultRuleName;
     Checker ck(load.errors);
     ck.object(doc, "", {
         {"socket", [&](const json& v, const std::string& p) {
@@ -215,6 +157,12 @@ ConfigLoad parse_config(std::string_view text) {
                         ck.error(sp, "expected an octal mode string such as \"0660\"", s);
                     else
                         c.socket_mode = mode;
+                }},
+                {"owner", [&](const json& s, const std::string& sp) {
+                    c.socket_owner = config_detail::parse_owner(ck, s, sp, names.user, "user");
+                }},
+                {"group", [&](const json& s, const std::string& sp) {
+                    c.socket_group = config_detail::parse_owner(ck, s, sp, names.group, "group");
                 }},
             });
         }},
@@ -284,6 +232,10 @@ ConfigLoad parse_config(std::string_view text) {
         {"least_loaded_cache_ms", [&](const json& v, const std::string& p) {
             ck.uint(v, p, 0, 60000, c.least_loaded_cache_ms);
         }},
+        {"clients", [&](const json& v, const std::string& p) { config_detail::parse_clients(ck, v, p, names, clients); }},
+        {"default_client", [&](const json& v, const std::string& p) {
+            config_detail::parse_default_client(ck, v, p, clients);
+        }},
     });
     if (c.pools.empty()) {
         PoolConfig builtin;
@@ -300,6 +252,10 @@ ConfigLoad parse_config(std::string_view text) {
     for (const auto& [i, j] : route_conflicts(c.routes))
         load.errors.push_back(route_paths[i] + " and " + route_paths[j] + ": both match " + to_string(c.routes[i].dest) +
                               " ports " + to_string(c.routes[i].ports) + " with equal specificity");
+    std::vector<std::string> pool_names;
+    for (const auto& p : c.pools) pool_names.push_back(p.name);
+    config_detail::check_clients(clients, pool_names, load.errors);
+    c.clients = ClientPolicy(std::move(clients.rules), std::move(clients.default_rule));
     // Replies to connects a client was allowed to have in flight must fit in
     // its queue: only a client that keeps sending without reading is dropped.
     if (c.limits.max_queued_replies < c.limits.max_inflight_per_client)

@@ -13,6 +13,7 @@
 #include "pool/port_window.hpp"
 #include "pool/routes.hpp"
 #include "pool/selection.hpp"
+#include "policy/policy.hpp"
 
 namespace egress {
 
@@ -46,6 +47,8 @@ struct Limits {
 struct Config {
     std::string socket_path;   // empty: $RUNTIME_DIRECTORY/egressd.sock or /run/egressd/egressd.sock
     std::uint32_t socket_mode = 0660;
+    std::optional<std::uint32_t> socket_owner;  // uid; unset: egressd's own
+    std::optional<std::uint32_t> socket_group;  // gid; unset: egressd's own
     std::string log_level = "info";
     std::string metrics_listen = "127.0.0.1:9464";  // Prometheus endpoint; empty: none
     std::uint32_t default_timeout_ms = 3000;  // when a request gives none
@@ -57,6 +60,9 @@ struct Config {
     std::string default_pool = "default";
     // How long least-loaded selection trusts one reading of the socket table.
     std::uint32_t least_loaded_cache_ms = 1000;
+    // Who may connect where. Built-in: one rule, "default", that allows every
+    // destination outside the built-in deny list, through any pool.
+    ClientPolicy clients;
 
     const PoolConfig* find_pool(std::string_view name) const;
 };
@@ -69,7 +75,8 @@ struct ConfigLoad {
 };
 
 // Parses a JSON document. Unknown keys are errors (they are usually typos).
-ConfigLoad parse_config(std::string_view json_text);
+// User and group names are looked up through `names`.
+ConfigLoad parse_config(std::string_view json_text, const NameResolver& names = {});
 
 // The built-in defaults.
 ConfigPtr default_config();

@@ -4,11 +4,14 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <vector>
 #include <stdexcept>
 
 #include "codec.hpp"
@@ -21,6 +24,8 @@ namespace {
 // than spin on a listening socket that stays readable.
 constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
 constexpr int kAcceptBudget = 64;
+// NGROUPS_MAX: no process has more supplementary groups.
+constexpr std::size_t kMaxPeerGroups = 65536;
 
 sockaddr_un unix_address(const std::string& path) {
     sockaddr_un a{};
@@ -53,6 +58,51 @@ void clear_stale_socket(const std::string& path) {
     spdlog::info("replaced stale socket {} left by a daemon that is gone", path);
 }
 
+// Gives the socket file just bound at `path` its owner and group. The file is
+// opened without following a symlink and checked to be the socket egressd
+// created (a socket, owned by egressd's user, with no other link) before the
+// change goes through that descriptor: a path swapped in meanwhile (a
+// symlink, another file, a hard link to someone else's socket) is refused,
+// never chowned.
+void set_owner(const std::string& path, std::optional<std::uint32_t> owner, std::optional<std::uint32_t> group) {
+    if (!owner && !group) return;
+    UniqueFd node(::open(path.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+    if (!node) throw std::runtime_error(sys_error("cannot open " + path + " to set its owner"));
+    struct stat st {};
+    if (::fstat(node.get(), &st) != 0) throw std::runtime_error(sys_error("cannot inspect " + path));
+    if (!S_ISSOCK(st.st_mode) || st.st_uid != ::geteuid() || st.st_nlink != 1)
+        throw std::runtime_error(path + " was replaced after egressd bound it; refusing to change its owner");
+    const auto uid = owner ? static_cast<uid_t>(*owner) : static_cast<uid_t>(-1);
+    const auto gid = group ? static_cast<gid_t>(*group) : static_cast<gid_t>(-1);
+    if (::fchownat(node.get(), "", uid, gid, AT_EMPTY_PATH) != 0)
+        throw std::runtime_error(sys_error("cannot set the owner of " + path + " to " +
+                                           (owner ? std::to_string(*owner) : "(unchanged)") + ":" +
+                                           (group ? std::to_string(*group) : "(unchanged)")));
+}
+
+// Who is at the other end of an accepted connection, as the kernel recorded
+// it when the client connected: SO_PEERCRED and SO_PEERGROUPS.
+Result<Credentials> peer_credentials(Syscalls& sys, int fd) {
+    ucred cred{};
+    socklen_t len = sizeof cred;
+    auto got = sys.getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len);
+    if (!got.ok() || len != sizeof cred)
+        return Error{got.ok() ? EPROTO : got.err, "SO_PEERCRED: " + (got.ok() ? "short answer" : errno_name(got.err))};
+    Credentials peer{cred.uid, cred.gid, cred.pid, {}};
+    // Most peers have a few groups; on ERANGE the kernel says how many.
+    std::vector<gid_t> groups(32);
+    for (int round = 0; round < 2; ++round) {
+        len = static_cast<socklen_t>(groups.size() * sizeof(gid_t));
+        got = sys.getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &len);
+        if (got.ok() || got.err != ERANGE || len / sizeof(gid_t) > kMaxPeerGroups) break;
+        groups.resize(len / sizeof(gid_t));
+    }
+    if (!got.ok()) return Error{got.err, "SO_PEERGROUPS: " + errno_name(got.err)};
+    groups.resize(std::min<std::size_t>(len / sizeof(gid_t), groups.size()));
+    peer.groups.assign(groups.begin(), groups.end());
+    return peer;
+}
+
 }  // namespace
 
 std::string default_socket_path() {
@@ -64,7 +114,8 @@ std::string default_socket_path() {
     return "/run/egressd/egressd.sock";
 }
 
-UniqueFd open_listen_socket(const std::string& path, unsigned mode) {
+UniqueFd open_listen_socket(const std::string& path, unsigned mode, std::optional<std::uint32_t> owner,
+                            std::optional<std::uint32_t> group) {
     const auto a = unix_address(path);
     const auto parent = std::filesystem::path(path).parent_path();
     std::error_code ec;
@@ -75,9 +126,19 @@ UniqueFd open_listen_socket(const std::string& path, unsigned mode) {
     clear_stale_socket(path);
     UniqueFd fd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     if (!fd) throw std::runtime_error(sys_error("socket(AF_UNIX, SOCK_SEQPACKET)"));
-    if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0)
-        throw std::runtime_error(sys_error("cannot bind " + path));
-    if (::chmod(path.c_str(), mode) != 0) throw std::runtime_error(sys_error("cannot chmod " + path));
+    // bind() creates the file with the socket's own mode less the umask: set
+    // the mode on the descriptor and clear the umask, so the file has its
+    // final mode from its first instant and no chmod by path (which would
+    // follow a symlink swapped in meanwhile) is needed. Start-up runs on one
+    // thread, so no one else sees the umask change.
+    if (::fchmod(fd.get(), mode) != 0) throw std::runtime_error(sys_error("cannot set the mode of the socket"));
+    const auto umask_before = ::umask(0);
+    const int bound = ::bind(fd.get(), reinterpret_cast<const sockaddr*>(&a), sizeof a);
+    const int bind_errno = errno;
+    ::umask(umask_before);
+    errno = bind_errno;
+    if (bound != 0) throw std::runtime_error(sys_error("cannot bind " + path));
+    set_owner(path, owner, group);  // on failure the file stays, a stale socket the next start replaces
     if (::listen(fd.get(), SOMAXCONN) != 0) throw std::runtime_error(sys_error("cannot listen on " + path));
     return fd;
 }
@@ -114,11 +175,19 @@ void Listener::accept_some() {
         }
         UniqueFd client(static_cast<int>(r.value));
         if (sessions_.size() >= ctx_.config->limits.max_clients) {
-            refuse(std::move(client), "egressd already serves " + std::to_string(sessions_.size()) +
-                                          " clients (limits.max_clients)");
+            ctx_.metrics.clients_refused.Increment();
+            refuse(std::move(client), EAGAIN, "egressd already serves " + std::to_string(sessions_.size()) +
+                                                  " clients (limits.max_clients)");
             continue;
         }
-        auto s = std::make_shared<Session>(ctx_, std::move(client), [this](Session* gone) {
+        auto peer = peer_credentials(ctx_.sys, client.get());
+        if (!peer) {
+            ctx_.metrics.client_dropped("no_credentials").Increment();
+            refuse(std::move(client), EACCES, "egressd cannot read the credentials of this connection (" +
+                                                  peer.error().message + ")");
+            continue;
+        }
+        auto s = std::make_shared<Session>(ctx_, std::move(client), std::move(*peer), [this](Session* gone) {
             // Erase later: the session may be deep inside its own call stack.
             asio::post(ctx_.io, [this, gone] { sessions_.erase(gone); });
         });
@@ -135,11 +204,10 @@ void Listener::pause_accepting() {
     });
 }
 
-void Listener::refuse(UniqueFd client, const std::string& why) {
-    ctx_.metrics.clients_refused.Increment();
+void Listener::refuse(UniqueFd client, int err, const std::string& why) {
     ctx_.log_event(spdlog::level::warn, "refused", "refused a client: {}", why);
     // Request id 0: the client has not sent anything yet.
-    const auto bytes = proto::encode_error_reply(0, proto::ErrorReply{EAGAIN, errno_name(EAGAIN), why});
+    const auto bytes = proto::encode_error_reply(0, proto::ErrorReply{static_cast<std::uint32_t>(err), errno_name(err), why});
     send_datagram(ctx_.sys, client.get(), bytes, -1);
 }
 

@@ -1,7 +1,9 @@
 // The Unix SOCK_SEQPACKET listening socket and the accept loop.
 #pragma once
 
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
@@ -14,7 +16,9 @@ namespace egress {
 // Creates, binds and listens on `path` (start-up only; throws
 // std::runtime_error with a message for the operator). A stale socket left by
 // a dead daemon is replaced; a live one, a symlink or any other file is not.
-UniqueFd open_listen_socket(const std::string& path, unsigned mode);
+// The file gets `mode`, and `owner`/`group` when set.
+UniqueFd open_listen_socket(const std::string& path, unsigned mode, std::optional<std::uint32_t> owner = {},
+                            std::optional<std::uint32_t> group = {});
 
 // Where the socket goes when neither config nor command line says.
 std::string default_socket_path();
@@ -31,7 +35,8 @@ public:
 private:
     void accept_some();
     void pause_accepting();
-    void refuse(UniqueFd client, const std::string& why);
+    // Sends one ERROR_REPLY (request id 0) with `err` and closes the client.
+    void refuse(UniqueFd client, int err, const std::string& why);
 
     BrokerContext& ctx_;
     asio::posix::stream_descriptor sock_;

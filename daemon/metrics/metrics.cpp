@@ -78,7 +78,13 @@ Metrics::Metrics(prometheus::Registry& r, const BuildInfo& info)
       cancelled_(prometheus::BuildCounter()
                      .Name("egress_connects_cancelled_total")
                      .Help("Connects abandoned because their client went away")
-                     .Register(r)) {
+                     .Register(r)),
+      policy_denials_(prometheus::BuildCounter()
+                          .Name("egress_policy_denials_total")
+                          .Help("Requests refused with EACCES by a client rule, by rule name and reason "
+                                "(destination or pool)")
+                          .Register(r)),
+      denied_connects_(connects_.Add({{"pool", ""}, {"source", ""}, {"result", "EACCES"}})) {
     prometheus::BuildGauge()
         .Name("egress_build_info")
         .Help("Always 1; the labels describe this egressd")
@@ -122,6 +128,20 @@ prometheus::Counter& Metrics::cancelled(const std::string& pool) {
     auto& c = cancelled_pools_[pool];
     if (!c) c = &cancelled_.Add({{"pool", pool}});
     return *c;
+}
+
+void Metrics::policy_denied(const std::string& rule, const std::string& reason) {
+    denied_connects_.Increment();
+    auto& c = denials_[{rule, reason}];
+    if (!c) c = &policy_denials_.Add({{"rule", rule}, {"reason", reason}});
+    c->Increment();
+}
+
+double Metrics::policy_denials(const std::string& rule) const {
+    double n = 0;
+    for (auto it = denials_.lower_bound({rule, ""}); it != denials_.end() && it->first.first == rule; ++it)
+        n += it->second->Value();
+    return n;
 }
 
 void SourceMetrics::connect_done(int err, bool odd_port, bool parity_switch, std::uint32_t retries, double seconds) {

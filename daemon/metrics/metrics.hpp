@@ -73,6 +73,12 @@ public:
     prometheus::Counter& protocol_error(const std::string& kind);
     prometheus::Counter& client_dropped(const std::string& reason);
     prometheus::Counter& cancelled(const std::string& pool);
+    // A request the client's rule refused (`reason`: destination or pool):
+    // egress_connects_total{result="EACCES"} with empty pool and source (no
+    // connect was made), and egress_policy_denials_total{rule, reason}.
+    void policy_denied(const std::string& rule, const std::string& reason);
+    // Denials by `rule` so far, every reason.
+    double policy_denials(const std::string& rule) const;
 
     // Connect-time buckets, 10 us to 10 s: fine enough to separate the
     // 0.01-0.03 ms fast path from the 0.3-5 ms slow-path port search.
@@ -87,8 +93,11 @@ private:
     prometheus::Family<prometheus::Counter>& protocol_errors_;
     prometheus::Family<prometheus::Counter>& dropped_;
     prometheus::Family<prometheus::Counter>& cancelled_;
+    prometheus::Family<prometheus::Counter>& policy_denials_;
+    prometheus::Counter& denied_connects_;
     std::map<std::pair<std::string, std::string>, std::unique_ptr<SourceMetrics>> sources_;
     std::map<std::string, prometheus::Counter*> protocol_error_kinds_, dropped_reasons_, cancelled_pools_;
+    std::map<std::pair<std::string, std::string>, prometheus::Counter*> denials_;  // (rule, reason)
 };
 
 }  // namespace egress

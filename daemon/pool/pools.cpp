@@ -31,7 +31,7 @@ PoolSet::PoolSet(const Config& config, PortStrategy auto_strategy, PortRange eph
 }
 
 Result<Choice> PoolSet::choose(const std::string& requested, const Endpoint& dest, std::uint64_t random) {
-    const auto& name = requested.empty() ? routes_.pool_for(dest) : requested;
+    const auto& name = pool_name_for(requested, dest);
     Pool* pool = nullptr;
     for (auto& p : pools_)
         if (p.name == name) pool = &p;

@@ -54,6 +54,12 @@ public:
     // source of the destination's family).
     Result<Choice> choose(const std::string& requested, const Endpoint& dest, std::uint64_t random);
 
+    // The name of the pool a request would go through: `requested`, or when
+    // empty the one the routes pick for `dest`. Whether it exists is not checked.
+    const std::string& pool_name_for(const std::string& requested, const Endpoint& dest) const {
+        return requested.empty() ? routes_.pool_for(dest) : requested;
+    }
+
     // A connect through pool/source succeeded: least-loaded counts it until
     // its next reading of the socket table.
     void record_success(Pool& pool, std::size_t source, const Endpoint& dest);

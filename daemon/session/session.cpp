@@ -20,8 +20,8 @@ std::uint64_t next_session_id = 1;
 
 }  // namespace
 
-Session::Session(BrokerContext& ctx, UniqueFd client, Closed on_closed)
-    : ctx_(ctx), sock_(ctx.io), on_closed_(std::move(on_closed)), id_(next_session_id++) {
+Session::Session(BrokerContext& ctx, UniqueFd client, Credentials peer, Closed on_closed)
+    : ctx_(ctx), sock_(ctx.io), on_closed_(std::move(on_closed)), id_(next_session_id++), peer_(std::move(peer)) {
     sock_.assign(client.release());
 }
 
@@ -146,6 +146,16 @@ void Session::handle_connect(std::uint64_t id, proto::ByteView payload) {
                            "global_inflight_limit");
 
     auto pools = ctx_.pools;  // keeps choice.pool valid across a reload
+    // The policy in force now decides, also for a connection older than it.
+    const auto& rule = cfg.clients.rule_for(peer_);
+    if (const auto d = evaluate(rule, req->dest); !d.allowed)
+        return deny(id, rule, "destination", endpoint_string(req->dest) + " is denied by client rule '" + rule.name +
+                                                 "': " + d.reason);
+    if (const auto& target = pools->pool_name_for(req->pool, req->dest); !rule.may_use_pool(target))
+        return deny(id, rule, "pool", "client rule '" + rule.name + "' may not use pool '" + target + "'" +
+                                          (req->pool.empty() ? " (where the routes send " +
+                                                                   endpoint_string(req->dest) + ")"
+                                                             : ""));
     auto choice = pools->choose(req->pool, req->dest, ctx_.random());
     if (!choice) return reply_error(id, EGRESS_MSG_CONNECT_REPLY, choice.error(), "pool");
 
@@ -236,6 +246,13 @@ void Session::reply_error(std::uint64_t id, std::uint8_t type, const Error& e, c
     if (type == EGRESS_MSG_STATUS_REPLY)
         return queue(id, proto::encode_status_reply(id, proto::StatusReply{code, errno_name(e.code), e.message, ""}));
     queue(id, proto::encode_error_reply(id, proto::ErrorReply{code, errno_name(e.code), e.message}));
+}
+
+void Session::deny(std::uint64_t id, const ClientRule& rule, const char* reason, const std::string& message) {
+    ctx_.metrics.policy_denied(rule.name, reason);
+    ctx_.log_event(spdlog::level::info, "denied/" + rule.name, "denied a request of client {} (uid {}, gid {}, pid {}): {}",
+                   id_, peer_.uid, peer_.gid, peer_.pid, message);
+    reply_error(id, EGRESS_MSG_CONNECT_REPLY, Error{EACCES, message}, "policy");
 }
 
 void Session::queue(std::uint64_t id, proto::Bytes bytes, UniqueFd fd) {

@@ -23,8 +23,9 @@ class Session : public std::enable_shared_from_this<Session> {
 public:
     using Closed = std::function<void(Session*)>;
 
-    // Takes ownership of the accepted client descriptor.
-    Session(BrokerContext& ctx, UniqueFd client, Closed on_closed);
+    // Takes ownership of the accepted client descriptor; `peer` is who is at
+    // its other end (SO_PEERCRED), which picks the client rule of each request.
+    Session(BrokerContext& ctx, UniqueFd client, Credentials peer, Closed on_closed);
     ~Session();
 
     void start();
@@ -50,6 +51,8 @@ private:
     void on_connect_done(std::uint64_t id, PoolSet& pools, const Choice& choice, const Endpoint& dest,
                          std::chrono::steady_clock::time_point t0, ConnectOutcome out);
     void reply_error(std::uint64_t id, std::uint8_t type, const Error& e, const char* kind);
+    // Refuses a CONNECT with EACCES on behalf of `rule`; `reason`: destination or pool.
+    void deny(std::uint64_t id, const ClientRule& rule, const char* reason, const std::string& message);
     void queue(std::uint64_t id, proto::Bytes bytes, UniqueFd fd = {});
     void flush();
 
@@ -57,6 +60,7 @@ private:
     asio::posix::stream_descriptor sock_;
     Closed on_closed_;
     std::uint64_t id_;
+    Credentials peer_;
     struct InFlight {
         std::shared_ptr<PendingConnect> op;
         Pool* pool;  // kept valid by the PoolSet the completion handler holds

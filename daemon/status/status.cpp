@@ -17,6 +17,16 @@ nlohmann::json source_figures(const std::string& address, const SourceMetrics* m
     return j;
 }
 
+nlohmann::json rule_figures(const ClientRule& r, Metrics& metrics) {
+    std::string match = "default";
+    if (r.match) match = (r.match->kind == ClientMatch::Kind::uid ? "uid " : "gid ") + std::to_string(r.match->id);
+    return {{"name", r.name},
+            {"match", match},
+            {"destinations", r.destinations.size()},
+            {"deny_private", r.deny_private},
+            {"denied", static_cast<std::uint64_t>(metrics.policy_denials(r.name))}};
+}
+
 }  // namespace
 
 nlohmann::json status_document(const BrokerContext& ctx) {
@@ -40,6 +50,9 @@ nlohmann::json status_document(const BrokerContext& ctx) {
         }
         pools.push_back(std::move(pool));
     }
+    nlohmann::json clients = nlohmann::json::array();
+    for (const auto& r : ctx.config->clients.rules()) clients.push_back(rule_figures(r, ctx.metrics));
+    clients.push_back(rule_figures(ctx.config->clients.default_rule(), ctx.metrics));
     const auto uptime = std::chrono::duration<double>(std::chrono::steady_clock::now() - info.started).count();
     return {{"version", EGRESSD_VERSION},
             {"uptime_s", std::round(uptime * 1000) / 1000},
@@ -52,7 +65,8 @@ nlohmann::json status_document(const BrokerContext& ctx) {
               {"auto_reason", info.auto_choice.reason}}},
             {"clients_connected", ctx.stats.clients_connected},
             {"requests_in_flight", ctx.stats.inflight},
-            {"pools", pools}};
+            {"pools", pools},
+            {"clients", clients}};
 }
 
 }  // namespace egress

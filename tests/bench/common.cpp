@@ -223,7 +223,14 @@ Egressd::Egressd(const Args& a, const json& config, const std::vector<std::strin
     if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error(std::string("mkdtemp: ") + std::strerror(errno));
     dir_ = tmpl;
     socket_ = dir_ + "/egressd.sock";
-    std::ofstream(dir_ + "/config.json") << config.dump(2);
+    // The scenarios connect to loopback listeners, which the built-in deny
+    // list refuses unless a rule allows them.
+    auto with_policy = config;
+    if (!config.contains("clients") && !config.contains("default_client"))
+        with_policy["default_client"] = {{"name", "bench-loopback"},
+                                         {"destinations", {{{"action", "allow"}, {"dest", "127.0.0.0/8"}},
+                                                           {{"action", "allow"}, {"dest", "::1/128"}}}}};
+    std::ofstream(dir_ + "/config.json") << with_policy.dump(2);
     std::vector<std::string> argv = prefix;
     argv.insert(argv.end(), {egressd_path(a), "--config", dir_ + "/config.json", "--socket", socket_});
     proc_ = spawn(argv, dir_ + "/egressd.log");

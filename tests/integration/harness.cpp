@@ -17,6 +17,8 @@
 #include <fstream>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
 #include "sockaddr.hpp"
 
 namespace egress::test {
@@ -136,6 +138,15 @@ RunResult run(const std::vector<std::string>& argv, const std::string& stdin_dat
     return r;
 }
 
+std::string test_config(const std::string& config_json) {
+    auto doc = nlohmann::json::parse(config_json.empty() ? "{}" : config_json);
+    if (doc.is_object() && !doc.contains("clients") && !doc.contains("default_client"))
+        doc["default_client"] = {{"name", "test-loopback"},
+                                 {"destinations", {{{"action", "allow"}, {"dest", "127.0.0.0/8"}},
+                                                   {{"action", "allow"}, {"dest", "::1/128"}}}}};
+    return doc.dump();
+}
+
 void sh(const std::string& command) { ASSERT_EQ(std::system(command.c_str()), 0) << command; }
 
 Daemon::Daemon(const std::string& config_json, std::vector<std::string> extra_args) {
@@ -143,11 +154,9 @@ Daemon::Daemon(const std::string& config_json, std::vector<std::string> extra_ar
     dir_ = ::mkdtemp(tmpl);
     socket_ = dir_ + "/egressd.sock";
     std::vector<std::string> argv{egressd_bin(), "--socket", socket_, "--log-level", "debug",
-                                  "--metrics-listen", "127.0.0.1:" + std::to_string(next_test_port())};
-    if (!config_json.empty()) {
-        std::ofstream(dir_ + "/config.json") << config_json;
-        argv.insert(argv.end(), {"--config", dir_ + "/config.json"});
-    }
+                                  "--metrics-listen", "127.0.0.1:" + std::to_string(next_test_port()),
+                                  "--config", dir_ + "/config.json"};
+    std::ofstream(dir_ + "/config.json") << test_config(config_json);
     argv.insert(argv.end(), extra_args.begin(), extra_args.end());
     for (std::size_t i = 0; i + 1 < extra_args.size(); ++i)
         if (extra_args[i] == "--socket") socket_ = extra_args[i + 1];  // the last one wins, as in egressd

@@ -37,10 +37,15 @@ std::uint16_t next_test_port();
 std::string egressd_bin();
 std::string egress_connect_bin();
 
+// `config_json` ("" is "{}") with, unless it has "clients" or "default_client",
+// a default rule that allows the loopback destinations the tests listen on
+// (the built-in deny list refuses them otherwise).
+std::string test_config(const std::string& config_json);
+
 // A running egressd with its own socket and log in a fresh temp directory.
 class Daemon {
 public:
-    // `config_json` empty: built-in defaults.
+    // `config_json` empty: built-in defaults; either way through test_config().
     explicit Daemon(const std::string& config_json = "", std::vector<std::string> extra_args = {});
     ~Daemon();
     Daemon(const Daemon&) = delete;

@@ -196,7 +196,7 @@ TEST(Pools, SighupReloadsPoolsAndRefusesABadConfig) {
     ASSERT_TRUE(before) << before.error().message;
     EXPECT_EQ(address_string(*before->meta.local), "127.0.0.2");
 
-    std::ofstream(d.dir() + "/config.json") << R"({"pools": {"p": {"sources": ["127.0.0.3"]}}, "default_pool": "p"})";
+    std::ofstream(d.dir() + "/config.json") << test_config(R"({"pools": {"p": {"sources": ["127.0.0.3"]}}, "default_pool": "p"})");
     ::kill(d.pid(), SIGHUP);
     ASSERT_TRUE(log_shows(d, "reloaded configuration")) << d.log();
     auto after = c->connect(sink.endpoint());  // the same client connection, new pools

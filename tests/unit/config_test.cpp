@@ -78,7 +78,7 @@ TEST(Config, EveryLogLevel) {
 TEST(Config, UnknownKeysNameTheirPath) {
     EXPECT_EQ(only_error(R"({"colour": "blue"})"), R"(colour: unknown key, got "blue")");
     EXPECT_EQ(only_error(R"({"limits": {"max_inflght": 5}})"), "limits.max_inflght: unknown key, got 5");
-    EXPECT_EQ(only_error(R"({"socket": {"owner": "root"}})"), R"(socket.owner: unknown key, got "root")");
+    EXPECT_EQ(only_error(R"({"socket": {"user": "root"}})"), R"(socket.user: unknown key, got "root")");
     EXPECT_EQ(only_error(R"({"connect": {"timeout_ms": 1}})"), "connect.timeout_ms: unknown key, got 1");
 }
 
