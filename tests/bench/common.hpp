@@ -87,5 +87,6 @@ json in_child(const std::function<json()>& fn);
 int cmd_storm(const Args& a);
 int cmd_hol(const Args& a);
 int cmd_clients(const Args& a);
+int cmd_vs_socks(const Args& a);
 
 }  // namespace egress::bench

@@ -36,6 +36,14 @@ const char* const kUsage =
     "      (default 20000), each keeping K requests in flight (default 4): throughput,\n"
     "      latency (request to reply) and egressd's resident memory per idle client.\n"
     "\n"
+    "  vs-socks [--connections N] [--inflight K] [--bytes B] [--runs R]\n"
+    "           [--microsocks PATH] [--danted PATH]\n"
+    "      egressd against microsocks and Dante (started on loopback in the namespace):\n"
+    "      N set-ups (default 5000), K in flight (default 64), then B bytes (default 1G)\n"
+    "      over one socket from each to a sink. Set-ups/s, latency, MiB/s and the\n"
+    "      ratios egressd/microsocks and egressd/dante; --runs R interleaves and\n"
+    "      reports medians.\n"
+    "\n"
     "  common: --json (one JSON object per run), --no-netns (use the current namespace),\n"
     "          --egressd PATH (default: the egressd built beside this tool)\n";
 
@@ -113,5 +121,6 @@ int main(int argc, char** argv) {
     if (scenario == "storm") return cmd_storm(args);
     if (scenario == "hol") return cmd_hol(args);
     if (scenario == "clients") return cmd_clients(args);
+    if (scenario == "vs-socks") return cmd_vs_socks(args);
     usage("unknown scenario '" + scenario + "'");
 }

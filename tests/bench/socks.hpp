@@ -1,0 +1,69 @@
+// SOCKS5 for the vs-socks scenario: the client side of RFC 1928 (no
+// authentication, CONNECT to an IP address), many set-ups in flight, and the
+// SOCKS server processes the bench starts and stops.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "common.hpp"
+#include "endpoint.hpp"
+#include "unique_fd.hpp"
+#include "worker.hpp"
+
+namespace egress::bench {
+
+// The wire format (pure: no sockets).
+namespace socks5 {
+// Version 5, one method offered: "no authentication".
+std::vector<std::uint8_t> greeting();
+// "" when the 2-byte method reply accepts "no authentication", else why not.
+std::string check_method_reply(const std::uint8_t* r);
+std::vector<std::uint8_t> connect_request(const Endpoint& dest);
+// Length of the whole CONNECT reply once `have` >= 5 of its bytes are known;
+// 0 before that.
+std::size_t reply_length(const std::uint8_t* r, std::size_t have);
+// "" when the complete reply grants the connection, else why not.
+std::string check_reply(const std::uint8_t* r, std::size_t len);
+}  // namespace socks5
+
+struct SocksSetupOptions {
+    Endpoint proxy, dest;
+    std::uint32_t count = 1000;
+    std::uint32_t inflight = 64;
+    std::uint32_t idle_timeout_ms = 10000;  // no progress at all for this long: the rest fail
+};
+
+// `count` set-ups through the proxy, `inflight` at a time. A set-up runs from
+// socket() to a CONNECT reply granting the connection; its latency goes to
+// lat_even_ms. Each ready socket (non-blocking) goes to `keep`, or is closed
+// at once when keep is empty.
+WorkerResult run_socks_setups(const SocksSetupOptions& o, const std::function<void(UniqueFd)>& keep = {});
+
+// The program `name` from --KEY PATH, else from $PATH, /usr/sbin or /usr/bin;
+// throws naming the missing program and its Debian package otherwise.
+std::string find_program(const Args& a, const std::string& key, const std::string& name, const std::string& package);
+
+// A server the bench runs: its own process group, stdin from /dev/null,
+// stdout and stderr to `log`. The constructor returns once it accepts TCP
+// connections on `listen` (bounded wait; throws with the log's tail
+// otherwise); the destructor ends the whole group and reaps the leader.
+class ServerProcess {
+public:
+    ServerProcess(const std::vector<std::string>& argv, const std::string& log, const Endpoint& listen);
+    ~ServerProcess();
+    ServerProcess(const ServerProcess&) = delete;
+    ServerProcess& operator=(const ServerProcess&) = delete;
+    pid_t pid() const { return pid_; }
+
+private:
+    void stop();
+    pid_t pid_ = -1;
+    std::string name_, log_;
+};
+
+}  // namespace egress::bench
