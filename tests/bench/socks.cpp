@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -298,6 +299,26 @@ ServerProcess::ServerProcess(const std::vector<std::string>& argv, const std::st
 }
 
 ServerProcess::~ServerProcess() { stop(); }
+
+double ServerProcess::cpu_seconds() const {
+    unsigned long long ticks = 0;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+        std::ifstream in(entry.path() / "stat");
+        std::string stat;
+        if (!std::getline(in, stat) || stat.rfind(')') == std::string::npos) continue;
+        // Fields after "(comm)": state ppid pgrp ... utime(14) stime cutime cstime(17).
+        std::istringstream rest(stat.substr(stat.rfind(')') + 2));
+        std::string field;
+        unsigned long long sum = 0;
+        long pgrp = 0;
+        for (int i = 3; i <= 17 && rest >> field; ++i) {
+            if (i == 5) pgrp = std::stol(field);
+            if (i >= 14) sum += std::stoull(field);
+        }
+        if (pgrp == pid_) ticks += sum;
+    }
+    return static_cast<double>(ticks) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
 
 void ServerProcess::stop() {
     if (pid_ <= 0) return;

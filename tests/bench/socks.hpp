@@ -59,6 +59,9 @@ public:
     ServerProcess(const ServerProcess&) = delete;
     ServerProcess& operator=(const ServerProcess&) = delete;
     pid_t pid() const { return pid_; }
+    // CPU seconds used so far by the group's live processes and the children
+    // they have reaped.
+    double cpu_seconds() const;
 
 private:
     void stop();

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -200,18 +201,31 @@ json vs_once(const Args& a, const Setup& s, const std::string& who) {
     }
     Sink sink(std::move(listener), s.bytes);  // after the forks above: no thread exists across them
 
+    // CPU seconds of the server (its whole process group for a proxy) and of
+    // this process (the client and the sink), around the set-up phase.
+    auto server_cpu = [&] { return daemon ? cpu_seconds(daemon->pid()) : proxy->cpu_seconds(); };
+    auto own_cpu = [] {
+        rusage u{};
+        ::getrusage(RUSAGE_SELF, &u);
+        return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+               static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+    };
+    const double server0 = server_cpu(), own0 = own_cpu();
     WorkerResult r;
+    std::pair<double, double> cpu;  // server, bench
     UniqueFd bulk_fd;
     std::string bulk_error;
     if (daemon) {
         std::vector<Client> keep;
         r = run_clients(daemon->socket(), dest, 1, s.connections, s.inflight, [] {}, keep);
+        cpu = {server_cpu() - server0, own_cpu() - own0};
         auto c = Client::open(daemon->socket());
         auto conn = c ? c->connect(dest) : Result<Connected>(c.error());
         if (conn) bulk_fd = std::move(conn->fd);
         else bulk_error = "bulk connect through egressd: " + conn.error().message;
     } else {
         r = run_socks_setups({.proxy = proxy_at, .dest = dest, .count = s.connections, .inflight = s.inflight});
+        cpu = {server_cpu() - server0, own_cpu() - own0};
         const auto one = run_socks_setups({.proxy = proxy_at, .dest = dest, .count = 1, .inflight = 1},
                                           [&](UniqueFd fd) { bulk_fd = std::move(fd); });
         if (!bulk_fd)
@@ -241,6 +255,8 @@ json vs_once(const Args& a, const Setup& s, const std::string& who) {
               {"latency_ms", sum["latency_ms"]},
               {"errors", r.errors},
               {"messages", r.messages}};
+    const double per = r.ok > 0 ? 1e6 / static_cast<double>(r.ok) : 0;
+    j["cpu_us_per_setup"] = {{"server", round_to(cpu.first * per, 1)}, {"bench", round_to(cpu.second * per, 1)}};
     json bulk = {{"bytes", s.bytes}, {"seconds", round_to(bulk_s, 4)}};
     bulk["mib_per_s"] = bulk_s > 0 ? round_to(static_cast<double>(s.bytes) / (1 << 20) / bulk_s, 1) : 0.0;
     if (!bulk_error.empty()) bulk["error"] = bulk_error;
@@ -275,8 +291,8 @@ json combine(std::vector<json> runs) {
 void print_table(const std::vector<json>& reports, const Setup& s) {
     std::printf("%u set-ups, %u in flight, then %.0f MiB over one socket; median of %u run(s)\n\n", s.connections,
                 s.inflight, static_cast<double>(s.bytes) / (1 << 20), s.runs);
-    std::printf("%-11s %7s %7s %8s %10s %8s %8s %8s %10s %8s %9s\n", "contender", "setups", "errors", "total_s",
-                "setups/s", "p50_ms", "p99_ms", "max_ms", "bulk_MiB", "bulk_s", "MiB/s");
+    std::printf("%-11s %7s %7s %8s %10s %8s %8s %8s %8s %8s %10s %8s %9s\n", "contender", "setups", "errors",
+                "total_s", "setups/s", "p50_ms", "p99_ms", "max_ms", "srv_us", "bench_us", "bulk_MiB", "bulk_s", "MiB/s");
     for (const auto& j : reports) {
         if (j.contains("error")) {
             std::printf("%-11s error: %s\n", j.value("contender", "?").c_str(), j["error"].get<std::string>().c_str());
@@ -284,10 +300,12 @@ void print_table(const std::vector<json>& reports, const Setup& s) {
         }
         const auto& l = j["latency_ms"];
         const auto& b = j["bulk"];
-        std::printf("%-11s %7llu %7llu %8.3f %10.0f %8.3f %8.3f %8.3f %10.0f %8.3f %9.1f\n",
+        const auto& cpu = j["cpu_us_per_setup"];
+        std::printf("%-11s %7llu %7llu %8.3f %10.0f %8.3f %8.3f %8.3f %8.1f %8.1f %10.0f %8.3f %9.1f\n",
                     j["contender"].get<std::string>().c_str(), j["setups"].get<unsigned long long>(),
                     j["errored"].get<unsigned long long>(), j["total_s"].get<double>(), j["setups_per_s"].get<double>(),
-                    l.value("p50", 0.0), l.value("p99", 0.0), l.value("max", 0.0),
+                    l.value("p50", 0.0), l.value("p99", 0.0), l.value("max", 0.0), cpu["server"].get<double>(),
+                    cpu["bench"].get<double>(),
                     b["bytes"].get<double>() / (1 << 20), b["seconds"].get<double>(), b["mib_per_s"].get<double>());
         for (const auto& [name, msg] : j["messages"].items())
             std::printf("    %s x%llu: %s\n", name.c_str(), j["errors"][name].get<unsigned long long>(),
