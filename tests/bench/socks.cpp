@@ -1,6 +1,7 @@
 #include "socks.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
@@ -256,42 +257,96 @@ bool accepts(const Endpoint& at) {
     return fd && ::connect(fd.get(), sa.get(), sa.len) == 0;
 }
 
+// The guard: a child of the bench that starts the server as the leader of a
+// new process group, reports its pid (then its wait status, should it end
+// first) on `report`, and ends the whole group, with SIGTERM then SIGKILL
+// after 5 s, once `life` reads EOF: when the bench stops it or dies in any
+// way. It reaps the group's orphans and exits. Never returns.
+[[noreturn]] void guard(int life, int report, char** args, int in, int out) {
+    for (int sig : {SIGINT, SIGTERM, SIGHUP}) ::signal(sig, SIG_IGN);  // a Ctrl-C must not skip the clean-up
+    ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+    const pid_t server = ::fork();
+    if (server == 0) {
+        ::setpgid(0, 0);
+        for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGPIPE}) ::signal(sig, SIG_DFL);
+        ::dup2(in, 0);
+        ::dup2(out, 1);
+        ::dup2(out, 2);
+        ::execv(args[0], args);
+        ::_exit(127);
+    }
+    if (server < 0) ::_exit(1);
+    ::setpgid(server, server);  // also here, so that the group exists whichever runs first
+    (void)!::write(report, &server, sizeof server);
+    int st = 0;
+    bool reaped = false;
+    for (;;) {
+        pollfd p{life, POLLIN, 0};
+        ::poll(&p, 1, 20);
+        if (::waitpid(server, &st, WNOHANG) == server) {
+            reaped = true;
+            (void)!::write(report, &st, sizeof st);
+            break;
+        }
+        if (p.revents) break;
+    }
+    ::kill(-server, SIGTERM);
+    for (int i = 0; i < 500 && !reaped; ++i) {  // 5 s to exit on SIGTERM
+        reaped = ::waitpid(server, &st, WNOHANG) == server;
+        if (!reaped) ::usleep(10000);
+    }
+    ::kill(-server, SIGKILL);  // the leader if it ignored SIGTERM, and any worker left behind
+    if (!reaped) ::waitpid(server, &st, 0);
+    for (int i = 0; i < 200 && ::kill(-server, 0) == 0; ++i) {  // orphans come here: 2 s at most
+        while (::waitpid(-1, &st, WNOHANG) > 0) {
+        }
+        ::usleep(10000);
+    }
+    ::_exit(0);
+}
+
 }  // namespace
 
 ServerProcess::ServerProcess(const std::vector<std::string>& argv, const std::string& log, const Endpoint& listen)
     : name_(argv.at(0).substr(argv.at(0).rfind('/') + 1)), log_(log) {
-    // Orphans of the group (a forking server's workers) come back to this
-    // process, so that stop() can reap them.
-    ::prctl(PR_SET_CHILD_SUBREAPER, 1);
     std::vector<char*> args;
     for (const auto& s : argv) args.push_back(const_cast<char*>(s.c_str()));
     args.push_back(nullptr);
     UniqueFd out(::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
     UniqueFd in(::open("/dev/null", O_RDONLY | O_CLOEXEC));
     if (!out || !in) throw std::runtime_error("cannot open " + log + " or /dev/null: " + std::strerror(errno));
-    pid_ = ::fork();
-    if (pid_ < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
-    if (pid_ == 0) {
-        ::setpgid(0, 0);
-        ::dup2(in.get(), 0);
-        ::dup2(out.get(), 1);
-        ::dup2(out.get(), 2);
-        ::execv(args[0], args.data());
-        ::_exit(127);
+    int life[2], report[2];
+    if (::pipe2(life, O_CLOEXEC) != 0 || ::pipe2(report, O_CLOEXEC) != 0)
+        throw std::runtime_error(std::string("pipe: ") + std::strerror(errno));
+    guard_ = ::fork();
+    if (guard_ < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
+    if (guard_ == 0) {
+        ::close(life[1]);
+        ::close(report[0]);
+        guard(life[0], report[1], args.data(), in.get(), out.get());
     }
-    ::setpgid(pid_, pid_);  // also here, so that stop() finds the group whichever runs first
+    ::close(life[0]);
+    ::close(report[1]);
+    life_ = UniqueFd(life[1]);
+    report_ = UniqueFd(report[0]);
+    if (::read(report_.get(), &pid_, sizeof pid_) != sizeof pid_) {
+        stop();
+        throw std::runtime_error("could not start " + name_ + " (fork failed in its guard)");
+    }
     for (int i = 0; i < 1000; ++i) {  // 10 s at most
         if (accepts(listen)) return;
-        int st;
-        if (::waitpid(pid_, &st, WNOHANG) == pid_) {
-            pid_ = -1;
-            const auto how = WIFSIGNALED(st)                ? "was killed by signal " + std::to_string(WTERMSIG(st))
-                             : WEXITSTATUS(st) == 127 ? std::string("could not be executed (exit status 127)")
-                                                      : "exited with status " + std::to_string(WEXITSTATUS(st));
+        pollfd p{report_.get(), POLLIN, 0};
+        if (::poll(&p, 1, 10) == 1) {  // the guard reports the server's end
+            int st = 0;
+            const bool got = ::read(report_.get(), &st, sizeof st) == sizeof st;
+            stop();
+            const auto how = !got                         ? std::string("ended (its guard died)")
+                             : WIFSIGNALED(st)            ? "was killed by signal " + std::to_string(WTERMSIG(st))
+                             : WEXITSTATUS(st) == 127     ? std::string("could not be executed (exit status 127)")
+                                                          : "exited with status " + std::to_string(WEXITSTATUS(st));
             throw std::runtime_error(name_ + " " + how + " before accepting on " + endpoint_string(listen) +
                                      "; its log " + log_ + ":\n" + log_tail(log_));
         }
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     stop();
     throw std::runtime_error(name_ + " did not accept on " + endpoint_string(listen) + " within 10 s; its log:\n" +
@@ -321,23 +376,11 @@ double ServerProcess::cpu_seconds() const {
 }
 
 void ServerProcess::stop() {
-    if (pid_ <= 0) return;
-    ::kill(-pid_, SIGTERM);
+    if (guard_ <= 0) return;
+    life_.reset();  // the guard ends the group (bounded) and exits
     int st;
-    bool reaped = false;
-    for (int i = 0; i < 500 && !reaped; ++i) {  // 5 s to exit on SIGTERM
-        reaped = ::waitpid(pid_, &st, WNOHANG) == pid_;
-        if (!reaped) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    ::kill(-pid_, SIGKILL);  // the leader if it ignored SIGTERM, and any worker left behind
-    if (!reaped) ::waitpid(pid_, &st, 0);
-    // Reap the group's orphans (this process is their subreaper): 2 s at most.
-    for (int i = 0; i < 200 && ::kill(-pid_, 0) == 0; ++i) {
-        while (::waitpid(-1, &st, WNOHANG) > 0) {
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    pid_ = -1;
+    ::waitpid(guard_, &st, 0);
+    guard_ = pid_ = -1;
 }
 
 }  // namespace egress::bench

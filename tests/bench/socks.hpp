@@ -48,10 +48,12 @@ WorkerResult run_socks_setups(const SocksSetupOptions& o, const std::function<vo
 // throws naming the missing program and its Debian package otherwise.
 std::string find_program(const Args& a, const std::string& key, const std::string& name, const std::string& package);
 
-// A server the bench runs: its own process group, stdin from /dev/null,
-// stdout and stderr to `log`. The constructor returns once it accepts TCP
-// connections on `listen` (bounded wait; throws with the log's tail
-// otherwise); the destructor ends the whole group and reaps the leader.
+// A server the bench runs, in its own process group under a guard process
+// (stdin from /dev/null, stdout and stderr to `log`). The constructor
+// returns once it accepts TCP connections on `listen` (bounded wait; throws
+// with the log's tail otherwise). The whole group ends (SIGTERM, SIGKILL
+// after 5 s) and is reaped when this object is destroyed or the process
+// that made it dies, however it dies.
 class ServerProcess {
 public:
     ServerProcess(const std::vector<std::string>& argv, const std::string& log, const Endpoint& listen);
@@ -65,7 +67,9 @@ public:
 
 private:
     void stop();
-    pid_t pid_ = -1;
+    pid_t guard_ = -1, pid_ = -1;  // pid_ also names the group
+    UniqueFd life_;                 // its EOF tells the guard to end the group
+    UniqueFd report_;               // from the guard: the server's pid, then its end
     std::string name_, log_;
 };
 
