@@ -7,8 +7,13 @@ packages=(
   meson ninja-build gcc g++ pkg-config
   libboost-dev nlohmann-json3-dev prometheus-cpp-dev libspdlog-dev
   libgtest-dev libgmock-dev libbenchmark-dev libsystemd-dev
-  iproute2 util-linux prometheus valgrind gnuplot-nox
+  iproute2 util-linux prometheus
+  valgrind gnuplot-nox microsocks dante-server
 )
+# microsocks and dante-server: the SOCKS proxies egress-bench vs-socks runs.
+# dante-server's postinst starts no daemon without systemd: invoke-rc.d finds
+# no runlevel (or policy-rc.d denies), and the init script would refuse the
+# stock /etc/danted.conf, which names no internal/external address.
 
 missing=()
 for p in "${packages[@]}"; do

@@ -48,6 +48,13 @@ const char* const kUsage =
     "      storm-direct-default.png and storm-broker-S.png (latency per connect against\n"
     "      connection index, by local port parity; storm's options and defaults, S window)\n"
     "      and hol-cdf.png (live connect latency CDF per pending level; hol's options).\n"
+    "  vs-socks [--connections N] [--inflight K] [--bytes B] [--runs R]\n"
+    "           [--microsocks PATH] [--danted PATH]\n"
+    "      egressd against microsocks and Dante (started on loopback in the namespace):\n"
+    "      N set-ups (default 5000), K in flight (default 64), then B bytes (default 1G)\n"
+    "      over one socket from each to a sink. Set-ups/s, latency, MiB/s and the\n"
+    "      ratios egressd/microsocks and egressd/dante; --runs R interleaves and\n"
+    "      reports medians.\n"
     "\n"
     "  common: --json (one JSON object per run), --no-netns (use the current namespace),\n"
     "          --egressd PATH (default: the egressd built beside this tool)\n";
@@ -129,5 +136,6 @@ int main(int argc, char** argv) {
     if (scenario == "clients") return cmd_clients(args);
     if (scenario == "backlog") return cmd_backlog(args);
     if (scenario == "plot") return cmd_plot(args);
+    if (scenario == "vs-socks") return cmd_vs_socks(args);
     usage("unknown scenario '" + scenario + "'");
 }
