@@ -48,6 +48,7 @@ const char* const kUsage =
     "      storm-direct-default.png and storm-broker-S.png (latency per connect against\n"
     "      connection index, by local port parity; storm's options and defaults, S window)\n"
     "      and hol-cdf.png (live connect latency CDF per pending level; hol's options).\n"
+    "\n"
     "  vs-socks [--connections N] [--inflight K] [--bytes B] [--runs R]\n"
     "           [--microsocks PATH] [--danted PATH]\n"
     "      egressd against microsocks and Dante (started on loopback in the namespace):\n"
