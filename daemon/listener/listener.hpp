@@ -31,12 +31,16 @@ public:
 private:
     void accept_some();
     void pause_accepting();
-    void refuse(UniqueFd client, const std::string& why);
+    void take_reserve();
+    void refuse(UniqueFd client, int err, const std::string& why);
 
     BrokerContext& ctx_;
     asio::posix::stream_descriptor sock_;
     asio::steady_timer retry_;
     std::string path_;
+    // One descriptor held back so that egressd can still accept, answer and
+    // close a client when it is at its open-files limit (empty while spent).
+    UniqueFd reserve_;
     std::unordered_map<Session*, std::shared_ptr<Session>> sessions_;
     bool stopped_ = false;
 };
