@@ -20,8 +20,8 @@
 namespace egress {
 namespace {
 
-// After EMFILE/ENFILE on accept, wait this long before trying again rather
-// than spin on a listening socket that stays readable.
+// After an accept failure the reserve cannot absorb, wait this long before
+// trying again rather than spin on a listening socket that stays readable.
 constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
 constexpr int kAcceptBudget = 64;
 // NGROUPS_MAX: no process has more supplementary groups.
@@ -146,6 +146,7 @@ UniqueFd open_listen_socket(const std::string& path, unsigned mode, std::optiona
 Listener::Listener(BrokerContext& ctx, UniqueFd listen_fd, std::string path)
     : ctx_(ctx), sock_(ctx.io), retry_(ctx.io), path_(std::move(path)) {
     sock_.assign(listen_fd.release());
+    take_reserve();
 }
 
 Listener::~Listener() { stop(); }
@@ -154,7 +155,25 @@ void Listener::start() { accept_some(); }
 
 void Listener::accept_some() {
     for (int i = 0; i < kAcceptBudget && !stopped_; ++i) {
-        const auto r = ctx_.sys.accept4(sock_.native_handle(), SOCK_NONBLOCK | SOCK_CLOEXEC);
+        auto r = ctx_.sys.accept4(sock_.native_handle(), SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (!r.ok() && (r.err == EMFILE || r.err == ENFILE) && reserve_) {
+            // accept() wants a descriptor before it looks at the backlog: on
+            // the reserve, find out whether a client waits, and refuse it.
+            const int short_of = r.err;
+            reserve_.reset();
+            r = ctx_.sys.accept4(sock_.native_handle(), SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (r.ok()) {
+                ctx_.metrics.accept_errors.Increment();
+                ctx_.log_event(spdlog::level::warn, "accept/" + errno_name(short_of),
+                               "accept failed: {}: {}; refusing new clients until descriptors free up",
+                               errno_name(short_of), errno_text(short_of));
+                ctx_.metrics.clients_refused.Increment();
+                refuse(UniqueFd(static_cast<int>(r.value)), short_of,
+                       "egressd is out of descriptors (" + errno_name(short_of) + "); try again later");
+            }
+            take_reserve();  // may fail: a later failing accept then pauses
+            if (r.ok()) continue;
+        }
         if (!r.ok()) {
             switch (r.err) {
             case EAGAIN:
@@ -165,7 +184,7 @@ void Listener::accept_some() {
             case EINTR:
             case ECONNABORTED:
                 continue;
-            default:  // EMFILE, ENFILE, ENOBUFS, ENOMEM: wait for resources
+            default:  // EMFILE, ENFILE without a reserve; ENOBUFS, ENOMEM
                 ctx_.metrics.accept_errors.Increment();
                 ctx_.log_event(spdlog::level::warn, "accept/" + errno_name(r.err),
                                "accept failed: {}: {}; pausing accepts for {} ms", errno_name(r.err),
@@ -200,8 +219,15 @@ void Listener::accept_some() {
 void Listener::pause_accepting() {
     retry_.expires_after(kAcceptBackoff);
     retry_.async_wait([this](const error_code& ec) {
-        if (!ec && !stopped_) accept_some();
+        if (ec || stopped_) return;
+        if (!reserve_) take_reserve();
+        accept_some();
     });
+}
+
+void Listener::take_reserve() {
+    const auto r = ctx_.sys.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (r.ok()) reserve_ = UniqueFd(static_cast<int>(r.value));
 }
 
 void Listener::refuse(UniqueFd client, int err, const std::string& why) {

@@ -35,6 +35,7 @@ public:
 private:
     void accept_some();
     void pause_accepting();
+    void take_reserve();
     // Sends one ERROR_REPLY (request id 0) with `err` and closes the client.
     void refuse(UniqueFd client, int err, const std::string& why);
 
@@ -42,6 +43,9 @@ private:
     asio::posix::stream_descriptor sock_;
     asio::steady_timer retry_;
     std::string path_;
+    // One descriptor held back so that egressd can still accept, answer and
+    // close a client when it is at its open-files limit (empty while spent).
+    UniqueFd reserve_;
     std::unordered_map<Session*, std::shared_ptr<Session>> sessions_;
     bool stopped_ = false;
 };

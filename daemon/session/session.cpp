@@ -53,7 +53,9 @@ void Session::read_some() {
         for (std::size_t i = 0; i < n; ++i) fds[i] = close_attached_fds(b.msgs[i].msg_hdr);
         for (std::size_t i = 0; i < n && !closed_; ++i) {
             const auto& m = b.msgs[i];
-            if (m.msg_len == 0) {
+            // Zero bytes is end-of-stream once the peer has hung up, and
+            // otherwise a zero-length datagram: unframeable, like any short one.
+            if (m.msg_len == 0 && peer_hung_up()) {
                 close("client closed the connection");
                 break;
             }
@@ -75,6 +77,12 @@ void Session::read_some() {
         // Busy client: let others run, then read on without waiting.
         asio::post(ctx_.io, [self = shared_from_this()] { if (!self->closed_) self->read_some(); });
     }
+}
+
+bool Session::peer_hung_up() {
+    pollfd p{sock_.native_handle(), POLLRDHUP, 0};
+    const auto r = ctx_.sys.poll(&p, 1, 0);
+    return !r.ok() || (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
 }
 
 int Session::close_attached_fds(msghdr& msg) {

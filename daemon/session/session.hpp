@@ -43,6 +43,8 @@ private:
     };
 
     void read_some();
+    // The client has closed its socket or shut down its write side.
+    bool peer_hung_up();
     // Closes the descriptors attached to a received datagram; returns how many.
     static int close_attached_fds(msghdr& msg);
     void handle_datagram(proto::ByteView d, bool truncated, int fds_received);

@@ -3,6 +3,7 @@
 // daemon. Each call returns its value, or -1 with the errno in `err`.
 #pragma once
 
+#include <poll.h>
 #include <sys/socket.h>
 
 namespace egress {
@@ -31,6 +32,8 @@ public:
     virtual SysResult sendmmsg(int fd, mmsghdr* msgs, unsigned count, int flags) = 0;
     virtual SysResult fcntl_setfl(int fd, int flags) = 0;
     virtual SysResult fcntl_getfl(int fd) = 0;
+    // The number of descriptors with events (0 when none, at once with timeout 0).
+    virtual SysResult poll(pollfd* fds, nfds_t count, int timeout_ms) = 0;
 };
 
 // The real kernel.
@@ -50,6 +53,7 @@ public:
     SysResult sendmmsg(int fd, mmsghdr* msgs, unsigned count, int flags) override;
     SysResult fcntl_setfl(int fd, int flags) override;
     SysResult fcntl_getfl(int fd) override;
+    SysResult poll(pollfd* fds, nfds_t count, int timeout_ms) override;
 };
 
 }  // namespace egress

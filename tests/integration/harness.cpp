@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -278,6 +279,33 @@ int Daemon::settled_fds() const {
     return last;
 }
 
+double Daemon::cpu_seconds() const {
+    std::ifstream in("/proc/" + std::to_string(pid_) + "/stat");
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    std::istringstream rest(text.substr(text.rfind(')') + 2));
+    std::string field;
+    unsigned long utime = 0, stime = 0;
+    for (int i = 3; i <= 15 && rest >> field; ++i) {
+        if (i == 14) utime = std::stoul(field);
+        if (i == 15) stime = std::stoul(field);
+    }
+    return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+long Daemon::limit_fds(long soft) const {
+    rlimit old{}, now{};
+    if (::prlimit(pid_, RLIMIT_NOFILE, nullptr, &old) != 0) {
+        ADD_FAILURE() << "prlimit(" << pid_ << "): " << std::strerror(errno);
+        return -1;
+    }
+    now = old;
+    now.rlim_cur = static_cast<rlim_t>(soft);
+    if (::prlimit(pid_, RLIMIT_NOFILE, &now, nullptr) != 0)
+        ADD_FAILURE() << "prlimit(" << pid_ << ", " << soft << "): " << std::strerror(errno);
+    return static_cast<long>(old.rlim_cur);
+}
+
 Listener::Listener(Mode mode, const std::string& address, int backlog) {
     auto ep = parse_address(address, 0);
     fd_ = UniqueFd(::socket(ep->v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -336,6 +364,89 @@ UniqueFd raw_connect(const std::string& path) {
     const timeval tv{5, 0};  // a safety net: no test waits forever on a reply
     ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     return fd;
+}
+
+bool send_datagram(int sock, const proto::Bytes& datagram, const Ancillary& extra) {
+    iovec iov{const_cast<std::uint8_t*>(datagram.data()), datagram.size()};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    std::vector<char> control(CMSG_SPACE(sizeof(int) * extra.fds.size()) + CMSG_SPACE(sizeof(ucred)));
+    std::size_t used = 0;
+    if (!extra.fds.empty() || extra.credentials) {
+        msg.msg_control = control.data();
+        msg.msg_controllen = control.size();
+        cmsghdr* c = CMSG_FIRSTHDR(&msg);
+        if (!extra.fds.empty()) {
+            c->cmsg_level = SOL_SOCKET;
+            c->cmsg_type = SCM_RIGHTS;
+            c->cmsg_len = CMSG_LEN(sizeof(int) * extra.fds.size());
+            std::memcpy(CMSG_DATA(c), extra.fds.data(), sizeof(int) * extra.fds.size());
+            used += CMSG_SPACE(sizeof(int) * extra.fds.size());
+            c = CMSG_NXTHDR(&msg, c);
+        }
+        if (extra.credentials) {
+            c->cmsg_level = SOL_SOCKET;
+            c->cmsg_type = SCM_CREDENTIALS;
+            c->cmsg_len = CMSG_LEN(sizeof(ucred));
+            std::memcpy(CMSG_DATA(c), &*extra.credentials, sizeof(ucred));
+            used += CMSG_SPACE(sizeof(ucred));
+        }
+        msg.msg_controllen = used;
+    }
+    return ::sendmsg(sock, &msg, MSG_NOSIGNAL) == static_cast<ssize_t>(datagram.size());
+}
+
+std::optional<Received> receive_reply(int sock, std::chrono::milliseconds timeout, bool* closed) {
+    if (closed) *closed = false;
+    pollfd p{sock, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(timeout.count())) != 1) return std::nullopt;
+    std::vector<std::uint8_t> buf(EGRESS_MAX_STATUS_REPLY);
+    iovec iov{buf.data(), buf.size()};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    const auto n = ::recvmsg(sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n <= 0) {
+        if (closed) *closed = n == 0 || errno == ECONNRESET;
+        return std::nullopt;
+    }
+    Received r;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+            int fd;
+            std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
+            r.fd = UniqueFd(fd);
+        }
+    auto decoded = proto::decode_reply(proto::ByteView(buf.data(), static_cast<std::size_t>(n)));
+    if (!decoded) {
+        ADD_FAILURE() << "undecodable reply of " << n << " bytes: " << decoded.error().message;
+        return std::nullopt;
+    }
+    r.reply = std::move(*decoded);
+    return r;
+}
+
+std::optional<proto::Reply> exchange(int sock, const proto::Bytes& datagram, const Ancillary& extra) {
+    if (!send_datagram(sock, datagram, extra)) return std::nullopt;
+    auto r = receive_reply(sock);
+    if (!r) return std::nullopt;
+    return std::move(r->reply);
+}
+
+std::uint32_t status_of(const proto::Reply& r) {
+    if (auto* c = std::get_if<proto::ConnectReply>(&r.body)) return c->status;
+    if (auto* s = std::get_if<proto::StatusReply>(&r.body)) return s->status;
+    return std::get<proto::ErrorReply>(r.body).status;
+}
+
+std::string message_of(const proto::Reply& r) {
+    if (auto* c = std::get_if<proto::ConnectReply>(&r.body)) return c->message;
+    if (auto* s = std::get_if<proto::StatusReply>(&r.body)) return s->message;
+    return std::get<proto::ErrorReply>(r.body).message;
 }
 
 double ms_since(std::chrono::steady_clock::time_point t0) {

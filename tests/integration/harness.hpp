@@ -3,14 +3,17 @@
 // talks to it only through its socket protocol and its command-line tools.
 #pragma once
 
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "codec.hpp"
 #include "endpoint.hpp"
 #include "netns.hpp"
 #include "unique_fd.hpp"
@@ -66,6 +69,10 @@ public:
     int wait_fds(int n, std::chrono::milliseconds timeout = std::chrono::seconds(5)) const;
     // Polls until the count stops changing for a while: the idle baseline.
     int settled_fds() const;
+    // User plus system CPU time egressd has used, in seconds (/proc/PID/stat).
+    double cpu_seconds() const;
+    // Sets egressd's soft RLIMIT_NOFILE (prlimit(2)); returns the previous one.
+    long limit_fds(long soft) const;
 
 private:
     std::string dir_;
@@ -113,6 +120,29 @@ Endpoint closed_port();
 UniqueFd raw_connect(const std::string& socket_path);
 
 double ms_since(std::chrono::steady_clock::time_point t0);
+
+// What a raw client may attach to a datagram.
+struct Ancillary {
+    std::vector<int> fds;                // SCM_RIGHTS
+    std::optional<ucred> credentials;    // SCM_CREDENTIALS
+};
+// Sends one datagram; false when the send failed (errno says why).
+bool send_datagram(int sock, const proto::Bytes& datagram, const Ancillary& extra = {});
+// One reply received on a raw socket, with the descriptor it carried.
+struct Received {
+    proto::Reply reply;
+    UniqueFd fd;
+};
+// Waits up to `timeout` for the next datagram. nullopt: end-of-stream, an
+// error or the timeout (`closed` tells end-of-stream apart). An undecodable
+// reply fails the test.
+std::optional<Received> receive_reply(int sock, std::chrono::milliseconds timeout = std::chrono::seconds(5),
+                                      bool* closed = nullptr);
+// Sends one datagram and returns the reply, or nullopt when egressd closed
+// the connection instead.
+std::optional<proto::Reply> exchange(int sock, const proto::Bytes& datagram, const Ancillary& extra = {});
+std::uint32_t status_of(const proto::Reply& r);
+std::string message_of(const proto::Reply& r);
 
 // A plain HTTP/1.0 GET on 127.0.0.1; returns the body ("" on failure).
 std::string http_get(int port, const std::string& path);

@@ -17,42 +17,6 @@ namespace {
 
 Endpoint black_hole() { return *parse_address(kBlackHole, 80); }
 
-// Sends one datagram (optionally with a descriptor) and returns the reply, or
-// nullopt when egressd closed the connection instead.
-std::optional<proto::Reply> exchange(int sock, const proto::Bytes& datagram, int attach_fd = -1) {
-    iovec iov{const_cast<std::uint8_t*>(datagram.data()), datagram.size()};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    if (attach_fd >= 0) {
-        msg.msg_control = control;
-        msg.msg_controllen = sizeof control;
-        auto* c = CMSG_FIRSTHDR(&msg);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        std::memcpy(CMSG_DATA(c), &attach_fd, sizeof attach_fd);
-    }
-    if (::sendmsg(sock, &msg, MSG_NOSIGNAL) < 0) return std::nullopt;
-    std::uint8_t buf[EGRESS_MAX_DATAGRAM];
-    const auto n = ::recv(sock, buf, sizeof buf, 0);
-    if (n <= 0) return std::nullopt;
-    auto r = proto::decode_reply(proto::ByteView(buf, static_cast<std::size_t>(n)));
-    EXPECT_TRUE(r) << r.error().message;
-    if (!r) return std::nullopt;
-    return *r;
-}
-
-std::uint32_t status_of(const proto::Reply& r) {
-    if (auto* c = std::get_if<proto::ConnectReply>(&r.body)) return c->status;
-    return std::get<proto::ErrorReply>(r.body).status;
-}
-std::string message_of(const proto::Reply& r) {
-    if (auto* c = std::get_if<proto::ConnectReply>(&r.body)) return c->message;
-    return std::get<proto::ErrorReply>(r.body).message;
-}
-
 proto::Bytes valid_request(std::uint64_t id) {
     proto::ConnectRequest req;
     req.dest = black_hole();
@@ -93,8 +57,32 @@ TEST_F(Hostile, UnframeableDatagramClosesOnlyThatClient) {
     wrong_magic[0] = 'X';
     EXPECT_FALSE(exchange(bad2.get(), wrong_magic));
     auto bad3 = raw_connect(d_.socket());
-    EXPECT_FALSE(exchange(bad3.get(), proto::Bytes{}));  // zero-length reads as end of stream
+    EXPECT_FALSE(exchange(bad3.get(), proto::Bytes{}));  // zero-length: unframeable too
     EXPECT_TRUE(bystander->connect(echo_.endpoint()));
+    const auto text = d_.scrape();
+    EXPECT_EQ(metric_value(text, R"(egress_clients_dropped_total{reason="unframed"})"), 3);
+    EXPECT_EQ(metric_value(text, R"(egress_protocol_errors_total{kind="unframed"})"), 3);
+    EXPECT_NE(d_.log().find("datagram of 0 bytes"), std::string::npos);
+}
+
+// Larger than egressd's receive buffer: the kernel cuts it (MSG_TRUNC) and
+// egressd answers EMSGSIZE from the header it did receive.
+TEST_F(Hostile, TruncatedDatagramsGetEmsgsize) {
+    auto s = raw_connect(d_.socket());
+    const int big = 256 * 1024;
+    ::setsockopt(s.get(), SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
+    for (const std::size_t size : {std::size_t{EGRESS_MAX_DATAGRAM + 1}, std::size_t{65536}, std::size_t{200000}}) {
+        auto bytes = valid_request(size);
+        bytes.resize(size, 0xAB);
+        auto r = exchange(s.get(), bytes);
+        ASSERT_TRUE(r) << size << " bytes: " << std::strerror(errno);
+        EXPECT_EQ(r->header.request_id, size);
+        EXPECT_EQ(status_of(*r), static_cast<std::uint32_t>(EMSGSIZE)) << message_of(*r);
+    }
+    auto r = exchange(s.get(), valid_request(9));  // the connection still serves
+    ASSERT_TRUE(r);
+    EXPECT_EQ(status_of(*r), static_cast<std::uint32_t>(ETIMEDOUT)) << message_of(*r);
+    EXPECT_EQ(metric_value(d_.scrape(), R"(egress_protocol_errors_total{kind="oversized"})"), 3);
 }
 
 TEST_F(Hostile, EachMalformedRequestGetsAPreciseReply) {
@@ -139,13 +127,61 @@ TEST_F(Hostile, DescriptorsSentToEgressdAreClosed) {
     auto s = raw_connect(d_.socket());
     int p[2];
     ASSERT_EQ(::pipe(p), 0);
-    auto r = exchange(s.get(), valid_request(1), p[0]);
+    auto r = exchange(s.get(), valid_request(1), {.fds = {p[0]}});
     ::close(p[0]);
     ASSERT_TRUE(r);
     EXPECT_EQ(status_of(*r), static_cast<std::uint32_t>(EBADMSG));
     EXPECT_NE(message_of(*r).find("descriptor"), std::string::npos) << message_of(*r);
     // egressd closed its copy: the pipe's read side is gone, so writing fails.
     EXPECT_EQ(d_.wait_fds(idle_ + 1), idle_ + 1);  // only our connection remains
+    EXPECT_LT(::write(p[1], "x", 1), 0);
+    ::close(p[1]);
+}
+
+// More descriptors than egressd has room for (the kernel's maximum of 253 in
+// one message, in several datagrams of one batch): all closed, none kept.
+TEST_F(Hostile, ManyDescriptorsAreAllClosed) {
+    auto s = raw_connect(d_.socket());
+    std::vector<int> fds;
+    int p[2];
+    ASSERT_EQ(::pipe(p), 0);
+    for (int i = 0; i < 253; ++i) fds.push_back(p[0]);  // one pipe end, many references
+    for (std::uint64_t id = 1; id <= 4; ++id)
+        ASSERT_TRUE(send_datagram(s.get(), valid_request(id), {.fds = fds})) << std::strerror(errno);
+    ::close(p[0]);
+    for (int i = 0; i < 4; ++i) {
+        auto r = receive_reply(s.get());
+        ASSERT_TRUE(r);
+        EXPECT_EQ(status_of(r->reply), static_cast<std::uint32_t>(EBADMSG)) << message_of(r->reply);
+        EXPECT_NE(message_of(r->reply).find("descriptors"), std::string::npos) << message_of(r->reply);
+    }
+    EXPECT_EQ(d_.wait_fds(idle_ + 1), idle_ + 1);
+    EXPECT_LT(::write(p[1], "x", 1), 0) << "egressd still holds the pipe's read end";
+    ::close(p[1]);
+    EXPECT_EQ(metric_value(d_.scrape(), R"(egress_protocol_errors_total{kind="fd_attached"})"), 4);
+}
+
+// Credentials in ancillary data (genuine or, as root may, forged) never reach
+// egressd: it does not set SO_PASSCRED, so the kernel drops them and the
+// request is served on its own merits.
+TEST_F(Hostile, CredentialsSentToEgressdChangeNothing) {
+    auto s = raw_connect(d_.socket());
+    const int one = 1;
+    ::setsockopt(s.get(), SOL_SOCKET, SO_PASSCRED, &one, sizeof one);
+    const ucred own{::getpid(), ::getuid(), ::getgid()}, forged{1, 0, 0};
+    std::uint64_t id = 0;
+    for (const auto& creds : {own, forged}) {
+        auto r = exchange(s.get(), valid_request(++id), {.credentials = creds});
+        ASSERT_TRUE(r) << "pid " << creds.pid << ": " << std::strerror(errno);
+        EXPECT_EQ(status_of(*r), static_cast<std::uint32_t>(ETIMEDOUT)) << message_of(*r);
+    }
+    int p[2];
+    ASSERT_EQ(::pipe(p), 0);
+    auto r = exchange(s.get(), valid_request(++id), {.fds = {p[0]}, .credentials = forged});
+    ::close(p[0]);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(status_of(*r), static_cast<std::uint32_t>(EBADMSG)) << message_of(*r);
+    EXPECT_EQ(d_.wait_fds(idle_ + 1), idle_ + 1);
     EXPECT_LT(::write(p[1], "x", 1), 0);
     ::close(p[1]);
 }

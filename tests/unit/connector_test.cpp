@@ -497,15 +497,34 @@ TEST_F(ConnectorTest, UserspaceRandomWithoutSourcesBindsTheWildcardAddress) {
 // ---- failures that are not port exhaustion: reported at once ----
 
 TEST_F(ConnectorTest, SocketFailureIsReportedWithoutRetry) {
+    // Out of descriptors (process or system) or of kernel memory: no other
+    // source or window would fare better, so the first failure is the answer.
+    for (const int err : {EMFILE, ENFILE, ENOBUFS, ENOMEM}) {
+        SCOPED_TRACE(errno_name(err));
+        sys = FakeSyscalls{};
+        sys.socket_errs = {err};
+        Reported run;
+        start(plan({ip("192.0.2.1"), ip("192.0.2.2")}, window_policy(2)), run);
+        ASSERT_EQ(run.done_calls, 1);
+        EXPECT_TRUE(IsError(error_of(*run.out), err, {"socket()"}));
+        EXPECT_EQ(run.out->attempts, 1u);
+        EXPECT_EQ(sys.calls.size(), 1u);
+        EXPECT_FALSE(run.out->fd);
+        EXPECT_EQ(sockets_open(), 0u);
+    }
+}
+
+TEST_F(ConnectorTest, ConnectsSucceedAgainOnceDescriptorsFreeUp) {
     sys.socket_errs = {EMFILE};
-    Reported run;
-    start(plan({ip("192.0.2.1"), ip("192.0.2.2")}, window_policy(2)), run);
-    ASSERT_EQ(run.done_calls, 1);
-    EXPECT_TRUE(IsError(error_of(*run.out), EMFILE, {"socket()"}));
-    EXPECT_EQ(run.out->attempts, 1u);
-    EXPECT_EQ(sys.calls.size(), 1u);
-    EXPECT_FALSE(run.out->fd);
-    EXPECT_EQ(sockets_open(), 0u);
+    Reported failed, next;
+    start(plan({ip("192.0.2.1")}, window_policy(2)), failed);
+    ASSERT_EQ(failed.done_calls, 1);
+    EXPECT_TRUE(IsError(error_of(*failed.out), EMFILE, {"socket()"}));
+    sys.connect_results = {0};
+    start(plan({ip("192.0.2.1")}, window_policy(2)), next);
+    ASSERT_EQ(next.done_calls, 1);
+    EXPECT_EQ(next.out->err, 0) << next.out->message;
+    EXPECT_TRUE(next.out->fd);
 }
 
 TEST_F(ConnectorTest, ConnectFailureIsReportedWithoutRetry) {

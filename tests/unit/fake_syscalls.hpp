@@ -182,6 +182,7 @@ public:
     SysResult sendmsg(int, const msghdr*, int) override { return unexpected("sendmsg"); }
     SysResult recvmmsg(int, mmsghdr*, unsigned, int) override { return unexpected("recvmmsg"); }
     SysResult sendmmsg(int, mmsghdr*, unsigned, int) override { return unexpected("sendmmsg"); }
+    SysResult poll(pollfd*, nfds_t, int) override { return unexpected("poll"); }
 
 private:
     struct State {
