@@ -275,6 +275,10 @@ TEST(Quota, ConnectionsPerUid) {
     roots.clear();
     child.reset();
     EXPECT_EQ(q.d.wait_fds(idle), idle) << "egressd let go of every refused and closed connection";
+    // uid 4242 has no connection left and no bucket to remember: only root's entry remains.
+    auto root = Client::open(q.d.socket());
+    ASSERT_TRUE(root);
+    EXPECT_EQ(json::parse(*root->status())["quota_uids"], 1);
 }
 
 TEST(Quota, CountsSurviveAReloadAndNewLimitsApplyToNewRequests) {
