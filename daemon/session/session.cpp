@@ -264,8 +264,9 @@ void Session::deny(std::uint64_t id, const ClientRule& rule, const char* reason,
 
 void Session::throttle(std::uint64_t id, std::uint8_t type, const ClientRule& rule, const QuotaRefusal& q) {
     ctx_.metrics.quota_refused(rule.name, q.limit);
-    ctx_.log_event(spdlog::level::info, "quota/" + rule.name, "refused a request of client {} (uid {}, gid {}, pid {}): {}",
-                   id_, peer_.uid, peer_.gid, peer_.pid, q.message);
+    ctx_.log_event(spdlog::level::info, "quota/" + rule.name,
+                   "refused a request of client {} (uid {}, gid {}, pid {}): {}", id_, peer_.uid, peer_.gid, peer_.pid,
+                   q.message);
     reply_error(id, type, Error{EAGAIN, q.message}, "quota");
 }
 

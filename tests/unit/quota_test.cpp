@@ -54,7 +54,8 @@ TEST_F(Quota, InflightPerConnection) {
     EXPECT_FALSE(a.admit_connect(0, "sandbox", l));
     EXPECT_FALSE(a.admit_connect(1, "sandbox", l));
     EXPECT_TRUE(Refused(a.admit_connect(2, "sandbox", l), "max_inflight_per_connection",
-                        {"rule 'sandbox': 2 requests in flight on this connection (limits.max_inflight_per_connection)"}));
+                        {"rule 'sandbox': 2 requests in flight on this connection "
+                         "(limits.max_inflight_per_connection)"}));
     EXPECT_FALSE(b.admit_connect(0, "sandbox", l));  // another connection has its own
 }
 
