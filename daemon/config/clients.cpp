@@ -1,6 +1,7 @@
 #include "config/clients.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 
 namespace egress::config_detail {
@@ -110,6 +111,34 @@ std::optional<DestEntry> parse_entry(Checker& ck, const json& v, const std::stri
     return ok ? std::optional(e) : std::nullopt;
 }
 
+// A rule's "limits": each key optional, absent meaning no limit from the rule.
+void parse_limits(Checker& ck, const json& v, const std::string& path, QuotaLimits& out) {
+    std::optional<double> rate;
+    std::optional<std::uint32_t> burst;
+    const auto count = [&](std::optional<std::uint32_t>& slot) {
+        return [&](const json& s, const std::string& sp) {
+            std::uint32_t n = 0;
+            if (s.is_number_integer() && s.get<std::int64_t>() >= 1 && s.get<std::int64_t>() <= kMaxQuota)
+                slot = s.get<std::uint32_t>();
+            else ck.uint(s, sp, 1, kMaxQuota, n);  // reports the error
+        };
+    };
+    ck.object(v, path, {
+        {"max_inflight_per_connection", count(out.max_inflight_per_connection)},
+        {"max_inflight_per_uid", count(out.max_inflight_per_uid)},
+        {"max_connections_per_uid", count(out.max_connections_per_uid)},
+        {"burst", count(burst)},
+        {"requests_per_second", [&](const json& s, const std::string& sp) {
+            if (s.is_number() && s.get<double>() >= kMinRate && s.get<double>() <= kMaxQuota)
+                rate = s.get<double>();
+            else ck.error(sp, "expected a number 0.01-1000000 (fractions allowed)", s);
+        }},
+    });
+    if (burst && !v.contains("requests_per_second"))
+        ck.error(path + ".burst", "needs requests_per_second", v["burst"]);
+    if (rate) out.rate = RateLimit{*rate, burst.value_or(static_cast<std::uint32_t>(std::max(1.0, std::ceil(*rate))))};
+}
+
 // The keys a client rule and the default rule share.
 std::map<std::string, std::function<void(const json&, const std::string&)>> rule_keys(Checker& ck, ClientRule& r) {
     return {
@@ -131,6 +160,7 @@ std::map<std::string, std::function<void(const json&, const std::string&)>> rule
             else ck.error(sp, "expected \"allow\" or \"deny\"", s);
         }},
         {"deny_private", [&](const json& s, const std::string& sp) { ck.boolean(s, sp, r.deny_private); }},
+        {"limits", [&](const json& s, const std::string& sp) { parse_limits(ck, s, sp, r.limits); }},
         {"pools", [&](const json& s, const std::string& sp) {
             if (!s.is_array() || s.empty())
                 return ck.error(sp, "expected a non-empty array of pool names (omit the key for any pool)", s);

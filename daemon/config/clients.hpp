@@ -15,6 +15,10 @@ namespace egress::config_detail {
 // Bounds on the policy's size: it is walked on every request.
 inline constexpr std::size_t kMaxClientRules = 256;
 inline constexpr std::size_t kMaxDestEntries = 1024;
+// Bounds on a rule's limits: counts 1..kMaxQuota, rates kMinRate..kMaxQuota
+// per second (a token every 100 s at the slowest).
+inline constexpr std::uint32_t kMaxQuota = 1000000;
+inline constexpr double kMinRate = 0.01;
 
 // Parsed client rules with the JSON path of each, for checks that need the
 // whole document (pool names, unique rule names).

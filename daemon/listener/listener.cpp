@@ -206,10 +206,18 @@ void Listener::accept_some() {
                                                   peer.error().message + ")");
             continue;
         }
-        auto s = std::make_shared<Session>(ctx_, std::move(client), std::move(*peer), [this](Session* gone) {
+        const auto& rule = ctx_.config->clients.rule_for(*peer);
+        if (auto q = ctx_.quotas.check_connection(peer->uid, rule.name, rule.limits)) {
+            ctx_.metrics.quota_refused(rule.name, q->limit);
+            refuse(std::move(client), EAGAIN, q->message);
+            continue;
+        }
+        auto quota = ctx_.quotas.open(peer->uid);
+        auto on_closed = [this](Session* gone) {
             // Erase later: the session may be deep inside its own call stack.
             asio::post(ctx_.io, [this, gone] { sessions_.erase(gone); });
-        });
+        };
+        auto s = std::make_shared<Session>(ctx_, std::move(client), std::move(*peer), std::move(quota), on_closed);
         sessions_.emplace(s.get(), s);
         s->start();
     }

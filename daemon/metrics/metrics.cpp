@@ -84,6 +84,11 @@ Metrics::Metrics(prometheus::Registry& r, const BuildInfo& info)
                           .Help("Requests refused with EACCES by a client rule, by rule name and reason "
                                 "(destination or pool)")
                           .Register(r)),
+      quota_refusals_(prometheus::BuildCounter()
+                          .Name("egress_quota_refusals_total")
+                          .Help("Requests and connections refused with EAGAIN at a client rule's limit, by rule "
+                                "name and limit")
+                          .Register(r)),
       denied_connects_(connects_.Add({{"pool", ""}, {"source", ""}, {"result", "EACCES"}})) {
     prometheus::BuildGauge()
         .Name("egress_build_info")
@@ -140,6 +145,19 @@ void Metrics::policy_denied(const std::string& rule, const std::string& reason) 
 double Metrics::policy_denials(const std::string& rule) const {
     double n = 0;
     for (auto it = denials_.lower_bound({rule, ""}); it != denials_.end() && it->first.first == rule; ++it)
+        n += it->second->Value();
+    return n;
+}
+
+void Metrics::quota_refused(const std::string& rule, const std::string& limit) {
+    auto& c = refusals_[{rule, limit}];
+    if (!c) c = &quota_refusals_.Add({{"rule", rule}, {"limit", limit}});
+    c->Increment();
+}
+
+double Metrics::quota_refusals(const std::string& rule) const {
+    double n = 0;
+    for (auto it = refusals_.lower_bound({rule, ""}); it != refusals_.end() && it->first.first == rule; ++it)
         n += it->second->Value();
     return n;
 }

@@ -79,6 +79,12 @@ public:
     void policy_denied(const std::string& rule, const std::string& reason);
     // Denials by `rule` so far, every reason.
     double policy_denials(const std::string& rule) const;
+    // A request or connection refused with EAGAIN at one of `rule`'s limits
+    // (`limit`: the key under the rule's "limits"):
+    // egress_quota_refusals_total{rule, limit}.
+    void quota_refused(const std::string& rule, const std::string& limit);
+    // Refusals by `rule` so far, every limit.
+    double quota_refusals(const std::string& rule) const;
 
     // Connect-time buckets, 10 us to 10 s: fine enough to separate the
     // 0.01-0.03 ms fast path from the 0.3-5 ms slow-path port search.
@@ -94,10 +100,12 @@ private:
     prometheus::Family<prometheus::Counter>& dropped_;
     prometheus::Family<prometheus::Counter>& cancelled_;
     prometheus::Family<prometheus::Counter>& policy_denials_;
+    prometheus::Family<prometheus::Counter>& quota_refusals_;
     prometheus::Counter& denied_connects_;
     std::map<std::pair<std::string, std::string>, std::unique_ptr<SourceMetrics>> sources_;
     std::map<std::string, prometheus::Counter*> protocol_error_kinds_, dropped_reasons_, cancelled_pools_;
     std::map<std::pair<std::string, std::string>, prometheus::Counter*> denials_;  // (rule, reason)
+    std::map<std::pair<std::string, std::string>, prometheus::Counter*> refusals_;  // (rule, limit)
 };
 
 }  // namespace egress

@@ -13,6 +13,7 @@
 #include "endpoint.hpp"
 #include "pool/port_window.hpp"
 #include "pool/routes.hpp"
+#include "quota/limits.hpp"
 
 namespace egress {
 
@@ -50,6 +51,7 @@ struct ClientRule {
     Action otherwise = Action::allow;  // when no entry matches
     bool deny_private = false;         // add the private ranges to the built-in deny list
     std::optional<std::vector<std::string>> pools;  // unset: any pool
+    QuotaLimits limits;                             // quotas per connection and per uid
 
     bool may_use_pool(std::string_view pool) const;
 };

@@ -10,6 +10,7 @@
 #include "logging/rate_limit.hpp"
 #include "metrics/metrics.hpp"
 #include "pool/pools.hpp"
+#include "quota/quota.hpp"
 #include "session/batch.hpp"
 #include "sys/kernel.hpp"
 #include "stats/stats.hpp"
@@ -49,6 +50,8 @@ struct BrokerContext {
         if (*held) text += fmt::format(" ({} similar lines held back)", *held);
         spdlog::log(level, "{}", text);
     }
+    // Per-uid counts behind the client rules' limits; outlives every session.
+    QuotaTable quotas{[] { return std::chrono::steady_clock::now(); }};
     RecvBatch recv_batch{};  // shared scratch, see batch.hpp
     SendBatch send_batch{};
 };

@@ -20,8 +20,9 @@ std::uint64_t next_session_id = 1;
 
 }  // namespace
 
-Session::Session(BrokerContext& ctx, UniqueFd client, Credentials peer, Closed on_closed)
-    : ctx_(ctx), sock_(ctx.io), on_closed_(std::move(on_closed)), id_(next_session_id++), peer_(std::move(peer)) {
+Session::Session(BrokerContext& ctx, UniqueFd client, Credentials peer, QuotaTable::Slot quota, Closed on_closed)
+    : ctx_(ctx), sock_(ctx.io), on_closed_(std::move(on_closed)), id_(next_session_id++), peer_(std::move(peer)),
+      quota_(std::move(quota)) {
     sock_.assign(client.release());
 }
 
@@ -154,8 +155,10 @@ void Session::handle_connect(std::uint64_t id, proto::ByteView payload) {
                            "global_inflight_limit");
 
     auto pools = ctx_.pools;  // keeps choice.pool valid across a reload
-    // The policy in force now decides, also for a connection older than it.
+    // The rules in force now decide, also for a connection older than them.
     const auto& rule = cfg.clients.rule_for(peer_);
+    if (auto q = quota_.admit_connect(inflight_.size(), rule.name, rule.limits))
+        return throttle(id, EGRESS_MSG_CONNECT_REPLY, rule, *q);
     if (const auto d = evaluate(rule, req->dest); !d.allowed)
         return deny(id, rule, "destination", endpoint_string(req->dest) + " is denied by client rule '" + rule.name +
                                                  "': " + d.reason);
@@ -180,6 +183,7 @@ void Session::handle_connect(std::uint64_t id, proto::ByteView payload) {
 
     auto op = std::make_shared<PendingConnect>(ctx_.io, ctx_.sys, ctx_.random, std::move(plan));
     inflight_.emplace(id, InFlight{op, choice->pool});
+    quota_.started();
     ++choice->pool->inflight;
     ++ctx_.stats.inflight;
     ctx_.metrics.inflight.Increment();
@@ -191,6 +195,8 @@ void Session::handle_connect(std::uint64_t id, proto::ByteView payload) {
 
 void Session::handle_status(std::uint64_t id, proto::ByteView payload) {
     if (auto e = proto::decode_status(payload)) return reply_error(id, EGRESS_MSG_STATUS_REPLY, *e, "bad_field");
+    const auto& rule = ctx_.config->clients.rule_for(peer_);
+    if (auto q = quota_.admit_request(rule.name, rule.limits)) return throttle(id, EGRESS_MSG_STATUS_REPLY, rule, *q);
     proto::StatusReply rep;
     rep.json = status_document(ctx_).dump();
     if (rep.json.size() + 1024 > EGRESS_MAX_STATUS_REPLY)
@@ -204,6 +210,7 @@ void Session::handle_status(std::uint64_t id, proto::ByteView payload) {
 void Session::on_connect_done(std::uint64_t id, PoolSet& pools, const Choice& choice, const Endpoint& dest,
                               std::chrono::steady_clock::time_point t0, ConnectOutcome out) {
     if (inflight_.erase(id)) {
+        quota_.finished();
         --choice.pool->inflight;
         --ctx_.stats.inflight;
         ctx_.metrics.inflight.Decrement();
@@ -261,6 +268,14 @@ void Session::deny(std::uint64_t id, const ClientRule& rule, const char* reason,
     ctx_.log_event(spdlog::level::info, "denied/" + rule.name, "denied a request of client {} (uid {}, gid {}, pid {}): {}",
                    id_, peer_.uid, peer_.gid, peer_.pid, message);
     reply_error(id, EGRESS_MSG_CONNECT_REPLY, Error{EACCES, message}, "policy");
+}
+
+void Session::throttle(std::uint64_t id, std::uint8_t type, const ClientRule& rule, const QuotaRefusal& q) {
+    ctx_.metrics.quota_refused(rule.name, q.limit);
+    ctx_.log_event(spdlog::level::info, "quota/" + rule.name,
+                   "refused a request of client {} (uid {}, gid {}, pid {}): {}", id_, peer_.uid, peer_.gid, peer_.pid,
+                   q.message);
+    reply_error(id, type, Error{EAGAIN, q.message}, "quota");
 }
 
 void Session::queue(std::uint64_t id, proto::Bytes bytes, UniqueFd fd) {
@@ -328,6 +343,7 @@ void Session::close(const std::string& why) {
         ctx_.metrics.inflight.Decrement();
     }
     inflight_.clear();
+    quota_.release();  // with this connection's requests in flight
     out_.clear();
     error_code ignored;
     sock_.close(ignored);

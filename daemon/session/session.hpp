@@ -24,8 +24,9 @@ public:
     using Closed = std::function<void(Session*)>;
 
     // Takes ownership of the accepted client descriptor; `peer` is who is at
-    // its other end (SO_PEERCRED), which picks the client rule of each request.
-    Session(BrokerContext& ctx, UniqueFd client, Credentials peer, Closed on_closed);
+    // its other end (SO_PEERCRED), which picks the client rule of each request;
+    // `quota` counts this connection and its requests for the peer's uid.
+    Session(BrokerContext& ctx, UniqueFd client, Credentials peer, QuotaTable::Slot quota, Closed on_closed);
     ~Session();
 
     void start();
@@ -55,6 +56,8 @@ private:
     void reply_error(std::uint64_t id, std::uint8_t type, const Error& e, const char* kind);
     // Refuses a CONNECT with EACCES on behalf of `rule`; `reason`: destination or pool.
     void deny(std::uint64_t id, const ClientRule& rule, const char* reason, const std::string& message);
+    // Refuses a request with EAGAIN at one of `rule`'s limits.
+    void throttle(std::uint64_t id, std::uint8_t type, const ClientRule& rule, const QuotaRefusal& q);
     void queue(std::uint64_t id, proto::Bytes bytes, UniqueFd fd = {});
     void flush();
 
@@ -63,6 +66,7 @@ private:
     Closed on_closed_;
     std::uint64_t id_;
     Credentials peer_;
+    QuotaTable::Slot quota_;
     struct InFlight {
         std::shared_ptr<PendingConnect> op;
         Pool* pool;  // kept valid by the PoolSet the completion handler holds

@@ -17,6 +17,19 @@ nlohmann::json source_figures(const std::string& address, const SourceMetrics* m
     return j;
 }
 
+// A rule's limits as configured; absent keys: no limit.
+nlohmann::json limit_figures(const QuotaLimits& l) {
+    nlohmann::json j = nlohmann::json::object();
+    if (l.max_inflight_per_connection) j["max_inflight_per_connection"] = *l.max_inflight_per_connection;
+    if (l.max_inflight_per_uid) j["max_inflight_per_uid"] = *l.max_inflight_per_uid;
+    if (l.rate) {
+        j["requests_per_second"] = l.rate->per_second;
+        j["burst"] = l.rate->burst;
+    }
+    if (l.max_connections_per_uid) j["max_connections_per_uid"] = *l.max_connections_per_uid;
+    return j;
+}
+
 nlohmann::json rule_figures(const ClientRule& r, Metrics& metrics) {
     std::string match = "default";
     if (r.match) match = (r.match->kind == ClientMatch::Kind::uid ? "uid " : "gid ") + std::to_string(r.match->id);
@@ -24,7 +37,9 @@ nlohmann::json rule_figures(const ClientRule& r, Metrics& metrics) {
             {"match", match},
             {"destinations", r.destinations.size()},
             {"deny_private", r.deny_private},
-            {"denied", static_cast<std::uint64_t>(metrics.policy_denials(r.name))}};
+            {"denied", static_cast<std::uint64_t>(metrics.policy_denials(r.name))},
+            {"limits", limit_figures(r.limits)},
+            {"throttled", static_cast<std::uint64_t>(metrics.quota_refusals(r.name))}};
 }
 
 }  // namespace
@@ -65,6 +80,7 @@ nlohmann::json status_document(const BrokerContext& ctx) {
               {"auto_reason", info.auto_choice.reason}}},
             {"clients_connected", ctx.stats.clients_connected},
             {"requests_in_flight", ctx.stats.inflight},
+            {"quota_uids", ctx.quotas.uids()},
             {"pools", pools},
             {"clients", clients}};
 }

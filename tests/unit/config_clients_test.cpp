@@ -209,6 +209,64 @@ TEST(ConfigClients, DefaultClientKeys) {
     EXPECT_EQ(c->clients.default_rule().otherwise, Action::deny);
 }
 
+TEST(ConfigClients, LimitsAreParsed) {
+    const auto c = parse_ok(R"({
+        "clients": [{"name": "sandbox", "match": {"uid": 1000},
+                     "limits": {"max_inflight_per_connection": 8, "max_inflight_per_uid": 64,
+                                "requests_per_second": 2.5, "burst": 20, "max_connections_per_uid": 4}},
+                    {"name": "rate-only", "match": {"uid": 1001}, "limits": {"requests_per_second": 2.5}},
+                    {"name": "none", "match": {"uid": 1002}, "limits": {}}],
+        "default_client": {"limits": {"max_inflight_per_uid": 1000000, "requests_per_second": 0.01}}})");
+    const auto& l = c->clients.rules()[0].limits;
+    EXPECT_EQ(l.max_inflight_per_connection, 8u);
+    EXPECT_EQ(l.max_inflight_per_uid, 64u);
+    ASSERT_TRUE(l.rate);
+    EXPECT_EQ(l.rate->per_second, 2.5);
+    EXPECT_EQ(l.rate->burst, 20u);
+    EXPECT_EQ(l.max_connections_per_uid, 4u);
+    // Without burst: one second's worth, rounded up.
+    ASSERT_TRUE(c->clients.rules()[1].limits.rate);
+    EXPECT_EQ(c->clients.rules()[1].limits.rate->burst, 3u);
+    const auto& none = c->clients.rules()[2].limits;
+    EXPECT_FALSE(none.max_inflight_per_connection || none.max_inflight_per_uid || none.rate ||
+                 none.max_connections_per_uid);
+    const auto& d = c->clients.default_rule().limits;
+    EXPECT_EQ(d.max_inflight_per_uid, 1000000u);
+    ASSERT_TRUE(d.rate);
+    EXPECT_EQ(d.rate->burst, 1u);  // at least one token
+    EXPECT_FALSE(default_config()->clients.default_rule().limits.rate);  // no limits unless configured
+}
+
+TEST(ConfigClients, LimitErrorsNameTheirPath) {
+    const auto with = [](const std::string& limits) {
+        return R"({"clients": [{"name": "a", "match": {"uid": 1}, "limits": )" + limits + "}]}";
+    };
+    for (const char* key : {"max_inflight_per_connection", "max_inflight_per_uid", "max_connections_per_uid"}) {
+        const auto path = std::string("clients[0].limits.") + key;
+        EXPECT_ERROR(with(std::string("{\"") + key + "\": 0}"), path.c_str(), "expected an integer 1-1000000", "got 0");
+        EXPECT_ERROR(with(std::string("{\"") + key + "\": 1000001}"), path.c_str(), "1-1000000");
+        EXPECT_ERROR(with(std::string("{\"") + key + "\": 2.5}"), path.c_str(), "integer");
+        EXPECT_ERROR(with(std::string("{\"") + key + "\": \"8\"}"), path.c_str(), "integer");
+        parse_ok(with(std::string("{\"") + key + "\": 1}"));
+        parse_ok(with(std::string("{\"") + key + "\": 1000000}"));
+    }
+    EXPECT_ERROR(with(R"({"requests_per_second": 0})"), "clients[0].limits.requests_per_second",
+                 "expected a number 0.01-1000000", "got 0");
+    EXPECT_ERROR(with(R"({"requests_per_second": 0.009})"), "clients[0].limits.requests_per_second");
+    EXPECT_ERROR(with(R"({"requests_per_second": -5})"), "clients[0].limits.requests_per_second");
+    EXPECT_ERROR(with(R"({"requests_per_second": 1000000.5})"), "clients[0].limits.requests_per_second");
+    EXPECT_ERROR(with(R"({"requests_per_second": true})"), "clients[0].limits.requests_per_second");
+    EXPECT_ERROR(with(R"({"requests_per_second": "10"})"), "clients[0].limits.requests_per_second");
+    parse_ok(with(R"({"requests_per_second": 0.01})"));
+    parse_ok(with(R"({"requests_per_second": 1000000})"));
+    EXPECT_ERROR(with(R"({"burst": 5})"), "clients[0].limits.burst", "needs requests_per_second");
+    EXPECT_ERROR(with(R"({"requests_per_second": 1, "burst": 0})"), "clients[0].limits.burst", "1-1000000");
+    EXPECT_ERROR(with(R"({"max_inflight": 5})"), "clients[0].limits.max_inflight", "unknown key");
+    EXPECT_ERROR(with("[]"), "clients[0].limits", "expected an object");
+    EXPECT_ERROR(R"({"default_client": {"limits": {"burst": 2}}})", "default_client.limits.burst",
+                 "needs requests_per_second");
+}
+
 TEST(ConfigClients, AtMost256Rules) {
     std::string rules = "[";
     for (int i = 0; i < 257; ++i)
