@@ -109,6 +109,10 @@ int run(const Options& opt) {
 
     const auto path = opt.socket_path.value_or(config->socket_path.empty() ? default_socket_path()
                                                                            : config->socket_path);
+    // Clients may connect as soon as the socket listens, before the reload
+    // handler below is in place: a SIGHUP then must not kill the daemon, and
+    // there is nothing to reload yet (the config was just read).
+    std::signal(SIGHUP, SIG_IGN);
     UniqueFd listen_fd;
     try {
         listen_fd = open_listen_socket(path, config->socket_mode, config->socket_owner, config->socket_group);

@@ -3,7 +3,6 @@
 #include "handoff/handoff.hpp"
 #include "status/status.hpp"
 
-
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 

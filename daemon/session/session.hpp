@@ -74,8 +74,8 @@ private:
     std::unordered_map<std::uint64_t, InFlight> inflight_;
     std::deque<OutMsg> out_;
     bool write_waiting_ = false;
-    bool batching_ = false;
-    std::chrono::steady_clock::time_point request_start_;  // of the datagram being handled  // inside read_some: replies wait for one flush
+    bool batching_ = false;  // inside read_some: replies wait for one flush
+    std::chrono::steady_clock::time_point request_start_;  // of the datagram being handled
     bool closed_ = false;
 };
 
