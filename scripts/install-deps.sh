@@ -8,6 +8,7 @@ packages=(
   libboost-dev nlohmann-json3-dev prometheus-cpp-dev libspdlog-dev
   libgtest-dev libgmock-dev libbenchmark-dev libsystemd-dev
   iproute2 util-linux prometheus valgrind gnuplot-nox
+  clang libclang-rt-14-dev llvm
 )
 
 missing=()
