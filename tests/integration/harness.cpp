@@ -192,11 +192,11 @@ Daemon::Daemon(const std::string& config_json, std::vector<std::string> extra_ar
         ::execv(args[0], args.data());
         ::_exit(127);
     }
-    // Up means start-up is over: the socket accepts, and the "listening on" line
-    // is logged only once the SIGTERM and SIGHUP handlers are in place (a signal
-    // sent earlier would kill egressd).
+    // Up means start-up is over: the "listening on" line is logged once the
+    // SIGTERM and SIGHUP handlers are in place (a signal sent earlier would kill
+    // egressd), then the socket accepts (probed once, as a client it counts).
     const auto t0 = std::chrono::steady_clock::now();
-    while (!can_connect_unix(socket_) || this->log().find(" listening on ") == std::string::npos) {
+    while (this->log().find(" listening on ") == std::string::npos || !can_connect_unix(socket_)) {
         if (!alive() || ms_since(t0) > 5000) {
             ADD_FAILURE() << "egressd did not come up; its log:\n" << this->log();
             return;
