@@ -192,11 +192,8 @@ Daemon::Daemon(const std::string& config_json, std::vector<std::string> extra_ar
         ::execv(args[0], args.data());
         ::_exit(127);
     }
-    // Up means start-up is over: the "listening on" line is logged once the
-    // SIGTERM and SIGHUP handlers are in place (a signal sent earlier would kill
-    // egressd), then the socket accepts (probed once, as a client it counts).
     const auto t0 = std::chrono::steady_clock::now();
-    while (this->log().find(" listening on ") == std::string::npos || !can_connect_unix(socket_)) {
+    while (!can_connect_unix(socket_)) {
         if (!alive() || ms_since(t0) > 5000) {
             ADD_FAILURE() << "egressd did not come up; its log:\n" << this->log();
             return;
@@ -208,6 +205,11 @@ Daemon::Daemon(const std::string& config_json, std::vector<std::string> extra_ar
 Daemon::~Daemon() {
     if (pid_ > 0) {
         if (alive()) {
+            // egressd logs "listening on" once its SIGTERM handler is in place;
+            // a SIGTERM sent earlier kills it, which is not a clean exit.
+            const auto t0 = std::chrono::steady_clock::now();
+            while (log().find(" listening on ") == std::string::npos && alive() && ms_since(t0) < 5000)
+                std::this_thread::sleep_for(std::chrono::milliseconds(5));
             ::kill(pid_, SIGTERM);
             ::waitpid(pid_, &exit_status_, 0);
         }
