@@ -88,10 +88,11 @@ struct Field {
     ByteView value;
 };
 
-// Walks type-length-value fields, rejecting truncation and duplicates.
+// Walks type-length-value fields, rejecting truncation and duplicates
+// (except of `repeatable`, a field type the message lets repeat).
 class FieldReader {
 public:
-    explicit FieldReader(ByteView payload) : p_(payload) {}
+    explicit FieldReader(ByteView payload, std::uint16_t repeatable = 0xFFFF) : p_(payload), repeatable_(repeatable) {}
 
     // false at the end or on error; check error() afterwards.
     bool next(Field& f) {
@@ -110,7 +111,7 @@ public:
         f.value = p_.subspan(off_ + EGRESS_FIELD_HEADER_SIZE, len);
         off_ += EGRESS_FIELD_HEADER_SIZE + len;
         if (f.type < 64) {
-            if (seen_ & (1ULL << f.type)) {
+            if ((seen_ & (1ULL << f.type)) && f.type != repeatable_) {
                 fail("field " + hex16(f.type) + " appears twice");
                 return false;
             }
@@ -126,6 +127,7 @@ public:
 
 private:
     ByteView p_;
+    std::uint16_t repeatable_;
     std::size_t off_ = 0;
     std::uint64_t seen_ = 0;
     std::optional<Error> error_;
@@ -184,6 +186,19 @@ bool read_status_field(FieldReader& r, const Field& f, R& out) {
     default:
         return false;
     }
+}
+
+// PROTOCOL.md section 5: ERROR_NAME and MESSAGE come with a failure status,
+// and only with one.
+std::optional<Error> check_error_fields(const FieldReader& r, std::uint32_t status, const char* what) {
+    const bool named = r.seen(EGRESS_FIELD_ERROR_NAME), explained = r.seen(EGRESS_FIELD_MESSAGE);
+    if (status != 0 && !(named && explained))
+        return Error{EBADMSG, std::string(what) + " with status " + std::to_string(status) + " lacks field " +
+                                  (named ? "0x0012 (message)" : "0x0011 (error name)")};
+    if (status == 0 && (named || explained))
+        return Error{EBADMSG, std::string(what) + " with status 0 carries field " +
+                                  (named ? "0x0011 (error name)" : "0x0012 (message)")};
+    return std::nullopt;
 }
 
 }  // namespace
@@ -317,7 +332,7 @@ Result<Reply> decode_reply(ByteView d) {
         return Error{EPROTONOSUPPORT, "reply has protocol version " + std::to_string(h->version)};
     if (h->payload_len != d.size() - EGRESS_HEADER_SIZE)
         return Error{EBADMSG, "reply payload length does not match the datagram"};
-    FieldReader r(d.subspan(EGRESS_HEADER_SIZE));
+    FieldReader r(d.subspan(EGRESS_HEADER_SIZE), h->type == EGRESS_MSG_STATUS_REPLY ? EGRESS_FIELD_JSON : 0xFFFF);
     Field f;
     if (h->type == EGRESS_MSG_ERROR_REPLY) {
         ErrorReply e;
@@ -325,30 +340,18 @@ Result<Reply> decode_reply(ByteView d) {
             if (!read_status_field(r, f, e)) r.fail("field " + hex16(f.type) + " is not valid in an ERROR reply");
         if (r.error()) return *r.error();
         if (!r.seen(EGRESS_FIELD_STATUS) || e.status == 0) return Error{EBADMSG, "ERROR reply without a status"};
+        if (auto bad = check_error_fields(r, e.status, "ERROR reply")) return *bad;
         return Reply{*h, e};
     }
     if (h->type == EGRESS_MSG_STATUS_REPLY) {
         StatusReply st;
-        // JSON fields repeat by design: read them outside the duplicate check.
-        std::size_t off = 0;
-        const auto p = d.subspan(EGRESS_HEADER_SIZE);
-        while (off < p.size()) {
-            if (p.size() - off < EGRESS_FIELD_HEADER_SIZE) return Error{EBADMSG, "STATUS reply field header truncated"};
-            const auto type = static_cast<std::uint16_t>(get_le(p, off, 2));
-            const auto len = static_cast<std::size_t>(get_le(p, off + 2, 2));
-            if (p.size() - off - EGRESS_FIELD_HEADER_SIZE < len) return Error{EBADMSG, "STATUS reply field truncated"};
-            const auto v = p.subspan(off + EGRESS_FIELD_HEADER_SIZE, len);
-            off += EGRESS_FIELD_HEADER_SIZE + len;
-            if (type == EGRESS_FIELD_JSON) {
-                st.json.append(v.begin(), v.end());
-                continue;
-            }
-            FieldReader one(p.subspan(off - EGRESS_FIELD_HEADER_SIZE - len, EGRESS_FIELD_HEADER_SIZE + len));
-            Field f;
-            if (!one.next(f) || !read_status_field(one, f, st))
-                return Error{EBADMSG, "field " + hex16(type) + " is not valid in a STATUS reply"};
-            if (one.error()) return *one.error();
+        while (r.next(f)) {
+            if (f.type == EGRESS_FIELD_JSON) st.json.append(f.value.begin(), f.value.end());
+            else if (!read_status_field(r, f, st)) r.fail("field " + hex16(f.type) + " is not valid in a STATUS reply");
         }
+        if (r.error()) return *r.error();
+        if (!r.seen(EGRESS_FIELD_STATUS)) return Error{EBADMSG, "STATUS reply without a status"};
+        if (auto bad = check_error_fields(r, st.status, "STATUS reply")) return *bad;
         return Reply{*h, st};
     }
     if (h->type != EGRESS_MSG_CONNECT_REPLY)
@@ -378,6 +381,7 @@ Result<Reply> decode_reply(ByteView d) {
     }
     if (r.error()) return *r.error();
     if (!r.seen(EGRESS_FIELD_STATUS)) return Error{EBADMSG, "CONNECT reply without a status"};
+    if (auto bad = check_error_fields(r, c.status, "CONNECT reply")) return *bad;
     return Reply{*h, c};
 }
 

@@ -9,6 +9,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev libsystemd-dev
   iproute2 util-linux prometheus
   valgrind gnuplot-nox microsocks dante-server
+  clang libclang-rt-14-dev llvm
 )
 # microsocks and dante-server: the SOCKS proxies egress-bench vs-socks runs.
 # dante-server's postinst starts no daemon without systemd: invoke-rc.d finds

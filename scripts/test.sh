@@ -1,30 +1,102 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs the whole test suite (unit and
-# integration; the integration tests need root for their network namespaces).
-# A skipped test counts as a failure: every test must really run.
+# integration; the integration tests need root for their network namespaces),
+# in three passes:
+#   1. the normal build (./build);
+#   2. the same suite under AddressSanitizer + UndefinedBehaviorSanitizer
+#      (./build-asan, g++): the egressd and egress-connect the integration tests
+#      spawn are sanitized too, and any finding fails the run;
+#   3. each libFuzzer target (./build-fuzz, clang) for FUZZ_SECONDS (default 60).
+# A skipped test counts as a failure: every test must really run. Extra
+# arguments go to both `meson test` runs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh || exit 1
-scripts/build.sh >/dev/null || { echo "test: build failed" >&2; scripts/build.sh; exit 1; }
-rm -f build/*.xml
-meson test -C build --no-rebuild --print-errorlogs "$@" 2>&1 | tee build/test-output.txt
-status=${PIPESTATUS[0]}
+fuzz_seconds=${FUZZ_SECONDS:-60}
+fuzz_targets=(request reply config)
 
-# Count the individual test cases from GoogleTest's XML reports.
-passed=0 failed=0 skipped=0
-for x in build/*.xml; do
-  [ -f "$x" ] || continue
-  t=$(grep -o '<testsuites tests="[0-9]*" failures="[0-9]*"' "$x" | head -1 | grep -o '[0-9]\+' | tr '\n' ' ')
-  read -r tests failures <<<"$t"
-  s=$(grep -c 'result="skipped"' "$x")
-  passed=$((passed + tests - failures - s)); failed=$((failed + failures)); skipped=$((skipped + s))
+# A finding stops the process with a stack trace and a non-zero status; leaks count.
+export ASAN_OPTIONS=halt_on_error=1:abort_on_error=1:detect_leaks=1:check_initialization_order=1
+export UBSAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_stacktrace=1
+
+build() {  # DIR [TARGET...]: configures once (setup in $setup), then builds
+  local dir=$1
+  shift
+  mkdir -p "$dir"
+  [ -f "$dir/build.ninja" ] || eval "$setup" >"$dir/setup.log" 2>&1 ||
+    { echo "test: configuring $dir failed:" >&2; cat "$dir/setup.log" >&2; return 1; }
+  ninja -C "$dir" "$@" >"$dir/build.log" 2>&1 ||
+    { echo "test: building $dir failed:" >&2; tail -50 "$dir/build.log" >&2; return 1; }
+}
+
+setup="meson setup build"
+build build || exit 1
+# The sanitized suite runs slower (pools_test's 70,000 connects most of all).
+setup="meson setup build-asan -Db_sanitize=address,undefined -Db_lundef=false"
+build build-asan || exit 1
+setup="CC=clang CXX=clang++ meson setup build-fuzz -Dfuzz=true -Db_sanitize=address,undefined"
+build build-fuzz "${fuzz_targets[@]/#/tests/fuzz/fuzz-}" || exit 1
+
+passed=0 failed=0 skipped=0 status=0
+
+suite() {  # DIR TIMEOUT_MULTIPLIER [meson test args...]
+  local dir=$1 mult=$2
+  shift 2
+  echo "== test suite: $dir"
+  rm -f "$dir"/*.xml
+  meson test -C "$dir" --no-rebuild --print-errorlogs --timeout-multiplier "$mult" "$@" 2>&1 |
+    tee "$dir/test-output.txt"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+  # Count the individual test cases from GoogleTest's XML reports.
+  local x t tests failures s
+  for x in "$dir"/*.xml; do
+    [ -f "$x" ] || continue
+    t=$(grep -o '<testsuites tests="[0-9]*" failures="[0-9]*"' "$x" | head -1 | grep -o '[0-9]\+' | tr '\n' ' ')
+    read -r tests failures <<<"$t"
+    s=$(grep -c 'result="skipped"' "$x")
+    passed=$((passed + tests - failures - s)); failed=$((failed + failures)); skipped=$((skipped + s))
+  done
+  s=$(grep -E '^Skipped: +[0-9]+' "$dir/test-output.txt" | grep -o '[0-9]\+' || echo 0)
+  skipped=$((skipped + s))
+}
+
+suite build 1 "$@"
+suite build-asan 3 "$@"
+
+# Each fuzzer starts from its seeds (tests/fuzz/corpus/) plus what earlier runs
+# found (build-fuzz/fuzz/corpus-*/); an input that breaks an invariant, crashes
+# or trips a sanitizer is saved as build-fuzz/fuzz/NAME-crash-* and fails the run.
+echo "== fuzzers: ${fuzz_seconds} s each"
+mkdir -p build-fuzz/fuzz
+for t in "${fuzz_targets[@]}"; do
+  mkdir -p "build-fuzz/fuzz/corpus-$t"
+  extra=()
+  case $t in
+    request) extra=(-max_len=4200) ;;  # past EGRESS_MAX_DATAGRAM, to reach EMSGSIZE
+    reply) extra=(-max_len=8192) ;;
+    config) extra=(-dict=tests/fuzz/config.dict) ;;
+  esac
+  log=build-fuzz/fuzz/$t.log
+  build-fuzz/tests/fuzz/fuzz-$t -max_total_time="$fuzz_seconds" -timeout=10 -rss_limit_mb=2048 \
+    -artifact_prefix="build-fuzz/fuzz/$t-" "${extra[@]}" "build-fuzz/fuzz/corpus-$t" "tests/fuzz/corpus/$t" \
+    >"$log" 2>&1
+  rc=$?
+  done_line=$(grep -E '^Done [0-9]+ runs' "$log" | tail -1)
+  if [ "$rc" -eq 0 ] && [ -n "$done_line" ]; then
+    echo "fuzz-$t: OK, ${done_line#Done }, $(grep -o 'cov: [0-9]*' "$log" | tail -1)"
+    passed=$((passed + 1))
+  else
+    echo "fuzz-$t: FAILED (exit $rc); the input is in build-fuzz/fuzz/$t-*; log $log:" >&2
+    grep -v -E '^#[0-9]+' "$log" | tail -60 >&2
+    failed=$((failed + 1)); status=1
+  fi
 done
-meson_skips=$(grep -E '^Skipped: +[0-9]+' build/test-output.txt | grep -o '[0-9]\+' || echo 0)
-skipped=$((skipped + meson_skips))
+
 echo "${passed} passed, ${failed} failed, ${skipped} skipped"
 if [ "$skipped" -ne 0 ]; then
   echo "test: ${skipped} test(s) skipped; every test must run (integration tests need root)" >&2
   exit 1
 fi
 [ "$passed" -gt 0 ] || { echo "test: no test ran" >&2; exit 1; }
+[ "$failed" -eq 0 ] || status=1
 exit "$status"

@@ -125,7 +125,7 @@ ConfigLoad parse_config(std::string_view text, const NameResolver& names) {
     json doc;
     try {
         doc = json::parse(text.begin(), text.end());
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e400
         load.errors.push_back(std::string("(document): not valid JSON: ") + e.what());
         return load;
     }

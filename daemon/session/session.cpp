@@ -181,7 +181,7 @@ void Session::handle_connect(std::uint64_t id, proto::ByteView payload) {
                  plan.pool, ms);
 
     auto op = std::make_shared<PendingConnect>(ctx_.io, ctx_.sys, ctx_.random, std::move(plan));
-    inflight_.emplace(id, InFlight{op, choice->pool});
+    inflight_.emplace(id, InFlight{op, pools, choice->pool});
     quota_.started();
     ++choice->pool->inflight;
     ++ctx_.stats.inflight;

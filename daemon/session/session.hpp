@@ -69,7 +69,10 @@ private:
     QuotaTable::Slot quota_;
     struct InFlight {
         std::shared_ptr<PendingConnect> op;
-        Pool* pool;  // kept valid by the PoolSet the completion handler holds
+        // `pools` keeps `pool` valid: after a reload, cancelling `op` may drop
+        // the completion handler's reference, the last one to the old PoolSet.
+        std::shared_ptr<PoolSet> pools;
+        Pool* pool;
     };
     std::unordered_map<std::uint64_t, InFlight> inflight_;
     std::deque<OutMsg> out_;

@@ -51,7 +51,27 @@ bool can_connect_unix(const std::string& path) {
     return ::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
 }
 
+// "exit code 1" or "signal 6 (Aborted)", for failure messages.
+std::string describe_status(int status) {
+    if (WIFEXITED(status)) return "exit code " + std::to_string(WEXITSTATUS(status));
+    if (WIFSIGNALED(status))
+        return "signal " + std::to_string(WTERMSIG(status)) + " (" + ::strsignal(WTERMSIG(status)) + ")";
+    return "status " + std::to_string(status);
+}
+
 }  // namespace
+
+std::string sanitizer_report(const std::string& output) {
+    // ASan and LSan print "==PID==ERROR: ...Sanitizer", UBSan "file:line: runtime error: ...".
+    for (const char* marker : {"Sanitizer:", "ERROR: AddressSanitizer", "ERROR: LeakSanitizer", ": runtime error: "}) {
+        const auto at = output.find(marker);
+        if (at == std::string::npos) continue;
+        const auto begin = output.rfind('\n', at);
+        const auto start = begin == std::string::npos ? 0 : begin + 1;
+        return output.substr(start, output.find('\n', at) - start);
+    }
+    return "";
+}
 
 std::uint16_t next_test_port() {
     static std::atomic<std::uint16_t> next{20000};
@@ -98,6 +118,8 @@ BenchWorker::~BenchWorker() {
     in_.reset();  // the worker closes its sockets and exits
     int status = 0;
     ::waitpid(pid_, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        ADD_FAILURE() << "egress-bench worker ended with " << describe_status(status);
 }
 
 RunResult run(const std::vector<std::string>& argv, const std::string& stdin_data,
@@ -136,6 +158,9 @@ RunResult run(const std::vector<std::string>& argv, const std::string& stdin_dat
     int status = 0;
     ::waitpid(pid, &status, 0);
     r.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    // A sanitized child's finding fails the test whatever exit code it expects.
+    if (const auto report = sanitizer_report(r.err); !report.empty())
+        ADD_FAILURE() << argv[0] << ": " << report << "\n" << r.err;
     return r;
 }
 
@@ -189,10 +214,21 @@ Daemon::Daemon(const std::string& config_json, std::vector<std::string> extra_ar
 
 Daemon::~Daemon() {
     if (pid_ > 0) {
-        ::kill(pid_, SIGTERM);
-        int status = 0;
-        ::waitpid(pid_, &status, 0);
-        if (::testing::Test::HasFailure()) std::fprintf(stderr, "--- egressd log ---\n%s\n", log().c_str());
+        if (alive()) {
+            // egressd logs "listening on" once its SIGTERM handler is in place;
+            // a SIGTERM sent earlier kills it, which is not a clean exit.
+            const auto t0 = std::chrono::steady_clock::now();
+            while (log().find(" listening on ") == std::string::npos && alive() && ms_since(t0) < 5000)
+                std::this_thread::sleep_for(std::chrono::milliseconds(5));
+            ::kill(pid_, SIGTERM);
+            ::waitpid(pid_, &exit_status_, 0);
+        }
+        // SIGTERM ends egressd cleanly: anything else, or a sanitizer's report, is a failure.
+        const auto text = log();
+        if (!WIFEXITED(exit_status_) || WEXITSTATUS(exit_status_) != 0)
+            ADD_FAILURE() << "egressd ended with " << describe_status(exit_status_);
+        if (const auto report = sanitizer_report(text); !report.empty()) ADD_FAILURE() << "egressd: " << report;
+        if (::testing::Test::HasFailure()) std::fprintf(stderr, "--- egressd log ---\n%s\n", text.c_str());
     }
     std::system(("rm -rf " + dir_).c_str());
 }
@@ -244,8 +280,10 @@ double metric_value(const std::string& text, const std::string& series) {
 }
 
 bool Daemon::alive() const {
-    int status = 0;
-    return pid_ > 0 && ::waitpid(pid_, &status, WNOHANG) == 0;
+    if (pid_ <= 0 || exit_status_ != kRunning) return false;
+    if (::waitpid(pid_, &exit_status_, WNOHANG) != 0) return false;  // reaped: exit_status_ is set
+    exit_status_ = kRunning;
+    return true;
 }
 
 int Daemon::open_fds() const {

@@ -30,6 +30,9 @@ struct RunResult {
 RunResult run(const std::vector<std::string>& argv, const std::string& stdin_data = "",
               const std::vector<std::string>& extra_env = {});
 void sh(const std::string& command);  // runs via /bin/sh, asserts exit 0
+// The first line of a sanitizer's report in a child's output, or "". run()
+// and Daemon fail the test on one: a sanitized build must report nothing.
+std::string sanitizer_report(const std::string& output);
 
 // Ports for listeners and metrics endpoints the tests bind: below the
 // namespace's ephemeral range (40000-59999). An explicitly bound port is
@@ -50,6 +53,8 @@ class Daemon {
 public:
     // `config_json` empty: built-in defaults; either way through test_config().
     explicit Daemon(const std::string& config_json = "", std::vector<std::string> extra_args = {});
+    // Stops egressd with SIGTERM; fails the test unless it exits 0 and its
+    // log holds no sanitizer report.
     ~Daemon();
     Daemon(const Daemon&) = delete;
     Daemon& operator=(const Daemon&) = delete;
@@ -78,6 +83,8 @@ private:
     std::string dir_;
     std::string socket_;
     pid_t pid_ = -1;
+    static constexpr int kRunning = -1;
+    mutable int exit_status_ = kRunning;  // waitpid status once reaped
 };
 
 std::string egress_bench_bin();

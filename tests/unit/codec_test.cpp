@@ -686,6 +686,37 @@ TEST(ReplyMalformed, ErrorReplyNeedsANonzeroStatusAndOnlyStatusFields) {
                         EBADMSG, {"0x0005", "not valid in an ERROR reply"}));
 }
 
+// Section 5's presence rules, which tests/fuzz found the decoder did not enforce.
+TEST(ReplyMalformed, ErrorNameAndMessageComeWithAFailureStatusOnly) {
+    const auto ok = field(EGRESS_FIELD_STATUS, le(0, 4));
+    const auto failed = field(EGRESS_FIELD_STATUS, le(EAGAIN, 4));
+    const auto name = field(EGRESS_FIELD_ERROR_NAME, text("EAGAIN"));
+    const auto message = field(EGRESS_FIELD_MESSAGE, text("busy"));
+    for (auto type : {EGRESS_MSG_CONNECT_REPLY, EGRESS_MSG_STATUS_REPLY, EGRESS_MSG_ERROR_REPLY}) {
+        const auto reply = [type](const Bytes& payload) { return datagram(payload, static_cast<std::uint8_t>(type)); };
+        SCOPED_TRACE("reply type " + std::to_string(type));
+        EXPECT_TRUE(IsError(decode_reply(reply(cat({failed, message}))), EBADMSG, {"lacks field 0x0011"}));
+        EXPECT_TRUE(IsError(decode_reply(reply(cat({failed, name}))), EBADMSG, {"lacks field 0x0012"}));
+        EXPECT_TRUE(IsOk(decode_reply(reply(cat({failed, name, message})))));
+        if (type == EGRESS_MSG_ERROR_REPLY) continue;  // never status 0
+        EXPECT_TRUE(IsError(decode_reply(reply(cat({ok, name}))), EBADMSG, {"status 0", "0x0011"}));
+        EXPECT_TRUE(IsError(decode_reply(reply(cat({ok, message}))), EBADMSG, {"status 0", "0x0012"}));
+    }
+}
+
+TEST(ReplyMalformed, StatusReplyRepeatsOnlyJson) {
+    const auto status = field(EGRESS_FIELD_STATUS, le(0, 4));
+    const auto json = field(EGRESS_FIELD_JSON, text("{}"));
+    const auto reply = [](const Bytes& payload) { return datagram(payload, EGRESS_MSG_STATUS_REPLY); };
+    EXPECT_TRUE(IsError(decode_reply(reply(cat({status, status, json}))), EBADMSG, {"0x0010", "twice"}));
+    EXPECT_TRUE(IsError(decode_reply(reply(json)), EBADMSG, {"without a status"}));
+    EXPECT_TRUE(IsError(decode_reply(reply(cat({status, field(EGRESS_FIELD_POOL, text("p"))}))), EBADMSG,
+                        {"0x0005", "not valid in a STATUS reply"}));
+    auto r = decode_reply(reply(cat({json, status, json, json})));
+    ASSERT_TRUE(IsOk(r));
+    EXPECT_EQ(std::get<StatusReply>(r->body).json, "{}{}{}");
+}
+
 // ---- random mutation: decoding never crashes and always decides ----
 
 void mutate(Bytes& d, std::mt19937_64& rng) {

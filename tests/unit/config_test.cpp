@@ -124,6 +124,15 @@ TEST(Config, HugeNumbersAreRejectedNotWrapped) {
     EXPECT_EQ(only_error(R"({"limits": {"max_clients": 99999999999999999999}})").rfind("limits.max_clients:", 0), 0u);
 }
 
+TEST(Config, NumbersBeyondADoubleAreAnErrorNotAnException) {
+    // nlohmann throws out_of_range, not parse_error, for these (found by tests/fuzz).
+    for (const char* text : {R"({"limits": {"max_clients": 1e400}})", "-1e99999", R"([7e705])"}) {
+        const auto e = only_error(text);
+        EXPECT_EQ(e.rfind("(document): not valid JSON: ", 0), 0u) << text << " -> " << e;
+        EXPECT_NE(e.find("number overflow"), std::string::npos) << e;
+    }
+}
+
 TEST(Config, DefaultTimeoutMustNotExceedMax) {
     EXPECT_EQ(only_error(R"({"connect": {"default_timeout_ms": 5000, "max_timeout_ms": 4000}})"),
               "connect.default_timeout_ms: must not exceed connect.max_timeout_ms (4000), got 5000");

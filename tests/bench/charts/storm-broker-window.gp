@@ -1,0 +1,12 @@
+set terminal pngcairo size 1200,700 font 'sans,11'
+set output '/work/main/tests/bench/charts/storm-broker-window.png'
+set title "broker (pool strategy window): 19500 connects to one destination in 0.606 s, 0 errors\n1 source address(es), port range 40000-59999, p50 0.0170 ms, p99 0.0860 ms"
+set xlabel 'connection index (order of completion)'
+set ylabel 'connect latency measured by egressd (ms, log scale)'
+set logscale y
+set format y '%g'
+set grid ytics mytics lc rgb '#dddddd'
+set key top left box opaque
+set xrange [0:19501]
+plot '/work/main/tests/bench/charts/storm-broker-window.dat' using 1:($3 == 0 ? $2 : NaN) with points pt 7 ps 0.3 lc rgb '#1f77b4' title 'even local port: 9752, avg 0.021 ms, max 0.46 ms', \
+     '' using 1:($3 == 1 ? $2 : NaN) with points pt 7 ps 0.3 lc rgb '#d62728' title 'odd local port: 9748, avg 0.021 ms, max 0.96 ms'
