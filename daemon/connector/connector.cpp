@@ -100,7 +100,6 @@ int PendingConnect::try_once(const Attempt& a, std::string& what) {
 
 void PendingConnect::on_writable(const error_code& ec) {
     if (finished_ || ec) return;  // cancelled, or the deadline closed the socket
-    deadline_.cancel();
     int err = 0;
     socklen_t len = sizeof err;
     if (auto r = sys_.getsockopt(sock_.native_handle(), SOL_SOCKET, SO_ERROR, &err, &len); !r.ok())
@@ -109,8 +108,14 @@ void PendingConnect::on_writable(const error_code& ec) {
 
     SockAddr remote;
     remote.len = sizeof remote.storage;
-    if (auto r = sys_.getpeername(sock_.native_handle(), remote.get(), &remote.len); !r.ok())
+    if (auto r = sys_.getpeername(sock_.native_handle(), remote.get(), &remote.len); !r.ok()) {
+        // No error and no peer: still connecting. The event loop can wake a
+        // wait with no change of state behind it; wait on, the deadline holds.
+        if (r.err == ENOTCONN)
+            return sock_.async_wait(asio::posix::stream_descriptor::wait_write,
+                                    [self = shared_from_this()](const error_code& e) { self->on_writable(e); });
         return fail(r.err, "connected socket has no peer");
+    }
     complete(UniqueFd(sock_.release()), from_sockaddr(remote.get(), remote.len));
 }
 

@@ -744,13 +744,29 @@ TEST_F(ConnectorTest, SoErrorIsReportedWithoutRetry) {
     }
 }
 
-TEST_F(ConnectorTest, WritableButNoPeerIsReported) {
+TEST_F(ConnectorTest, AWakeUpWithoutAPeerIsNotAnOutcome) {
+    // Not connected inside connect(); then a wake-up with no error and no
+    // peer (still connecting): the connect waits on, and the next wake-up
+    // finds it established.
     sys.peer_errs = {ENOTCONN, ENOTCONN};
     Reported run;
     start(plan({ip("192.0.2.1")}, kernel_range_policy()), run);
     run_loop();
     ASSERT_EQ(run.done_calls, 1);
-    EXPECT_TRUE(IsError(error_of(*run.out), ENOTCONN, {"no peer"}));
+    ASSERT_TRUE(run.out->fd) << run.out->message;
+    EXPECT_EQ(std::count_if(sys.calls.begin(), sys.calls.end(),
+                            [](const auto& c) { return c.kind == Call::getpeername; }),
+              3);
+    EXPECT_EQ(run.out->remote, *parse_endpoint("192.0.2.80:443"));
+}
+
+TEST_F(ConnectorTest, WritableButPeerUnreadableIsReported) {
+    sys.peer_errs = {ENOTCONN, EBADF};
+    Reported run;
+    start(plan({ip("192.0.2.1")}, kernel_range_policy()), run);
+    run_loop();
+    ASSERT_EQ(run.done_calls, 1);
+    EXPECT_TRUE(IsError(error_of(*run.out), EBADF, {"no peer"}));
     EXPECT_EQ(sockets_open(), 0u);
 }
 
