@@ -146,7 +146,9 @@ int run(const Options& opt) {
     RealSyscalls sys;
     Stats stats;
     Random random{std::random_device{}()};
-    BrokerContext ctx{io, sys, config, stats, metrics, make_pools(*config, kernel, metrics), random,
+    // One turn is about a read batch of requests, or as many connects finished.
+    FairQueue turns([&io, &turns] { asio::post(io, [&turns] { turns.run(); }); }, RecvBatch::kSize);
+    BrokerContext ctx{io, sys, config, stats, metrics, make_pools(*config, kernel, metrics), random, turns,
                       DaemonInfo{kernel, choice}};
     Listener listener(ctx, std::move(listen_fd), path);
 

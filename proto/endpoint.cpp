@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <charconv>
 
 namespace egress {
@@ -49,6 +50,15 @@ Result<Endpoint> parse_endpoint(std::string_view text) {
         return Error{EINVAL, "'" + std::string(host) +
                                  "' is not an IP address (host names are not supported)"};
     return *ep;
+}
+
+Endpoint unmap_ipv4(const Endpoint& ep) {
+    static constexpr std::array<std::uint8_t, 12> kMapped{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF};
+    if (!ep.v6 || !std::equal(kMapped.begin(), kMapped.end(), ep.addr.begin())) return ep;
+    Endpoint v4;
+    v4.port = ep.port;
+    std::copy(ep.addr.begin() + 12, ep.addr.end(), v4.addr.begin());
+    return v4;
 }
 
 std::string address_string(const Endpoint& ep) {

@@ -14,8 +14,23 @@
 
 namespace egress {
 
-PendingConnect::PendingConnect(asio::io_context& io, Syscalls& sys, Random& random, ConnectPlan plan)
-    : sys_(sys), random_(random), plan_(std::move(plan)), sock_(io), deadline_(io) {}
+PendingConnect::PendingConnect(asio::io_context& io, Syscalls& sys, Random& random, ConnectPlan plan,
+                               std::shared_ptr<FairQueue::Lane> lane)
+    : sys_(sys), random_(random), plan_(std::move(plan)), lane_(std::move(lane)), sock_(io), deadline_(io) {}
+
+void PendingConnect::in_turn(void (PendingConnect::*step)(const error_code&), const error_code& ec) {
+    if (finished_ || ec) return;  // nothing to do: no need to wait for a turn
+    if (!lane_) return (this->*step)(ec);
+    lane_->post([self = shared_from_this(), step, ec] {
+        ((*self).*step)(ec);
+        return 1U;
+    });
+}
+
+void PendingConnect::wait_writable() {
+    sock_.async_wait(asio::posix::stream_descriptor::wait_write,
+                     [self = shared_from_this()](const error_code& e) { self->in_turn(&PendingConnect::on_writable, e); });
+}
 
 void PendingConnect::start(Done done) {
     done_ = std::move(done);
@@ -91,10 +106,9 @@ int PendingConnect::try_once(const Attempt& a, std::string& what) {
     fd.release();  // sock_ owns it now
     // Registration is edge-triggered, but EPOLLOUT is armed by this first
     // write wait, so a connect that already completed is still reported.
-    sock_.async_wait(asio::posix::stream_descriptor::wait_write,
-                     [self = shared_from_this()](const error_code& e) { self->on_writable(e); });
+    wait_writable();
     deadline_.expires_after(plan_.timeout);
-    deadline_.async_wait([self = shared_from_this()](const error_code& e) { self->on_deadline(e); });
+    deadline_.async_wait([self = shared_from_this()](const error_code& e) { self->in_turn(&PendingConnect::on_deadline, e); });
     return 0;
 }
 
@@ -111,9 +125,7 @@ void PendingConnect::on_writable(const error_code& ec) {
     if (auto r = sys_.getpeername(sock_.native_handle(), remote.get(), &remote.len); !r.ok()) {
         // No error and no peer: still connecting. The event loop can wake a
         // wait with no change of state behind it; wait on, the deadline holds.
-        if (r.err == ENOTCONN)
-            return sock_.async_wait(asio::posix::stream_descriptor::wait_write,
-                                    [self = shared_from_this()](const error_code& e) { self->on_writable(e); });
+        if (r.err == ENOTCONN) return wait_writable();
         return fail(r.err, "connected socket has no peer");
     }
     complete(UniqueFd(sock_.release()), from_sockaddr(remote.get(), remote.len));

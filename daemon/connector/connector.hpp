@@ -14,6 +14,7 @@
 #include "endpoint.hpp"
 #include "io/asio.hpp"
 #include "pool/selection.hpp"
+#include "sched/fair_queue.hpp"
 #include "sys/syscalls.hpp"
 #include "unique_fd.hpp"
 
@@ -47,7 +48,10 @@ class PendingConnect : public std::enable_shared_from_this<PendingConnect> {
 public:
     using Done = std::function<void(ConnectOutcome)>;
 
-    PendingConnect(asio::io_context& io, Syscalls& sys, Random& random, ConnectPlan plan);
+    // With a lane, the connect's completions (writable, deadline) run as
+    // tasks of that lane, in the client's fair turn; without one, at once.
+    PendingConnect(asio::io_context& io, Syscalls& sys, Random& random, ConnectPlan plan,
+                   std::shared_ptr<FairQueue::Lane> lane = nullptr);
 
     // Starts the connect. `done` runs exactly once, possibly before start()
     // returns (a connect that fails at once), unless cancel() runs first.
@@ -61,6 +65,9 @@ public:
 private:
     // One try; returns 0 when the connect is under way (or done), else errno.
     int try_once(const Attempt& a, std::string& what);
+    // Runs `step` now, or as a task of lane_ when there is one.
+    void in_turn(void (PendingConnect::*step)(const error_code&), const error_code& ec);
+    void wait_writable();
     void on_writable(const error_code& ec);
     // The socket is established: fill in the outcome and hand it over.
     void complete(UniqueFd fd, std::optional<Endpoint> remote);
@@ -71,6 +78,7 @@ private:
     Syscalls& sys_;
     Random& random_;
     ConnectPlan plan_;
+    std::shared_ptr<FairQueue::Lane> lane_;
     std::optional<Attempt> attempt_;  // the try in progress
     std::uint32_t attempts_ = 0;
     std::uint32_t retries_ = 0;

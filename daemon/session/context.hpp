@@ -11,6 +11,7 @@
 #include "metrics/metrics.hpp"
 #include "pool/pools.hpp"
 #include "quota/quota.hpp"
+#include "sched/fair_queue.hpp"
 #include "session/batch.hpp"
 #include "sys/kernel.hpp"
 #include "stats/stats.hpp"
@@ -36,6 +37,7 @@ struct BrokerContext {
     Metrics& metrics;
     std::shared_ptr<PoolSet> pools;
     Random& random;
+    FairQueue& turns;  // every client's work, in fair turns
     DaemonInfo info;
     LogLimiter notable{std::chrono::seconds(10), 5};  // rate limit for warn/info events
 

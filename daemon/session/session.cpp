@@ -12,16 +12,17 @@
 namespace egress {
 namespace {
 
-// Batches read per wake-up before yielding to other clients.
-constexpr int kReadRounds = 2;
+// Requests read in one turn of the client's lane: few, so that a client with
+// a long queue of requests delays the others by little.
+constexpr unsigned kReadBatch = RecvBatch::kSize;
 
 std::uint64_t next_session_id = 1;
 
 }  // namespace
 
 Session::Session(BrokerContext& ctx, UniqueFd client, Credentials peer, QuotaTable::Slot quota, Closed on_closed)
-    : ctx_(ctx), sock_(ctx.io), on_closed_(std::move(on_closed)), id_(next_session_id++), peer_(std::move(peer)),
-      quota_(std::move(quota)) {
+    : ctx_(ctx), lane_(ctx.turns.lane()), sock_(ctx.io), on_closed_(std::move(on_closed)), id_(next_session_id++),
+      peer_(std::move(peer)), quota_(std::move(quota)) {
     sock_.assign(client.release());
 }
 
@@ -30,16 +31,23 @@ Session::~Session() = default;
 void Session::start() {
     ++ctx_.stats.clients_connected;
     ctx_.metrics.clients.Increment();
-    read_some();
+    read_later();
 }
 
-void Session::read_some() {
+void Session::read_later() {
+    lane_->post([self = shared_from_this()] { return self->closed_ ? 1U : self->read_some(); });
+}
+
+std::uint32_t Session::read_some() {
     auto& b = ctx_.recv_batch;
     bool drained = false;
+    std::uint32_t handled = 0;
     batching_ = true;  // replies made meanwhile go out together, below
-    for (int round = 0; round < kReadRounds && !closed_ && !drained; ++round) {
+    // Until the batch is full or the socket has nothing more: only a read
+    // that found nothing makes an edge-triggered wait safe.
+    while (handled < kReadBatch && !closed_ && !drained) {
         b.prepare();
-        const auto r = ctx_.sys.recvmmsg(sock_.native_handle(), b.msgs.data(), RecvBatch::kSize,
+        const auto r = ctx_.sys.recvmmsg(sock_.native_handle(), b.msgs.data(), kReadBatch - handled,
                                          MSG_DONTWAIT | MSG_CMSG_CLOEXEC | MSG_TRUNC);
         if (!r.ok()) {
             if (r.err == EAGAIN || r.err == EWOULDBLOCK) drained = true;
@@ -47,6 +55,7 @@ void Session::read_some() {
             continue;
         }
         const auto n = static_cast<std::size_t>(r.value);
+        handled += static_cast<std::uint32_t>(n);
         // Close every descriptor a client attached, in every datagram read,
         // before anything can end the session: egressd never keeps one.
         std::array<int, RecvBatch::kSize> fds{};
@@ -65,18 +74,20 @@ void Session::read_some() {
         }
     }
     batching_ = false;
-    if (closed_) return;
+    if (closed_) return std::max(handled, 1U);
     flush();
-    if (closed_) return;
+    if (closed_) return std::max(handled, 1U);
+    // No back-pressure on reading: a client may send its requests before it
+    // reads any reply (PROTOCOL.md section 1). Its turns bound what it costs
+    // the others; limits.max_queued_replies bounds what it can make wait.
     if (drained) {
-        // Drained: only now is an edge-triggered wait safe.
         sock_.async_wait(asio::posix::stream_descriptor::wait_read, [self = shared_from_this()](const error_code& ec) {
-            if (!ec && !self->closed_) self->read_some();
+            if (!ec && !self->closed_) self->read_later();
         });
     } else {
-        // Busy client: let others run, then read on without waiting.
-        asio::post(ctx_.io, [self = shared_from_this()] { if (!self->closed_) self->read_some(); });
+        read_later();  // more to read: after the other clients' turns
     }
+    return std::max(handled, 1U);
 }
 
 bool Session::peer_hung_up() {
@@ -126,6 +137,11 @@ void Session::handle_datagram(proto::ByteView d, bool truncated, int fds_receive
                                               std::to_string(fds_received) + " it received"},
                            "fd_attached");
     if (auto e = proto::check_request_header(*h, d.size())) return reply_error(h->request_id, reply_type, *e, "header");
+    // Every reply carries its request's id: two in flight would be ambiguous.
+    if (inflight_.count(h->request_id))
+        return reply_error(h->request_id, reply_type,
+                           Error{EEXIST, "request id " + std::to_string(h->request_id) + " is already in flight"},
+                           "duplicate_id");
     if (h->type == EGRESS_MSG_STATUS) return handle_status(h->request_id, d.subspan(EGRESS_HEADER_SIZE));
     if (h->type != EGRESS_MSG_CONNECT)
         return reply_error(h->request_id, EGRESS_MSG_ERROR_REPLY,
@@ -138,10 +154,8 @@ void Session::handle_connect(std::uint64_t id, proto::ByteView payload) {
     const auto& cfg = *ctx_.config;
     auto req = proto::decode_connect(payload);
     if (!req) return reply_error(id, EGRESS_MSG_CONNECT_REPLY, req.error(), "bad_field");
-    if (inflight_.count(id))
-        return reply_error(id, EGRESS_MSG_CONNECT_REPLY,
-                           Error{EEXIST, "request id " + std::to_string(id) + " is already in flight"},
-                           "duplicate_id");
+    // ::ffff:a.b.c.d is the IPv4 address a.b.c.d: judged, routed and connected as IPv4.
+    req->dest = unmap_ipv4(req->dest);
     if (inflight_.size() >= cfg.limits.max_inflight_per_client)
         return reply_error(id, EGRESS_MSG_CONNECT_REPLY,
                            Error{EAGAIN, "this connection already has " + std::to_string(inflight_.size()) +
@@ -180,7 +194,7 @@ void Session::handle_connect(std::uint64_t id, proto::ByteView payload) {
     SPDLOG_DEBUG("session {}: request {} CONNECT {} pool {} timeout {} ms", id_, id, endpoint_string(plan.dest),
                  plan.pool, ms);
 
-    auto op = std::make_shared<PendingConnect>(ctx_.io, ctx_.sys, ctx_.random, std::move(plan));
+    auto op = std::make_shared<PendingConnect>(ctx_.io, ctx_.sys, ctx_.random, std::move(plan), lane_);
     inflight_.emplace(id, InFlight{op, pools, choice->pool});
     quota_.started();
     ++choice->pool->inflight;
@@ -279,14 +293,20 @@ void Session::throttle(std::uint64_t id, std::uint8_t type, const ClientRule& ru
 
 void Session::queue(std::uint64_t id, proto::Bytes bytes, UniqueFd fd) {
     if (closed_) return;  // the fd, if any, closes here
-    if (out_.size() >= ctx_.config->limits.max_queued_replies) {
-        ctx_.metrics.client_dropped("reply_queue_full").Increment();
-        ctx_.log_event(spdlog::level::info, "drop-queue", "dropped client {}: it does not read its replies ({} queued)",
-                       id_, out_.size());
-        return close("client does not read its replies (limits.max_queued_replies reached)");
-    }
     out_.push_back(OutMsg{id, std::move(bytes), std::move(fd)});
+    if (drop_if_not_reading()) return;
     if (!write_waiting_ && !batching_) flush();
+}
+
+bool Session::drop_if_not_reading() {
+    // Only replies the kernel has refused count: a burst of replies to a
+    // client that reads them is never a reason to drop it.
+    if (!write_waiting_ || out_.size() <= ctx_.config->limits.max_queued_replies) return false;
+    ctx_.metrics.client_dropped("reply_queue_full").Increment();
+    ctx_.log_event(spdlog::level::info, "drop-queue", "dropped client {}: it does not read its replies ({} queued)",
+                   id_, out_.size());
+    close("client does not read its replies (limits.max_queued_replies reached)");
+    return true;
 }
 
 void Session::flush() {
@@ -307,10 +327,15 @@ void Session::flush() {
         if (r.err == EINTR) continue;
         if (r.err == EAGAIN || r.err == EWOULDBLOCK) {
             write_waiting_ = true;
+            if (drop_if_not_reading()) return;
             sock_.async_wait(asio::posix::stream_descriptor::wait_write,
                              [self = shared_from_this()](const error_code& ec) {
-                                 self->write_waiting_ = false;
-                                 if (!ec && !self->closed_) self->flush();
+                                 if (ec || self->closed_) return;
+                                 self->lane_->post([self] {
+                                     self->write_waiting_ = false;
+                                     if (!self->closed_) self->flush();
+                                     return 1U;
+                                 });
                              });
             return;
         }
@@ -342,6 +367,7 @@ void Session::close(const std::string& why) {
         ctx_.metrics.inflight.Decrement();
     }
     inflight_.clear();
+    lane_->clear();  // queued work holds the session: let it go
     quota_.release();  // with this connection's requests in flight
     out_.clear();
     error_code ignored;

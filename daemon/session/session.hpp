@@ -1,8 +1,12 @@
 // One client connection: reads request datagrams, starts connects, writes
 // replies (with the connected descriptor) in completion order.
 //
-// Ownership: the listener's registry and in-flight handlers hold the session
-// through shared_ptr; in-flight connects reach it only through weak_ptr.
+// Every piece of its work runs as a task of its own FairQueue lane, so that
+// a busy client gets its turn and no more.
+//
+// Ownership: the listener's registry, in-flight handlers and queued tasks
+// hold the session through shared_ptr; in-flight connects reach it only
+// through weak_ptr.
 #pragma once
 
 #include <cstdint>
@@ -43,7 +47,10 @@ private:
         UniqueFd fd;  // attached with SCM_RIGHTS when set
     };
 
-    void read_some();
+    // Reads and handles up to one batch of requests; returns how many.
+    std::uint32_t read_some();
+    // The next read_some, in this client's turn.
+    void read_later();
     // The client has closed its socket or shut down its write side.
     bool peer_hung_up();
     // Closes the descriptors attached to a received datagram; returns how many.
@@ -60,8 +67,11 @@ private:
     void throttle(std::uint64_t id, std::uint8_t type, const ClientRule& rule, const QuotaRefusal& q);
     void queue(std::uint64_t id, proto::Bytes bytes, UniqueFd fd = {});
     void flush();
+    // Past limits.max_queued_replies replies the kernel will not take: drop.
+    bool drop_if_not_reading();
 
     BrokerContext& ctx_;
+    std::shared_ptr<FairQueue::Lane> lane_;
     asio::posix::stream_descriptor sock_;
     Closed on_closed_;
     std::uint64_t id_;
@@ -76,7 +86,7 @@ private:
     };
     std::unordered_map<std::uint64_t, InFlight> inflight_;
     std::deque<OutMsg> out_;
-    bool write_waiting_ = false;
+    bool write_waiting_ = false;  // the kernel took no more replies: waiting to write
     bool batching_ = false;  // inside read_some: replies wait for one flush
     std::chrono::steady_clock::time_point request_start_;  // of the datagram being handled
     bool closed_ = false;
