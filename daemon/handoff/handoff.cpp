@@ -1,5 +1,6 @@
 #include "handoff.hpp"
 
+#include <cerrno>
 #include <cstring>
 
 namespace egress {
@@ -19,6 +20,26 @@ SysResult send_datagram(Syscalls& sys, int sock, std::span<const std::uint8_t> b
     SendBatch one;
     attach_reply(one, 0, bytes, fd);
     return sys.sendmsg(sock, &one.msgs[0].msg_hdr, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+void close_after_reply(Syscalls& sys, UniqueFd client) {
+    // After SHUT_RD nothing more can arrive, so the queue only shrinks; its
+    // size is bounded by the client's send buffer, the cap by caution.
+    constexpr int kMaxDiscarded = 65536;
+    sys.shutdown(client.get(), SHUT_RD);
+    for (int i = 0; i < kMaxDiscarded; ++i) {
+        char byte;
+        iovec iov{&byte, 1};
+        msghdr m{};
+        m.msg_iov = &iov;
+        m.msg_iovlen = 1;  // no control buffer: the kernel closes attached descriptors
+        const auto r = sys.recvmsg(client.get(), &m, MSG_DONTWAIT | MSG_TRUNC);
+        if (!r.ok() && r.err == EINTR) continue;
+        // End of the queue (0 once it is empty after SHUT_RD), or an error. A
+        // zero-length datagram also reads as 0: the client sent what the
+        // protocol forbids and may see a reset.
+        if (!r.ok() || r.value == 0) break;
+    }
 }
 
 }  // namespace egress

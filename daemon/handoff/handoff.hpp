@@ -8,6 +8,7 @@
 
 #include "session/batch.hpp"
 #include "sys/syscalls.hpp"
+#include "unique_fd.hpp"
 
 namespace egress {
 
@@ -17,5 +18,12 @@ void attach_reply(SendBatch& batch, std::size_t i, std::span<const std::uint8_t>
 
 // Sends one datagram without blocking.
 SysResult send_datagram(Syscalls& sys, int sock, std::span<const std::uint8_t> bytes, int fd);
+
+// Ends a client connection whose last reply has been sent, so that the
+// client reads that reply and then end-of-stream, never ECONNRESET first (the
+// kernel resets a SOCK_SEQPACKET peer whose socket closes with datagrams
+// unread). Stops further requests (the client's send fails with EPIPE),
+// discards those already queued with any descriptors they carry, then closes.
+void close_after_reply(Syscalls& sys, UniqueFd client);
 
 }  // namespace egress

@@ -243,6 +243,7 @@ void Listener::refuse(UniqueFd client, int err, const std::string& why) {
     // Request id 0: the client has not sent anything yet.
     const auto bytes = proto::encode_error_reply(0, proto::ErrorReply{static_cast<std::uint32_t>(err), errno_name(err), why});
     send_datagram(ctx_.sys, client.get(), bytes, -1);
+    close_after_reply(ctx_.sys, std::move(client));
 }
 
 void Listener::stop() {

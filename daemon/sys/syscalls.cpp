@@ -37,5 +37,6 @@ SysResult RealSyscalls::sendmmsg(int fd, mmsghdr* m, unsigned n, int flags) { re
 SysResult RealSyscalls::fcntl_setfl(int fd, int flags) { return wrap(::fcntl(fd, F_SETFL, flags)); }
 SysResult RealSyscalls::fcntl_getfl(int fd) { return wrap(::fcntl(fd, F_GETFL)); }
 SysResult RealSyscalls::poll(pollfd* fds, nfds_t n, int timeout_ms) { return wrap(::poll(fds, n, timeout_ms)); }
+SysResult RealSyscalls::shutdown(int fd, int how) { return wrap(::shutdown(fd, how)); }
 
 }  // namespace egress

@@ -34,6 +34,7 @@ public:
     virtual SysResult fcntl_getfl(int fd) = 0;
     // The number of descriptors with events (0 when none, at once with timeout 0).
     virtual SysResult poll(pollfd* fds, nfds_t count, int timeout_ms) = 0;
+    virtual SysResult shutdown(int fd, int how) = 0;
 };
 
 // The real kernel.
@@ -54,6 +55,7 @@ public:
     SysResult fcntl_setfl(int fd, int flags) override;
     SysResult fcntl_getfl(int fd) override;
     SysResult poll(pollfd* fds, nfds_t count, int timeout_ms) override;
+    SysResult shutdown(int fd, int how) override;
 };
 
 }  // namespace egress

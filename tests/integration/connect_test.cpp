@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 
 #include <atomic>
+#include <cstring>
 #include <set>
 
 #include "egress.h"
@@ -231,6 +232,33 @@ TEST(Connect, ClientsOverTheLimitAreRefusedWithAReply) {
     EXPECT_EQ(r.error().code, EAGAIN);
     EXPECT_NE(r.error().message.find("max_clients"), std::string::npos) << r.error().message;
     EXPECT_TRUE(b.connect(echo.endpoint()));
+}
+
+// A plain client that sends at once, before egressd has even accepted it:
+// its first recv is the refusal, its second end-of-stream; never a reset.
+TEST(Connect, ARefusedClientReadsTheRefusalBeforeEndOfStream) {
+    Daemon d(R"({"limits": {"max_clients": 1}})");
+    Listener echo(Listener::Mode::echo);
+    d.settled_fds();
+    auto holder = open_client(d);
+    ASSERT_TRUE(holder.connect(echo.endpoint()));  // egressd now serves its one client
+    for (int round = 0; round < 20; ++round) {
+        auto fd = raw_connect(d.socket());
+        ASSERT_TRUE(fd);
+        for (std::uint64_t id = 1; id <= 3; ++id)
+            send_datagram(fd.get(), proto::encode_connect(id, {.dest = echo.endpoint()}));  // EPIPE once refused
+        timeval tv{5, 0};
+        ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        std::uint8_t buf[EGRESS_MAX_DATAGRAM];
+        const auto n = ::recv(fd.get(), buf, sizeof buf, 0);
+        ASSERT_GT(n, 0) << "round " << round << ": the first recv failed: " << std::strerror(errno);
+        const auto reply = proto::decode_reply(proto::ByteView(buf, static_cast<std::size_t>(n)));
+        ASSERT_TRUE(reply) << reply.error().message;
+        EXPECT_EQ(reply->header.type, EGRESS_MSG_ERROR_REPLY);
+        EXPECT_EQ(reply->header.request_id, 0u);
+        EXPECT_EQ(status_of(*reply), static_cast<std::uint32_t>(EAGAIN));
+        EXPECT_EQ(::recv(fd.get(), buf, sizeof buf, 0), 0) << "round " << round << ": " << std::strerror(errno);
+    }
 }
 
 }  // namespace

@@ -183,6 +183,7 @@ public:
     SysResult recvmmsg(int, mmsghdr*, unsigned, int) override { return unexpected("recvmmsg"); }
     SysResult sendmmsg(int, mmsghdr*, unsigned, int) override { return unexpected("sendmmsg"); }
     SysResult poll(pollfd*, nfds_t, int) override { return unexpected("poll"); }
+    SysResult shutdown(int, int) override { return unexpected("shutdown"); }
 
 private:
     struct State {
