@@ -95,5 +95,6 @@ int cmd_clients(const Args& a);
 int cmd_backlog(const Args& a);
 int cmd_plot(const Args& a);
 int cmd_vs_socks(const Args& a);
+int cmd_fairness(const Args& a);
 
 }  // namespace egress::bench

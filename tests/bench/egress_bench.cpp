@@ -57,6 +57,14 @@ const char* const kUsage =
     "      ratios egressd/microsocks and egressd/dante; --runs R interleaves and\n"
     "      reports medians.\n"
     "\n"
+    "  fairness [--attackers A] [--requests N] [--outstanding K] [--probes P] [--rate R]\n"
+    "      One client making P live connects one at a time at R per second (defaults\n"
+    "      1000, 200), plus a SIGHUP every P/5 probes timed until STATUS shows the\n"
+    "      reload, with no attack, then while A clients (default 5) each send N\n"
+    "      CONNECTs (default 3000) without reading ('flood'), then while A clients\n"
+    "      each keep K refused connects in flight (default 1024, 'refused'). Reports\n"
+    "      the probe's p99 under each attack as a ratio to its p99 without one.\n"
+    "\n"
     "  common: --json (one JSON object per run), --no-netns (use the current namespace),\n"
     "          --egressd PATH (default: the egressd built beside this tool)\n";
 
@@ -138,5 +146,6 @@ int main(int argc, char** argv) {
     if (scenario == "backlog") return cmd_backlog(args);
     if (scenario == "plot") return cmd_plot(args);
     if (scenario == "vs-socks") return cmd_vs_socks(args);
+    if (scenario == "fairness") return cmd_fairness(args);
     usage("unknown scenario '" + scenario + "'");
 }
