@@ -19,6 +19,7 @@
 #include "config/config.hpp"
 #include "io/asio.hpp"
 #include "listener/listener.hpp"
+#include "metrics/exposer.hpp"
 #include "metrics/metrics.hpp"
 #include "metrics/process.hpp"
 #include "pool/pools.hpp"
@@ -133,7 +134,7 @@ int run(const Options& opt) {
     const auto metrics_listen = opt.metrics_listen.value_or(config->metrics_listen);
     if (!metrics_listen.empty()) {
         try {
-            exposer = std::make_unique<prometheus::Exposer>(metrics_listen, 1);
+            exposer = make_exposer(metrics_listen);
         } catch (const std::exception& e) {
             spdlog::critical("cannot start: cannot serve metrics on {}: {}", metrics_listen, e.what());
             return 1;
