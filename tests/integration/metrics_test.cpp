@@ -9,12 +9,14 @@
 #include <unistd.h>
 
 #include <cctype>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <thread>
 
 #include "egress_client.hpp"
 #include "harness.hpp"
+#include "sockaddr.hpp"
 
 namespace egress::test {
 namespace {
@@ -124,6 +126,60 @@ TEST(Metrics, PromtoolAcceptsTheExposition) {
     auto r = run({"/usr/bin/promtool", "check", "metrics"}, text);
     EXPECT_EQ(r.status, 0) << r.out << r.err;
     EXPECT_EQ(r.out + r.err, "") << "promtool has lint findings";
+}
+
+// Opens `n` TCP connections to 127.0.0.1:`port` that send nothing.
+std::vector<UniqueFd> idle_connections(int port, int n) {
+    std::vector<UniqueFd> out;
+    const auto sa = to_sockaddr(*parse_address("127.0.0.1", static_cast<std::uint16_t>(port)));
+    for (int i = 0; i < n; ++i) {
+        UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        EXPECT_EQ(::connect(fd.get(), sa.get(), sa.len), 0) << std::strerror(errno);
+        out.push_back(std::move(fd));
+    }
+    return out;
+}
+
+// Any local user can connect to the metrics port and say nothing: ten such
+// connections, kept open, must not keep a scrape waiting.
+TEST(Metrics, TenIdleConnectionsDoNotDelayAScrape) {
+    Daemon d;
+    ASSERT_FALSE(d.scrape().empty());
+    const auto idle = idle_connections(d.metrics_port(), 10);
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto text = d.scrape();
+    const double ms = ms_since(t0);
+    EXPECT_NE(text.find("egress_build_info{"), std::string::npos) << "no exposition after " << ms << " ms";
+    EXPECT_LT(ms, 1000) << "a scrape behind 10 idle connections took " << ms << " ms";
+}
+
+// The idle connections do not hold egressd up at SIGTERM either.
+TEST(Metrics, IdleConnectionsDoNotDelayShutdown) {
+    Daemon d;
+    const auto idle = idle_connections(d.metrics_port(), 10);
+    while (d.log().find(" listening on ") == std::string::npos) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    const auto t0 = std::chrono::steady_clock::now();
+    ::kill(d.pid(), SIGTERM);
+    while (d.alive() && ms_since(t0) < 5000) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    EXPECT_LT(ms_since(t0), 1000) << "egressd took this long to exit on SIGTERM";
+}  // ~Daemon checks the exit status
+
+// A metrics port someone else listens on fails start-up, and the message
+// says which port and which errno, not civetweb's "null context".
+TEST(Metrics, BusyMetricsPortFailsStartUpNamingPortAndErrno) {
+    Listener squatter(Listener::Mode::hold);
+    const auto listen = "127.0.0.1:" + std::to_string(squatter.endpoint().port);
+    char tmpl[] = "/tmp/egressd-busy.XXXXXX";
+    const std::string dir = ::mkdtemp(tmpl);
+    // `timeout`: should egressd start after all, the test fails instead of hanging.
+    const auto r = run({"/usr/bin/timeout", "10", egressd_bin(), "--socket", dir + "/egressd.sock",
+                        "--metrics-listen", listen});
+    std::system(("rm -rf " + dir).c_str());
+    EXPECT_NE(r.status, 0);
+    EXPECT_NE(r.status, 124) << "egressd started on a busy metrics port";
+    EXPECT_NE(r.err.find("cannot serve metrics on " + listen + ": EADDRINUSE (Address already in use)"),
+              std::string::npos)
+        << r.err;
 }
 
 // A real Prometheus (Debian's), on loopback in the test namespace, scrapes
