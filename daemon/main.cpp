@@ -59,7 +59,7 @@ std::vector<std::string> unowned_sources(const Config& c) {
 
 // The pools of `config`, each source wired to its metric handles.
 std::shared_ptr<PoolSet> make_pools(const Config& config, const KernelInfo& kernel, Metrics& metrics) {
-    auto pools = std::make_shared<PoolSet>(config, resolve_auto(kernel).strategy, kernel.ephemeral,
+    auto pools = std::make_shared<PoolSet>(config, resolve_auto(kernel).strategy, kernel.ephemeral, kernel.version(),
                                            count_connections, [] { return std::chrono::steady_clock::now(); });
     for (auto& p : pools->pools()) {
         p.kernel_metrics = &metrics.source(p.name, kKernelSource);
