@@ -19,6 +19,7 @@
 #include "config/config.hpp"
 #include "io/asio.hpp"
 #include "listener/listener.hpp"
+#include "metrics/exposer.hpp"
 #include "metrics/metrics.hpp"
 #include "metrics/process.hpp"
 #include "pool/pools.hpp"
@@ -58,7 +59,7 @@ std::vector<std::string> unowned_sources(const Config& c) {
 
 // The pools of `config`, each source wired to its metric handles.
 std::shared_ptr<PoolSet> make_pools(const Config& config, const KernelInfo& kernel, Metrics& metrics) {
-    auto pools = std::make_shared<PoolSet>(config, resolve_auto(kernel).strategy, kernel.ephemeral,
+    auto pools = std::make_shared<PoolSet>(config, resolve_auto(kernel).strategy, kernel.ephemeral, kernel.version(),
                                            count_connections, [] { return std::chrono::steady_clock::now(); });
     for (auto& p : pools->pools()) {
         p.kernel_metrics = &metrics.source(p.name, kKernelSource);
@@ -133,7 +134,7 @@ int run(const Options& opt) {
     const auto metrics_listen = opt.metrics_listen.value_or(config->metrics_listen);
     if (!metrics_listen.empty()) {
         try {
-            exposer = std::make_unique<prometheus::Exposer>(metrics_listen, 1);
+            exposer = make_exposer(metrics_listen);
         } catch (const std::exception& e) {
             spdlog::critical("cannot start: cannot serve metrics on {}: {}", metrics_listen, e.what());
             return 1;

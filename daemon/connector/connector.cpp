@@ -137,7 +137,8 @@ void PendingConnect::complete(UniqueFd fd, std::optional<Endpoint> remote) {
     SockAddr local;
     local.len = sizeof local.storage;
     if (sys_.getsockname(fd.get(), local.get(), &local.len).ok()) out.local = from_sockaddr(local.get(), local.len);
-    if (out.local && attempt_) out.parity_switch = parity_switched(out.local->port, range_in_effect(*attempt_, plan_.policy));
+    if (out.local && attempt_ && port_search_prefers_parity(plan_.policy.strategy, plan_.policy.kernel))
+        out.parity_switch = parity_switched(out.local->port, range_in_effect(*attempt_, plan_.policy));
     if (plan_.flags & EGRESS_CONNECT_BLOCKING) {
         const auto fl = sys_.fcntl_getfl(fd.get());
         if (!fl.ok() || !sys_.fcntl_setfl(fd.get(), static_cast<int>(fl.value) & ~O_NONBLOCK).ok())

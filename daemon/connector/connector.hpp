@@ -40,7 +40,8 @@ struct ConnectOutcome {
     std::uint32_t attempts = 0;        // tries made (socket + connect)
     std::uint32_t window_retries = 0;  // tries after the first on the same source
     std::optional<std::size_t> source; // index into plan.sources of the last try
-    bool parity_switch = false;        // port parity differs from its range's lower bound
+    bool parity_switch = false;        // the kernel's search prefers the lower bound's parity
+                                       // (port_search_prefers_parity) and the port has the other
     std::uint64_t connect_us = 0;      // from the first try to the outcome
 };
 

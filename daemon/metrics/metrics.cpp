@@ -60,8 +60,9 @@ Metrics::Metrics(prometheus::Registry& r, const BuildInfo& info)
                     .Register(r)),
       parity_switches_(prometheus::BuildCounter()
                            .Name("egress_port_parity_switches_total")
-                           .Help("Connects whose local port parity differs from the lower bound of the range "
-                                 "in effect: the kernel's preferred half was exhausted")
+                           .Help("Connects whose kernel port search prefers the parity of the range's lower "
+                                 "bound (kernel-default; window and kernel-range before Linux 6.8) and whose "
+                                 "port has the other: the preferred half was exhausted")
                            .Register(r)),
       window_retries_(prometheus::BuildCounter()
                           .Name("egress_port_window_retries_total")

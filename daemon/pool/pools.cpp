@@ -9,7 +9,8 @@ constexpr std::size_t kMaxReadings = 4096;
 
 }  // namespace
 
-PoolSet::PoolSet(const Config& config, PortStrategy auto_strategy, PortRange ephemeral, LoadProbe probe, Clock clock)
+PoolSet::PoolSet(const Config& config, PortStrategy auto_strategy, PortRange ephemeral, KernelVersion kernel,
+                 LoadProbe probe, Clock clock)
     : routes_(config.routes, config.default_pool),
       probe_(std::move(probe)),
       clock_(std::move(clock)),
@@ -23,6 +24,7 @@ PoolSet::PoolSet(const Config& config, PortStrategy auto_strategy, PortRange eph
         p.client_selectable = pc.client_selectable;
         p.policy.strategy = pc.port_strategy == PortStrategy::automatic ? auto_strategy : pc.port_strategy;
         p.policy.range = pc.port_range.value_or(ephemeral);
+        p.policy.kernel = kernel;
         p.policy.window_size = pc.window_size;
         p.policy.max_window_retries = pc.max_window_retries;
         p.policy.userspace_max_attempts = pc.userspace_max_attempts;

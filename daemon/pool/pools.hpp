@@ -46,8 +46,10 @@ struct Choice {
 class PoolSet {
 public:
     // `auto_strategy`: what `auto` resolves to on this kernel; `ephemeral`:
-    // the system's port range, used by pools that set none.
-    PoolSet(const Config& config, PortStrategy auto_strategy, PortRange ephemeral, LoadProbe probe, Clock clock);
+    // the system's port range, used by pools that set none; `kernel`: the
+    // running kernel, carried in each policy (port_search_prefers_parity).
+    PoolSet(const Config& config, PortStrategy auto_strategy, PortRange ephemeral, KernelVersion kernel,
+            LoadProbe probe, Clock clock);
 
     // `requested` empty: the route decides. Errors: ENOENT (no such pool),
     // EACCES (the pool may not be named by clients), EAFNOSUPPORT (no

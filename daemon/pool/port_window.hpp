@@ -33,9 +33,10 @@ constexpr std::uint32_t encode_local_port_range(const PortRange& r) {
 // A window as large as the range, or larger, is the whole range; size 0 is 1.
 PortRange place_window(const PortRange& range, std::uint32_t size, std::uint64_t random);
 
-// The parity switch: the kernel (before 6.8) searches ports of the same
-// parity as the lower bound of the range first; a port of the other parity
-// means that half was exhausted and this connect took the slow path.
+// The parity switch, where the kernel's search has a parity preference
+// (port_search_prefers_parity): it scans ports of the same parity as the
+// lower bound of the range first; a port of the other parity means that half
+// was exhausted and this connect took the slow path.
 constexpr bool parity_switched(std::uint16_t port, const PortRange& in_effect) {
     return (port & 1) != (in_effect.lo & 1);
 }

@@ -2,6 +2,7 @@
 // draws and the load figures are passed in.
 #pragma once
 
+#include <compare>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -29,9 +30,36 @@ const char* to_string(PortStrategy s);
 std::vector<std::size_t> source_order(Selection sel, std::size_t n, std::uint64_t turn, std::uint64_t random,
                                       std::span<const std::uint32_t> load);
 
+// A kernel release, major.minor (from uname, probe_kernel()).
+struct KernelVersion {
+    int major = 0, minor = 0;
+    auto operator<=>(const KernelVersion&) const = default;
+};
+
+// Whether connect()'s port search, for a try made with `strategy` on
+// `kernel`, scans ports of the range's lower-bound parity first, so that a
+// port of the other parity means that half was exhausted (a parity switch):
+//  - kernel-default (no per-socket range): on every kernel;
+//  - window, kernel-range (IP_LOCAL_PORT_RANGE): only before 6.8; from 6.8
+//    ("tcp/dccp: change source port selection at connect() time") a socket
+//    with its own range gets one contiguous scan, either parity half the time;
+//  - userspace-random binds an explicit port: there is no kernel search.
+// `automatic` is resolved before any connect: false.
+constexpr bool port_search_prefers_parity(PortStrategy strategy, KernelVersion kernel) {
+    switch (strategy) {
+    case PortStrategy::kernel_default: return true;
+    case PortStrategy::window:
+    case PortStrategy::kernel_range: return kernel < KernelVersion{6, 8};
+    case PortStrategy::userspace_random:
+    case PortStrategy::automatic: return false;
+    }
+    return false;
+}
+
 struct PortPolicy {
     PortStrategy strategy = PortStrategy::window;  // never `automatic` here: resolved at start
     PortRange range{32768, 60999};                 // the effective range
+    KernelVersion kernel;                          // the running kernel: does port parity mean anything
     std::uint32_t window_size = 500;
     std::uint32_t max_window_retries = 8;
     std::uint32_t userspace_max_attempts = 16;

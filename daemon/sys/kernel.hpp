@@ -15,6 +15,8 @@ struct KernelInfo {
     int major = 0, minor = 0;
     bool local_port_range = false;     // setsockopt(IP_LOCAL_PORT_RANGE) works (6.3+, 6.1.31+)
     PortRange ephemeral{32768, 60999};  // net.ipv4.ip_local_port_range of this namespace
+
+    KernelVersion version() const { return {major, minor}; }
 };
 
 KernelInfo probe_kernel();

@@ -5,21 +5,49 @@
 #include <nlohmann/json.hpp>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cctype>
+#include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <thread>
 
 #include "egress_client.hpp"
 #include "harness.hpp"
+#include "sockaddr.hpp"
 
 namespace egress::test {
 namespace {
 
 std::string series(const std::string& name, const std::string& labels) { return name + "{" + labels + "}"; }
+
+// Whether this kernel searches a socket's own port range (IP_LOCAL_PORT_RANGE)
+// parity first: before 6.8 it does, from 6.8 it scans the range in one pass.
+bool ranged_search_prefers_parity() {
+    utsname u{};
+    int major = 0, minor = 0;
+    if (::uname(&u) != 0 || std::sscanf(u.release, "%d.%d", &major, &minor) != 2) return true;
+    return major < 6 || (major == 6 && minor < 8);
+}
+
+// Narrows the namespace's net.ipv4.ip_local_port_range for one test and
+// puts the old value back. egressd reads it at start: construct this first.
+class PortRangeSysctl {
+public:
+    explicit PortRangeSysctl(const std::string& range) {
+        std::ifstream(kPath) >> lo_ >> hi_;
+        std::ofstream(kPath) << range;
+    }
+    ~PortRangeSysctl() { std::ofstream(kPath) << lo_ << " " << hi_; }
+
+private:
+    static constexpr const char* kPath = "/proc/sys/net/ipv4/ip_local_port_range";
+    int lo_ = 40000, hi_ = 59999;
+};
 
 TEST(Metrics, CountersMatchAKnownMixOfOutcomes) {
     Listener sink(Listener::Mode::hold);
@@ -47,14 +75,16 @@ TEST(Metrics, CountersMatchAKnownMixOfOutcomes) {
             ++w_exhausted;
         }
     }
-    std::uint64_t k_ok = 0, k_switches = 0, refused = 0, timeouts = 0;
+    std::uint64_t k_ok = 0, k_odd = 0, refused = 0, timeouts = 0;
     for (int i = 0; i < 25; ++i) {
         auto r = c->connect(sink.endpoint(), {.pool = "k"});
         ASSERT_TRUE(r) << r.error().message;
         ++k_ok;
-        k_switches += (r->meta.local->port & 1) != (40000 & 1);  // the namespace's range starts at 40000
+        k_odd += (r->meta.local->port & 1) != (40000 & 1);  // the namespace's range starts at 40000
         held.push_back(std::move(*r));
     }
+    // A per-socket range is searched parity first only before 6.8.
+    const std::uint64_t k_switches = ranged_search_prefers_parity() ? k_odd : 0;
     for (int i = 0; i < 3; ++i) refused += c->connect(closed_port(), {.pool = "k"}).error().code == ECONNREFUSED;
     for (int i = 0; i < 2; ++i)
         timeouts += c->connect(*parse_address(kBlackHole, 80), {.timeout_ms = 100, .pool = "t"}).error().code == ETIMEDOUT;
@@ -84,7 +114,7 @@ TEST(Metrics, CountersMatchAKnownMixOfOutcomes) {
     const double odd = metric_value(m, series("egress_connect_duration_seconds_count",
                                               std::string(K) + R"(port_parity="odd",result="ok",source="127.0.0.3")"));
     EXPECT_EQ(even + odd, k_ok);
-    EXPECT_EQ(odd, k_switches);  // the range starts even, so every odd port is a switch
+    EXPECT_EQ(odd, k_odd);  // port_parity is the local port's, whatever the kernel
     EXPECT_EQ(metric_value(m, "egress_fd_handoffs_total"), w_ok + k_ok);
     EXPECT_EQ(metric_value(m, "egress_requests_in_flight"), 0);
     EXPECT_EQ(metric_value(m, "egress_clients_connected"), 1);
@@ -124,6 +154,115 @@ TEST(Metrics, PromtoolAcceptsTheExposition) {
     auto r = run({"/usr/bin/promtool", "check", "metrics"}, text);
     EXPECT_EQ(r.status, 0) << r.out << r.err;
     EXPECT_EQ(r.out + r.err, "") << "promtool has lint findings";
+}
+
+// On 6.8+ a kernel-range pool (what `auto` picks there) lands on either
+// parity about half the time, and that is not the slow path: no switches.
+TEST(Metrics, KernelRangeConnectsOnBothParitiesCountNoSwitchesWithoutAParityPreference) {
+    Listener sink(Listener::Mode::hold);
+    Daemon d(R"({"pools": {"k": {"sources": ["127.0.0.3"], "port_strategy": "kernel-range"}}, "default_pool": "k"})");
+    auto c = Client::open(d.socket());
+    ASSERT_TRUE(c);
+    std::vector<Connected> held;
+    std::uint64_t odd = 0;
+    for (int i = 0; i < 200; ++i) {
+        auto r = c->connect(sink.endpoint());
+        ASSERT_TRUE(r) << r.error().message;
+        odd += r->meta.local->port & 1;
+        held.push_back(std::move(*r));
+    }
+    const auto m = d.scrape();
+    const auto K = std::string(R"(pool="k",)");
+    EXPECT_EQ(metric_value(m, series("egress_connect_duration_seconds_count", K + R"(port_parity="odd",result="ok",source="127.0.0.3")")),
+              odd);
+    EXPECT_EQ(metric_value(m, series("egress_connect_duration_seconds_count", K + R"(port_parity="even",result="ok",source="127.0.0.3")")),
+              200 - odd);
+    const double switches = metric_value(m, series("egress_port_parity_switches_total", K + R"(source="127.0.0.3")"));
+    if (ranged_search_prefers_parity()) {
+        EXPECT_EQ(switches, odd);  // before 6.8 the range's even half comes first
+    } else {
+        EXPECT_GT(odd, 0u) << "a contiguous scan should land on both parities";
+        EXPECT_LT(odd, 200u) << "a contiguous scan should land on both parities";
+        EXPECT_EQ(switches, 0);
+    }
+}
+
+// A plain connect (kernel-default) is searched parity first on every kernel:
+// with 10 even ports in the range, 10 connects to one destination take them
+// all, and every further one is a switch.
+TEST(Metrics, KernelDefaultPoolPastItsPreferredHalfCountsSwitches) {
+    PortRangeSysctl narrow("40000 40019");
+    Listener sink(Listener::Mode::hold);
+    Daemon d(R"({"pools": {"d": {"sources": ["127.0.0.4"], "port_strategy": "kernel-default"}}, "default_pool": "d"})");
+    auto c = Client::open(d.socket());
+    ASSERT_TRUE(c);
+    std::vector<Connected> held;
+    std::vector<std::uint16_t> ports;
+    for (int i = 0; i < 15; ++i) {
+        auto r = c->connect(sink.endpoint());
+        ASSERT_TRUE(r) << r.error().message;
+        ports.push_back(r->meta.local->port);
+        held.push_back(std::move(*r));
+    }
+    for (int i = 0; i < 10; ++i) EXPECT_EQ(ports[i] % 2, 0) << "connect " << i << " port " << ports[i];
+    for (int i = 10; i < 15; ++i) EXPECT_EQ(ports[i] % 2, 1) << "connect " << i << " port " << ports[i];
+    const auto m = d.scrape();
+    EXPECT_EQ(metric_value(m, R"(egress_port_parity_switches_total{pool="d",source="127.0.0.4"})"), 5);
+    EXPECT_EQ(metric_value(m, R"(egress_connects_total{pool="d",result="ok",source="127.0.0.4"})"), 15);
+}
+
+// Opens `n` TCP connections to 127.0.0.1:`port` that send nothing.
+std::vector<UniqueFd> idle_connections(int port, int n) {
+    std::vector<UniqueFd> out;
+    const auto sa = to_sockaddr(*parse_address("127.0.0.1", static_cast<std::uint16_t>(port)));
+    for (int i = 0; i < n; ++i) {
+        UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        EXPECT_EQ(::connect(fd.get(), sa.get(), sa.len), 0) << std::strerror(errno);
+        out.push_back(std::move(fd));
+    }
+    return out;
+}
+
+// Any local user can connect to the metrics port and say nothing: ten such
+// connections, kept open, must not keep a scrape waiting.
+TEST(Metrics, TenIdleConnectionsDoNotDelayAScrape) {
+    Daemon d;
+    ASSERT_FALSE(d.scrape().empty());
+    const auto idle = idle_connections(d.metrics_port(), 10);
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto text = d.scrape();
+    const double ms = ms_since(t0);
+    EXPECT_NE(text.find("egress_build_info{"), std::string::npos) << "no exposition after " << ms << " ms";
+    EXPECT_LT(ms, 1000) << "a scrape behind 10 idle connections took " << ms << " ms";
+}
+
+// The idle connections do not hold egressd up at SIGTERM either.
+TEST(Metrics, IdleConnectionsDoNotDelayShutdown) {
+    Daemon d;
+    const auto idle = idle_connections(d.metrics_port(), 10);
+    while (d.log().find(" listening on ") == std::string::npos) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    const auto t0 = std::chrono::steady_clock::now();
+    ::kill(d.pid(), SIGTERM);
+    while (d.alive() && ms_since(t0) < 5000) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    EXPECT_LT(ms_since(t0), 1000) << "egressd took this long to exit on SIGTERM";
+}  // ~Daemon checks the exit status
+
+// A metrics port someone else listens on fails start-up, and the message
+// says which port and which errno, not civetweb's "null context".
+TEST(Metrics, BusyMetricsPortFailsStartUpNamingPortAndErrno) {
+    Listener squatter(Listener::Mode::hold);
+    const auto listen = "127.0.0.1:" + std::to_string(squatter.endpoint().port);
+    char tmpl[] = "/tmp/egressd-busy.XXXXXX";
+    const std::string dir = ::mkdtemp(tmpl);
+    // `timeout`: should egressd start after all, the test fails instead of hanging.
+    const auto r = run({"/usr/bin/timeout", "10", egressd_bin(), "--socket", dir + "/egressd.sock",
+                        "--metrics-listen", listen});
+    std::system(("rm -rf " + dir).c_str());
+    EXPECT_NE(r.status, 0);
+    EXPECT_NE(r.status, 124) << "egressd started on a busy metrics port";
+    EXPECT_NE(r.err.find("cannot serve metrics on " + listen + ": EADDRINUSE (Address already in use)"),
+              std::string::npos)
+        << r.err;
 }
 
 // A real Prometheus (Debian's), on loopback in the test namespace, scrapes

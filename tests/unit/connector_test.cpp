@@ -115,9 +115,14 @@ private:
     std::size_t io_fds_ = 0;
 };
 
+// The policies below model a kernel before 6.8, where a per-socket range is
+// still searched parity first: the parity tests judge every port.
+constexpr KernelVersion kParityKernel{6, 7};
+
 PortPolicy window_policy(std::uint32_t retries = 2) {
     PortPolicy p;
     p.strategy = PortStrategy::window;
+    p.kernel = kParityKernel;
     p.range = {40000, 40999};
     p.window_size = 100;
     p.max_window_retries = retries;
@@ -128,6 +133,7 @@ PortPolicy kernel_range_policy(PortRange r = {40000, 59999}) {
     PortPolicy p;
     p.strategy = PortStrategy::kernel_range;
     p.range = r;
+    p.kernel = kParityKernel;
     return p;
 }
 
@@ -670,6 +676,53 @@ TEST_F(ConnectorTest, ParityForKernelDefaultIsJudgedAgainstThePolicyRange) {
     start(plan({ip("192.0.2.1")}, p), run);
     ASSERT_EQ(run.done_calls, 1);
     EXPECT_TRUE(run.out->parity_switch);
+}
+
+// Every strategy on both kinds of kernel, the port always of the other
+// parity than the lower bound of the range searched: a switch is reported
+// only where that search prefers a parity.
+TEST_F(ConnectorTest, ParitySwitchCountsOnlyWhereTheKernelSearchPrefersAParity) {
+    const KernelVersion before{6, 7}, since{6, 18};
+    const std::vector<std::tuple<PortStrategy, KernelVersion, bool>> cases{
+        {PortStrategy::kernel_default, before, true},    {PortStrategy::kernel_default, since, true},
+        {PortStrategy::window, before, true},            {PortStrategy::window, since, false},
+        {PortStrategy::kernel_range, before, true},      {PortStrategy::kernel_range, since, false},
+        {PortStrategy::userspace_random, before, false}, {PortStrategy::userspace_random, since, false},
+    };
+    for (const auto& [strategy, kernel, counted] : cases) {
+        SCOPED_TRACE(std::string(to_string(strategy)) + " on " + std::to_string(kernel.major) + "." +
+                     std::to_string(kernel.minor));
+        PortPolicy p = window_policy();
+        p.strategy = strategy;
+        p.range = {40000, 40999};
+        p.kernel = kernel;
+        sys = FakeSyscalls{};
+        // One above the lower bound of the range searched (the window, else the whole range).
+        sys.local_port = [](const std::optional<PortRange>& r, std::uint16_t) {
+            return static_cast<std::uint16_t>((r ? r->lo : 40000) + 1);
+        };
+        Reported run;
+        start(plan({ip("192.0.2.1")}, p), run);
+        ASSERT_EQ(run.done_calls, 1);
+        ASSERT_EQ(run.out->err, 0);
+        ASSERT_TRUE(run.out->local);
+        EXPECT_EQ(run.out->parity_switch, counted);
+    }
+}
+
+TEST_F(ConnectorTest, NoParitySwitchOnTheLowerBoundsParityOnAnyKernel) {
+    for (const auto kernel : {KernelVersion{6, 7}, KernelVersion{6, 18}}) {
+        PortPolicy p;
+        p.strategy = PortStrategy::kernel_default;
+        p.range = {40000, 40999};
+        p.kernel = kernel;
+        sys = FakeSyscalls{};
+        sys.local_port = [](const std::optional<PortRange>&, std::uint16_t) -> std::uint16_t { return 40002; };
+        Reported run;
+        start(plan({ip("192.0.2.1")}, p), run);
+        ASSERT_EQ(run.done_calls, 1);
+        EXPECT_FALSE(run.out->parity_switch) << kernel.major << "." << kernel.minor;
+    }
 }
 
 TEST_F(ConnectorTest, UnknownLocalAddressMeansNoParitySwitch) {

@@ -88,7 +88,7 @@ protected:
     std::chrono::steady_clock::time_point now = std::chrono::steady_clock::time_point{} + 1h;
     FakeProbe probe;
     ConfigPtr cfg = config(kConfig);
-    PoolSet set{*cfg, PortStrategy::kernel_range, kEphemeral, probe.fn(), [this] { return now; }};
+    PoolSet set{*cfg, PortStrategy::kernel_range, kEphemeral, KernelVersion{6, 18}, probe.fn(), [this] { return now; }};
 
     // A failed choice fails the test and yields a stand-in pool with no order,
     // so that the test goes on instead of crashing.
@@ -138,7 +138,7 @@ TEST_F(PoolSetTest, AutoResolvesToTheGivenStrategyAndTheEphemeralRange) {
     for (const auto& p : set.pools()) EXPECT_NE(p.policy.strategy, PortStrategy::automatic) << p.name;
 
     for (const auto s : {PortStrategy::window, PortStrategy::kernel_default, PortStrategy::userspace_random}) {
-        const PoolSet other(*cfg, s, PortRange{10000, 10999}, probe.fn(), [this] { return now; });
+        const PoolSet other(*cfg, s, PortRange{10000, 10999}, KernelVersion{6, 18}, probe.fn(), [this] { return now; });
         for (const auto& p : other.pools()) {
             if (p.name == "ranged") {
                 EXPECT_EQ(p.policy.strategy, PortStrategy::window);
@@ -163,9 +163,15 @@ TEST_F(PoolSetTest, ExplicitStrategyAndPortRangeOverride) {
     EXPECT_EQ(pool("userspace").policy.range, kEphemeral);
 }
 
+TEST_F(PoolSetTest, EveryPolicyCarriesTheRunningKernel) {
+    for (const auto& p : set.pools()) EXPECT_EQ(p.policy.kernel, (KernelVersion{6, 18})) << p.name;
+    const PoolSet old(*cfg, PortStrategy::window, kEphemeral, KernelVersion{6, 1}, probe.fn(), [this] { return now; });
+    for (const auto& p : old.pools()) EXPECT_EQ(p.policy.kernel, (KernelVersion{6, 1})) << p.name;
+}
+
 TEST(PoolSet, BuiltInDefaultPool) {
     const auto cfg = default_config();
-    PoolSet set(*cfg, PortStrategy::window, kEphemeral, nullptr, nullptr);
+    PoolSet set(*cfg, PortStrategy::window, kEphemeral, KernelVersion{6, 18}, nullptr, nullptr);
     ASSERT_EQ(set.pools().size(), 1u);
     EXPECT_EQ(set.pools()[0].name, "default");
     const auto c = set.choose("", ep("192.0.2.1:80"), 0);
@@ -448,7 +454,7 @@ TEST(PoolSet, ZeroCacheIntervalProbesEveryTime) {
     FakeProbe probe;
     probe.answer = {1, 0};
     const auto now = std::chrono::steady_clock::time_point{} + 1h;
-    PoolSet set(*cfg, PortStrategy::window, kEphemeral, probe.fn(), [&] { return now; });
+    PoolSet set(*cfg, PortStrategy::window, kEphemeral, KernelVersion{6, 18}, probe.fn(), [&] { return now; });
     for (int i = 0; i < 4; ++i) {
         const auto c = set.choose("", ep("192.0.2.200:80"), 0);
         ASSERT_TRUE(IsOk(c));
@@ -463,7 +469,7 @@ TEST(PoolSet, ManyDestinationsStayBounded) {
     FakeProbe probe;
     probe.answer = {1, 0};
     auto now = std::chrono::steady_clock::time_point{} + 1h;
-    PoolSet set(*cfg, PortStrategy::window, kEphemeral, probe.fn(), [&] { return now; });
+    PoolSet set(*cfg, PortStrategy::window, kEphemeral, KernelVersion{6, 18}, probe.fn(), [&] { return now; });
     // More destinations than readings kept: every choice still works and
     // each new destination gets its own reading.
     Endpoint d = ep("10.0.0.0:80");

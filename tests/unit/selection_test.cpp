@@ -424,5 +424,36 @@ TEST(RangeInEffect, WindowElseTheWholeRange) {
     EXPECT_EQ(range_in_effect(a, p), p.range);
 }
 
+// ---- does the kernel's port search prefer a parity ----
+
+TEST(PortSearchPrefersParity, KernelDefaultOnEveryKernel) {
+    for (const KernelVersion k : {KernelVersion{4, 19}, {5, 15}, {6, 1}, {6, 7}, {6, 8}, {6, 18}, {7, 0}})
+        EXPECT_TRUE(port_search_prefers_parity(PortStrategy::kernel_default, k)) << k.major << "." << k.minor;
+}
+
+TEST(PortSearchPrefersParity, PerSocketRangeOnlyBefore6Point8) {
+    for (const auto s : {PortStrategy::window, PortStrategy::kernel_range}) {
+        SCOPED_TRACE(to_string(s));
+        // 6.1 (IP_LOCAL_PORT_RANGE backported to 6.1.31) through 6.7: the parity pass applies.
+        for (const KernelVersion k : {KernelVersion{6, 1}, {6, 3}, {6, 7}})
+            EXPECT_TRUE(port_search_prefers_parity(s, k)) << k.major << "." << k.minor;
+        // 6.8 on: one contiguous scan.
+        for (const KernelVersion k : {KernelVersion{6, 8}, {6, 9}, {6, 18}, {7, 0}, {10, 2}})
+            EXPECT_FALSE(port_search_prefers_parity(s, k)) << k.major << "." << k.minor;
+    }
+}
+
+TEST(PortSearchPrefersParity, NeverForAnExplicitBindOrAnUnresolvedStrategy) {
+    for (const KernelVersion k : {KernelVersion{5, 15}, {6, 7}, {6, 18}}) {
+        EXPECT_FALSE(port_search_prefers_parity(PortStrategy::userspace_random, k));
+        EXPECT_FALSE(port_search_prefers_parity(PortStrategy::automatic, k));
+    }
+}
+
+TEST(PortSearchPrefersParity, AnUnknownKernelCountsAsOld) {
+    // probe_kernel() leaves 0.0 when uname cannot be parsed: keep counting.
+    EXPECT_TRUE(port_search_prefers_parity(PortStrategy::kernel_range, KernelVersion{}));
+}
+
 }  // namespace
 }  // namespace egress
