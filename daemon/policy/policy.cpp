@@ -93,6 +93,13 @@ HostFacts make_host_facts(std::vector<Endpoint> addresses, std::vector<OwnListen
     return HostFacts{std::move(addresses), std::move(listeners)};
 }
 
+OwnListener own_listener_at(std::string_view listen, std::uint16_t port, std::string what) {
+    auto host = listen.substr(0, std::min(listen.rfind(':'), listen.size()));
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    auto at = parse_address(host, port).value_or(Endpoint{true, {}, port});
+    return OwnListener{at, std::move(what)};
+}
+
 Endpoint normalize(const Endpoint& dest) {
     if (!dest.v6) return dest;
     if (mapped_head(dest) || (compat_head(dest) && !unspecified_or_loopback6(dest))) return ipv4_tail(dest);

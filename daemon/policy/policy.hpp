@@ -73,6 +73,11 @@ struct OwnListener {
     std::string what;  // "metrics endpoint", for the reason
 };
 
+// The listener egressd opened from `listen` ("ADDRESS:PORT", "[IPV6]:PORT",
+// as in metrics.listen) on `port` (the port it got, which differs for :0).
+// An address that does not parse stands for every address ("::").
+OwnListener own_listener_at(std::string_view listen, std::uint16_t port, std::string what);
+
 // What the policy knows about the host egressd runs on, as one immutable
 // value: the watcher replaces the whole snapshot when an address comes or goes.
 struct HostFacts {

@@ -508,6 +508,17 @@ TEST(Evaluate, OwnListenersAreDeniedWhateverTheRuleSays) {
     EXPECT_TRUE(Denied(rule({entry(Action::deny, "127.0.0.1/32")}), dest("127.0.0.1", 9466), {"metrics"}, h));
 }
 
+TEST(OwnListenerAt, TakesTheAddressOfTheListenTextAndTheRealPort) {
+    EXPECT_EQ(own_listener_at("127.0.0.1:9466", 9466, "metrics endpoint").at, dest("127.0.0.1", 9466));
+    EXPECT_EQ(own_listener_at("127.0.0.1:0", 41234, "m").at, dest("127.0.0.1", 41234));
+    EXPECT_EQ(own_listener_at("0.0.0.0:9466", 9466, "m").at, dest("0.0.0.0", 9466));
+    EXPECT_EQ(own_listener_at("[::1]:9466", 9466, "m").at, dest("::1", 9466));
+    EXPECT_EQ(own_listener_at("[::]:9466", 9466, "m").at, dest("::", 9466));
+    EXPECT_EQ(own_listener_at("localhost:9466", 9466, "m").at, dest("::", 9466));  // unknown: every address
+    EXPECT_EQ(own_listener_at("9466", 9466, "m").at, dest("::", 9466));
+    EXPECT_EQ(own_listener_at("[::1]:9466", 9466, "metrics endpoint").what, "metrics endpoint");
+}
+
 TEST(Evaluate, AWildcardOwnListenerCoversEveryHostAddressLoopbackAndUnspecified) {
     for (const char* wildcard : {"0.0.0.0", "::"}) {
         auto h = host_facts();
