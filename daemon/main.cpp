@@ -23,6 +23,7 @@
 #include "metrics/metrics.hpp"
 #include "metrics/process.hpp"
 #include "pool/pools.hpp"
+#include "sys/address_watch.hpp"
 #include "sys/kernel.hpp"
 #include "sys/names.hpp"
 #include "sys/sock_diag.hpp"
@@ -152,6 +153,21 @@ int run(const Options& opt) {
     BrokerContext ctx{io, sys, config, stats, metrics, make_pools(*config, kernel, metrics), random, turns,
                       DaemonInfo{kernel, choice}};
     Listener listener(ctx, std::move(listen_fd), path);
+    // The policy denies this host's addresses (kept current from netlink) and
+    // egressd's own listeners.
+    std::vector<OwnListener> own;
+    if (exposer)
+        own.push_back(own_listener_at(metrics_listen, static_cast<std::uint16_t>(exposer->GetListeningPorts().at(0)),
+                                      "metrics endpoint"));
+    auto host_watch = std::make_shared<AddressWatch>(io, sys, [&ctx, own](std::vector<Endpoint> addresses) {
+        ctx.host = std::make_shared<const HostFacts>(make_host_facts(std::move(addresses), own));
+    });
+    try {
+        host_watch->start();
+    } catch (const std::exception& e) {
+        spdlog::critical("cannot start: {}", e.what());
+        return 1;
+    }
 
     asio::signal_set signals(io, SIGINT, SIGTERM);
     signals.async_wait([&](const error_code& ec, int sig) {
@@ -186,8 +202,8 @@ int run(const Options& opt) {
                      exposer->GetListeningPorts().at(0));
     else
         spdlog::info("metrics endpoint disabled");
-    spdlog::info("{} client rule(s) and the default rule '{}'; loopback, link-local, multicast and broadcast "
-                 "destinations are denied unless a rule allows them (SECURITY.md)",
+    spdlog::info("{} client rule(s) and the default rule '{}'; loopback, link-local, metadata, reserved, private "
+                 "and this host's own addresses are denied unless a rule allows them (SECURITY.md)",
                  config->clients.rules().size(), config->clients.default_rule().name);
     spdlog::info("try it: egress-connect --socket {} --status", path);
     sd_notify(0, "READY=1");

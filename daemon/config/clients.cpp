@@ -160,6 +160,7 @@ std::map<std::string, std::function<void(const json&, const std::string&)>> rule
             else ck.error(sp, "expected \"allow\" or \"deny\"", s);
         }},
         {"deny_private", [&](const json& s, const std::string& sp) { ck.boolean(s, sp, r.deny_private); }},
+        {"deny_host", [&](const json& s, const std::string& sp) { ck.boolean(s, sp, r.deny_host); }},
         {"limits", [&](const json& s, const std::string& sp) { parse_limits(ck, s, sp, r.limits); }},
         {"pools", [&](const json& s, const std::string& sp) {
             if (!s.is_array() || s.empty())

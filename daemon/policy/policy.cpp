@@ -45,7 +45,10 @@ bool ClientRule::may_use_pool(std::string_view pool) const {
 
 const std::vector<BuiltinRange>& builtin_ranges() {
     // Addresses a guest must not reach through the broker by default: the
-    // host itself, the link (cloud metadata at 169.254.169.254), groups.
+    // host itself, the link (cloud metadata at 169.254.169.254), metadata
+    // services elsewhere, groups, space no public host uses, and (unless a
+    // rule sets deny_private false) the private ranges. A metadata address
+    // inside a private range is listed on its own and is never private-only.
     static const std::vector<BuiltinRange> ranges{
         {prefix("127.0.0.0/8"), "loopback", false},
         {prefix("::1/128"), "loopback", false},
@@ -53,15 +56,48 @@ const std::vector<BuiltinRange>& builtin_ranges() {
         {prefix("::/128"), "unspecified", false},
         {prefix("169.254.0.0/16"), "link-local, cloud metadata", false},
         {prefix("fe80::/10"), "link-local", false},
+        {prefix("fec0::/10"), "site-local (deprecated, RFC 3879)", false},
+        {prefix("fd00:ec2::254/128"), "cloud metadata (AWS IPv6)", false},
+        {prefix("100.100.100.200/32"), "cloud metadata (Alibaba Cloud)", false},
+        {prefix("168.63.129.16/32"), "cloud platform endpoint (Azure WireServer)", false},
+        {prefix("192.0.0.192/32"), "cloud metadata (Oracle Cloud)", false},
+        {prefix("192.0.0.0/24"), "IETF protocol assignments (RFC 6890)", false},
+        {prefix("198.18.0.0/15"), "benchmarking (RFC 2544)", false},
+        {prefix("64:ff9b:1::/48"), "local-use NAT64 (RFC 8215, embeds IPv4 at a site-chosen length)", false},
         {prefix("224.0.0.0/4"), "multicast", false},
         {prefix("ff00::/8"), "multicast", false},
+        {prefix("240.0.0.0/4"), "reserved (RFC 1112)", false},
         {prefix("255.255.255.255/32"), "broadcast", false},
         {prefix("10.0.0.0/8"), "private", true},
         {prefix("172.16.0.0/12"), "private", true},
         {prefix("192.168.0.0/16"), "private", true},
+        {prefix("100.64.0.0/10"), "private (shared address space, CGNAT)", true},
         {prefix("fc00::/7"), "private (unique local)", true},
     };
     return ranges;
+}
+
+bool address_less(const Endpoint& a, const Endpoint& b) {
+    if (a.v6 != b.v6) return b.v6;
+    return std::lexicographical_compare(a.addr.begin(), a.addr.begin() + static_cast<long>(a.addr_len()),
+                                        b.addr.begin(), b.addr.begin() + static_cast<long>(b.addr_len()));
+}
+
+HostFacts make_host_facts(std::vector<Endpoint> addresses, std::vector<OwnListener> listeners) {
+    for (auto& a : addresses) {
+        a = normalize(a);
+        a.port = 0;
+    }
+    std::sort(addresses.begin(), addresses.end(), address_less);
+    addresses.erase(std::unique(addresses.begin(), addresses.end()), addresses.end());
+    return HostFacts{std::move(addresses), std::move(listeners)};
+}
+
+OwnListener own_listener_at(std::string_view listen, std::uint16_t port, std::string what) {
+    auto host = listen.substr(0, std::min(listen.rfind(':'), listen.size()));
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    auto at = parse_address(host, port).value_or(Endpoint{true, {}, port});
+    return OwnListener{at, std::move(what)};
 }
 
 Endpoint normalize(const Endpoint& dest) {
@@ -77,32 +113,120 @@ std::optional<Prefix> embedded_ipv4(const Prefix& p) {
     return Prefix{ipv4_tail(p.net), p.len - 96};
 }
 
-Decision evaluate(const ClientRule& rule, const Endpoint& raw) {
-    const auto dest = normalize(raw);
-    const BuiltinRange* builtin = nullptr;
-    for (const auto& r : builtin_ranges())
-        if ((!r.private_range || rule.deny_private) && r.prefix.contains(dest)) {
-            builtin = &r;
-            break;
-        }
-    const auto builtin_denial = [&](const std::string& why) {
-        return Decision{false, rule.name,
-                        "built-in deny list: " + to_string(builtin->prefix) + " " + builtin->what +
-                            (builtin->private_range ? " (deny_private)" : "") + why};
+std::vector<EmbeddedForm> embedded_forms(const Endpoint& raw) {
+    const auto d = normalize(raw);
+    std::vector<EmbeddedForm> out;
+    if (!d.v6) return out;
+    const auto& a = d.addr;
+    // The IPv4 address in bytes [at, at + 4), each XORed with `mask`.
+    const auto v4_at = [&](std::size_t at, std::uint8_t mask = 0) {
+        Endpoint v4;
+        v4.port = d.port;
+        for (std::size_t i = 0; i < 4; ++i) v4.addr[i] = static_cast<std::uint8_t>(a[at + i] ^ mask);
+        return v4;
     };
+    if (a[0] == 0x00 && a[1] == 0x64 && a[2] == 0xFF && a[3] == 0x9B && zero_bytes(d, 4, 12))
+        out.push_back({v4_at(12), "NAT64, RFC 6052"});
+    if (a[0] == 0x20 && a[1] == 0x02) out.push_back({v4_at(2), "6to4, RFC 3056"});
+    if (a[0] == 0x20 && a[1] == 0x01 && a[2] == 0x00 && a[3] == 0x00) {
+        out.push_back({v4_at(4), "Teredo server, RFC 4380"});
+        out.push_back({v4_at(12, 0xFF), "Teredo client, RFC 4380"});
+    }
+    if (zero_bytes(d, 0, 8) && a[8] == 0xFF && a[9] == 0xFF && a[10] == 0 && a[11] == 0)
+        out.push_back({v4_at(12), "IPv4-translated, RFC 2765"});
+    return out;
+}
+
+namespace {
+
+bool same_address(const Endpoint& a, const Endpoint& b) {
+    return a.v6 == b.v6 && std::equal(a.addr.begin(), a.addr.begin() + static_cast<long>(a.addr_len()), b.addr.begin());
+}
+
+bool loopback(const Endpoint& dest) {
+    static const Prefix v4 = prefix("127.0.0.0/8"), v6 = prefix("::1/128");
+    return v4.contains(dest) || v6.contains(dest);
+}
+
+bool unspecified(const Endpoint& dest) {
+    static const Prefix v4 = prefix("0.0.0.0/8"), v6 = prefix("::/128");
+    return v4.contains(dest) || v6.contains(dest);
+}
+
+bool host_address(const HostFacts& host, const Endpoint& dest) {
+    return std::binary_search(host.addresses.begin(), host.addresses.end(), dest, address_less);
+}
+
+// A listener of egressd's own that `dest` (normalised) reaches, for the reason.
+std::optional<std::string> own_listener(const HostFacts& host, const Endpoint& dest) {
+    for (const auto& l : host.listeners) {
+        if (l.at.port != dest.port) continue;
+        const auto at = normalize(l.at);
+        const bool wildcard = std::all_of(at.addr.begin(), at.addr.end(), [](std::uint8_t b) { return b == 0; });
+        if (wildcard ? host_address(host, dest) || loopback(dest) || unspecified(dest) : same_address(at, dest))
+            return "egressd's own " + l.what + " listens on " + endpoint_string(l.at) +
+                   " (denied whatever the rules say)";
+    }
+    return std::nullopt;
+}
+
+// The narrowest deny range that holds `dest` under `rule`: a built-in range
+// (private ones with deny_private) or, with deny_host, a host address.
+struct Holder {
+    unsigned len;
+    std::string text;
+};
+
+std::optional<Holder> holder(const ClientRule& rule, const Endpoint& dest, const HostFacts& host) {
+    if (rule.deny_host && !loopback(dest) && host_address(host, dest))
+        return Holder{dest.v6 ? 128u : 32u, "address of this host: " + address_string(dest) + " (deny_host)"};
+    const BuiltinRange* best = nullptr;
+    for (const auto& r : builtin_ranges())
+        if ((!r.private_range || rule.deny_private) && r.prefix.contains(dest) &&
+            (!best || r.prefix.len > best->prefix.len))
+            best = &r;
+    if (!best) return std::nullopt;
+    return Holder{best->prefix.len, "built-in deny list: " + to_string(best->prefix) + " " + best->what +
+                                        (best->private_range ? " (deny_private)" : "")};
+}
+
+// One form of a destination under `rule`; nullopt when nothing but
+// `otherwise` would decide and `use_otherwise` is false.
+std::optional<Decision> judge(const ClientRule& rule, const Endpoint& dest, const HostFacts& host,
+                              bool use_otherwise) {
+    if (auto own = own_listener(host, dest)) return Decision{false, rule.name, *own};
+    const auto held = holder(rule, dest, host);
     for (std::size_t i = 0; i < rule.destinations.size(); ++i) {
         const auto& e = rule.destinations[i];
         if (!e.dest.contains(dest) || !e.ports.contains(dest.port)) continue;
         if (e.action == Action::deny) return Decision{false, rule.name, entry_text(rule, i)};
         // Both prefixes hold the address, so one lies inside the other.
-        if (builtin && e.dest.len < builtin->prefix.len)
-            return builtin_denial("; " + entry_text(rule, i) + " is wider than that range, allow it by name");
+        if (held && e.dest.len < held->len)
+            return Decision{false, rule.name,
+                            held->text + "; " + entry_text(rule, i) + " is wider than that range, allow it by name"};
         return Decision{true, rule.name, ""};
     }
-    if (builtin) return builtin_denial("");
+    if (held) return Decision{false, rule.name, held->text};
+    if (!use_otherwise) return std::nullopt;
     if (rule.otherwise == Action::deny)
         return Decision{false, rule.name, "no destination entry of rule '" + rule.name + "' allows it (otherwise: deny)"};
     return Decision{true, rule.name, ""};
+}
+
+}  // namespace
+
+Decision evaluate(const ClientRule& rule, const Endpoint& raw, const HostFacts& host) {
+    const auto dest = normalize(raw);
+    auto decision = *judge(rule, dest, host, true);
+    if (!decision.allowed) return decision;
+    for (const auto& form : embedded_forms(dest)) {
+        const auto d = judge(rule, form.v4, host, false);
+        if (d && !d->allowed)
+            return Decision{false, rule.name,
+                            address_string(dest) + " embeds " + address_string(form.v4) + " (" + form.how +
+                                "): " + d->reason};
+    }
+    return decision;
 }
 
 ClientPolicy::ClientPolicy() { default_.name = kDefaultRuleName; }

@@ -1,6 +1,7 @@
 // Egress policy: which client rule applies to a peer, and whether that rule
-// lets a destination through. Pure: credentials and addresses in, a decision
-// out; user and group names are resolved by the config loader.
+// lets a destination through. Pure: credentials, addresses and facts about the
+// host in, a decision out; user and group names are resolved by the config
+// loader, the host's addresses by the address watcher (sys/address_watch.hpp).
 #pragma once
 
 #include <cstdint>
@@ -49,7 +50,8 @@ struct ClientRule {
     std::optional<ClientMatch> match;  // unset: the default rule
     std::vector<DestEntry> destinations;
     Action otherwise = Action::allow;  // when no entry matches
-    bool deny_private = false;         // add the private ranges to the built-in deny list
+    bool deny_private = true;          // the private ranges join the built-in deny list
+    bool deny_host = true;             // so does every address of this host (HostFacts)
     std::optional<std::vector<std::string>> pools;  // unset: any pool
     QuotaLimits limits;                             // quotas per connection and per uid
 
@@ -60,8 +62,35 @@ struct ClientRule {
 struct BuiltinRange {
     Prefix prefix;
     const char* what;  // "loopback", "link-local", ...
-    bool private_range;  // denied only with deny_private
+    bool private_range;  // denied only with deny_private (the default)
 };
+
+// A socket egressd itself listens on (the metrics endpoint). An unspecified
+// address (0.0.0.0 or ::) stands for every address of this host, loopback and
+// unspecified ones included.
+struct OwnListener {
+    Endpoint at;       // address and port
+    std::string what;  // "metrics endpoint", for the reason
+};
+
+// The listener egressd opened from `listen` ("ADDRESS:PORT", "[IPV6]:PORT",
+// as in metrics.listen) on `port` (the port it got, which differs for :0).
+// An address that does not parse stands for every address ("::").
+OwnListener own_listener_at(std::string_view listen, std::uint16_t port, std::string what);
+
+// What the policy knows about the host egressd runs on, as one immutable
+// value: the watcher replaces the whole snapshot when an address comes or goes.
+struct HostFacts {
+    // Every address configured in egressd's network namespace, normalised
+    // (see normalize), sorted by address_less and without duplicates; ports 0.
+    std::vector<Endpoint> addresses;
+    std::vector<OwnListener> listeners;
+};
+
+// A strict order on addresses (family, then bytes); ports are ignored.
+bool address_less(const Endpoint& a, const Endpoint& b);
+// `addresses` normalised, ports cleared, sorted and deduplicated, with `listeners`.
+HostFacts make_host_facts(std::vector<Endpoint> addresses, std::vector<OwnListener> listeners);
 
 // Every range of the built-in deny list, private ones included.
 const std::vector<BuiltinRange>& builtin_ranges();
@@ -75,17 +104,40 @@ Endpoint normalize(const Endpoint& dest);
 // could never match a normalised address): the IPv4 prefix it stands for.
 std::optional<Prefix> embedded_ipv4(const Prefix& p);
 
+// An IPv4 address an IPv6 destination carries inside it, and how.
+struct EmbeddedForm {
+    Endpoint v4;       // with the destination's port
+    const char* how;   // "NAT64, RFC 6052", ...
+};
+
+// Every IPv4 address a (normalised) IPv6 destination embeds: NAT64
+// 64:ff9b::/96 (last 32 bits), 6to4 2002::/16 (bits 16-47), Teredo 2001::/32
+// (the server in bits 32-63, the client in the last 32 bits inverted; two
+// forms), IPv4-translated ::ffff:0:0:0/96 (last 32 bits). IPv4-mapped and
+// -compatible addresses are not listed: normalize() turns them into IPv4.
+std::vector<EmbeddedForm> embedded_forms(const Endpoint& dest);
+
 struct Decision {
     bool allowed = true;
     std::string rule;    // the rule that decided
     std::string reason;  // for a denial: which entry or built-in range, for humans
 };
 
-// The first matching destination entry decides. An allow entry opens a
-// built-in range only when it lies inside that range (allowing 127.0.0.0/8
-// opens loopback; allowing 0.0.0.0/0 does not). No entry matching: a built-in
-// range denies, else `otherwise` decides.
-Decision evaluate(const ClientRule& rule, const Endpoint& dest);
+// One form of the destination (the address itself, then every embedded IPv4
+// form) is judged so: a listener of egressd's own at that address and port
+// denies, whatever the rule says. Else the first matching destination entry
+// decides. An allow entry opens a built-in range only when it lies inside the
+// narrowest range holding the address (allowing 127.0.0.0/8 opens loopback;
+// allowing 0.0.0.0/0 does not); with deny_host, each address of this host
+// outside the loopback ranges counts as such a range of its own (a /32 or
+// /128). No entry matching: a built-in range denies, else `otherwise` decides.
+//
+// The destination is denied if any of its forms is. An embedded form is
+// judged like a literal IPv4 destination with the same port, except that
+// `otherwise` does not apply to it: when no entry matches and no range holds
+// it, the IPv6 form's decision stands. A denial for an embedded form says
+// which IPv4 address the destination embeds and how.
+Decision evaluate(const ClientRule& rule, const Endpoint& dest, const HostFacts& host);
 
 // The client rules in force: the first whose match fits the peer, else the
 // default rule.

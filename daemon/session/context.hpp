@@ -29,6 +29,8 @@ struct DaemonInfo {
 
 // `config` and `pools` are replaced together on reload; work in flight keeps
 // the snapshot it started with alive through its own shared_ptr copies.
+// `host` is replaced whole by the address watcher (sys/address_watch.hpp),
+// on the loop's thread, whenever an address of this host comes or goes.
 struct BrokerContext {
     asio::io_context& io;
     Syscalls& sys;
@@ -39,6 +41,7 @@ struct BrokerContext {
     Random& random;
     FairQueue& turns;  // every client's work, in fair turns
     DaemonInfo info;
+    std::shared_ptr<const HostFacts> host = std::make_shared<const HostFacts>();  // never null
     LogLimiter notable{std::chrono::seconds(10), 5};  // rate limit for warn/info events
 
     // Logs a notable event unless too many with the same key came lately.

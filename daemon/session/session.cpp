@@ -172,7 +172,7 @@ void Session::handle_connect(std::uint64_t id, proto::ByteView payload) {
     const auto& rule = cfg.clients.rule_for(peer_);
     if (auto q = quota_.admit_connect(inflight_.size(), rule.name, rule.limits))
         return throttle(id, EGRESS_MSG_CONNECT_REPLY, rule, *q);
-    if (const auto d = evaluate(rule, req->dest); !d.allowed)
+    if (const auto d = evaluate(rule, req->dest, *ctx_.host); !d.allowed)
         return deny(id, rule, "destination", endpoint_string(req->dest) + " is denied by client rule '" + rule.name +
                                                  "': " + d.reason);
     if (const auto& target = pools->pool_name_for(req->pool, req->dest); !rule.may_use_pool(target))

@@ -37,6 +37,7 @@ nlohmann::json rule_figures(const ClientRule& r, Metrics& metrics) {
             {"match", match},
             {"destinations", r.destinations.size()},
             {"deny_private", r.deny_private},
+            {"deny_host", r.deny_host},
             {"denied", static_cast<std::uint64_t>(metrics.policy_denials(r.name))},
             {"limits", limit_figures(r.limits)},
             {"throttled", static_cast<std::uint64_t>(metrics.quota_refusals(r.name))}};
@@ -81,6 +82,7 @@ nlohmann::json status_document(const BrokerContext& ctx) {
             {"clients_connected", ctx.stats.clients_connected},
             {"requests_in_flight", ctx.stats.inflight},
             {"quota_uids", ctx.quotas.uids()},
+            {"host_addresses", ctx.host->addresses.size()},
             {"pools", pools},
             {"clients", clients}};
 }

@@ -122,7 +122,7 @@ TEST(Metrics, CountersMatchAKnownMixOfOutcomes) {
     EXPECT_GT(metric_value(m, "process_open_fds"), 0);
     EXPECT_GT(metric_value(m, "process_resident_memory_bytes"), 0);
     EXPECT_NE(m.find("egress_build_info{"), std::string::npos);
-    EXPECT_EQ(m.find("198.18.0.2"), std::string::npos) << "a destination address leaked into a label";
+    EXPECT_EQ(m.find(kBlackHole), std::string::npos) << "a destination address leaked into a label";
 }
 
 TEST(Metrics, ProtocolErrorsAndDropsAreCountedByKind) {

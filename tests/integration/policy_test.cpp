@@ -1,7 +1,9 @@
 // Client identity and egress policy against the real egressd: rules chosen by
 // the peer's uid/gid (SO_PEERCRED), destination entries, the built-in deny
-// list (never connected to), deny_private, pool permissions, the socket's
-// owner and group, reload.
+// list (never connected to) and the IPv4 addresses IPv6 ones embed,
+// deny_private, the host's own addresses (kept current from netlink) and
+// egressd's own listeners, pool permissions, the socket's owner and group,
+// reload.
 #include <gtest/gtest.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -150,23 +152,146 @@ TEST(Policy, ClientsAreMatchedByTheirCredentials) {
     EXPECT_NE(d.log().find("(uid 4242, gid 4242, pid "), std::string::npos) << d.log();
 }
 
-TEST(Policy, DenyPrivateIsOptIn) {
-    // Nothing in this namespace routes 10/8: without deny_private the connect
-    // is tried and fails locally; with it, it is refused first.
+// Tried, not refused by the policy: any outcome but EACCES.
+testing::AssertionResult Tried(const Result<Connected>& r) {
+    if (r || r.error().code != EACCES) return testing::AssertionSuccess();
+    return testing::AssertionFailure() << "EACCES: " << r.error().message;
+}
+
+// Polls `done` every 10 ms until it holds or 5 s pass (the safety timeout).
+template <class F>
+bool eventually(F done) {
+    const auto t0 = std::chrono::steady_clock::now();
+    while (!done()) {
+        if (ms_since(t0) > 5000) return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return true;
+}
+
+TEST(Policy, EveryFormOfADeniedAddressIsRefusedNotTried) {
+    // Nothing in this namespace routes these: without the policy each
+    // connect fails in the kernel with ENETUNREACH instead of EACCES.
+    Daemon d(R"({"clients": []})");
+    auto c = Client::open(d.socket());
+    ASSERT_TRUE(c);
+    struct Case {
+        const char *addr, *words;
+    };
+    for (const auto& x : {Case{"64:ff9b::7f00:1", "64:ff9b::7f00:1 embeds 127.0.0.1 (NAT64, RFC 6052): built-in deny list: 127.0.0.0/8 loopback"},
+                          Case{"64:ff9b::a9fe:a9fe", "embeds 169.254.169.254 (NAT64"},
+                          Case{"2002:7f00:1::1", "embeds 127.0.0.1 (6to4, RFC 3056)"},
+                          Case{"2002:a9fe:a9fe::1", "embeds 169.254.169.254 (6to4"},
+                          Case{"2001:0:4136:e378:8000:63bf:80ff:fffe", "embeds 127.0.0.1 (Teredo client, RFC 4380)"},
+                          Case{"::ffff:0:7f00:1", "embeds 127.0.0.1 (IPv4-translated, RFC 2765)"},
+                          // Private by default, in every form.
+                          Case{"64:ff9b::a00:1", "embeds 10.0.0.1 (NAT64"},
+                          Case{"2002:a00:1::1", "embeds 10.0.0.1 (6to4"},
+                          Case{"10.0.0.1", "10.0.0.0/8 private (deny_private)"},
+                          Case{"100.64.0.1", "CGNAT"},
+                          Case{"fd00::1", "unique local"},
+                          // The ranges the built-in list gained.
+                          Case{"fd00:ec2::254", "AWS"},
+                          Case{"100.100.100.200", "Alibaba"},
+                          Case{"168.63.129.16", "Azure WireServer"},
+                          Case{"192.0.0.192", "Oracle"},
+                          Case{"240.0.0.1", "240.0.0.0/4"},
+                          Case{"192.0.0.8", "192.0.0.0/24"},
+                          Case{"198.18.0.2", "198.18.0.0/15"},
+                          Case{"fec0::1", "fec0::/10"},
+                          Case{"64:ff9b:1::a00:1", "64:ff9b:1::/48"}})
+        EXPECT_TRUE(Denied(c->connect(*parse_address(x.addr, 80), {.timeout_ms = 500}), {"rule 'default'", x.words}))
+            << x.addr;
+    // Public IPv4 behind NAT64 is still tried (and fails here: no route).
+    EXPECT_TRUE(Tried(c->connect(*parse_address("64:ff9b::808:808", 80), {.timeout_ms = 500})));
+}
+
+TEST(Policy, PrivateRangesAreDeniedByDefaultAndDenyPrivateFalseOpensThem) {
+    // Nothing in this namespace routes 10/8: with deny_private false the
+    // connect is tried and fails locally; by default it is refused first.
     const auto loopback = R"({"action": "allow", "dest": "127.0.0.0/8"})";
-    Daemon open(std::string(R"({"default_client": {"destinations": [)") + loopback + "]}}");
-    Daemon closed(std::string(R"({"default_client": {"deny_private": true, "destinations": [)") + loopback +
+    Daemon open(std::string(R"({"default_client": {"deny_private": false, "destinations": [)") + loopback + "]}}");
+    Daemon closed(std::string(R"({"default_client": {"destinations": [)") + loopback +
                   R"(, {"action": "allow", "dest": "192.168.7.0/24"}]}})");
     auto a = Client::open(open.socket()), b = Client::open(closed.socket());
     ASSERT_TRUE(a && b);
-    auto tried = a->connect(*parse_address("10.0.0.1", 80), {.timeout_ms = 500});
-    ASSERT_FALSE(tried);
-    EXPECT_NE(tried.error().code, EACCES) << tried.error().message;
-    for (const char* addr : {"10.0.0.1", "172.16.0.1", "172.31.255.255", "192.168.0.1", "::ffff:10.1.2.3", "fd00::1"})
+    for (const char* addr : {"10.0.0.1", "100.64.0.1", "64:ff9b::a00:1", "2002:a00:1::1"})
+        EXPECT_TRUE(Tried(a->connect(*parse_address(addr, 80), {.timeout_ms = 500}))) << addr;
+    for (const char* addr : {"10.0.0.1", "172.16.0.1", "172.31.255.255", "192.168.0.1", "100.64.0.1", "::ffff:10.1.2.3",
+                             "fd00::1", "64:ff9b::a00:1", "2002:a00:1::1"})
         EXPECT_TRUE(Denied(b->connect(*parse_address(addr, 80)), {"private", "deny_private"})) << addr;
-    auto allowed = b->connect(*parse_address("192.168.7.1", 80), {.timeout_ms = 500});  // opened explicitly
-    ASSERT_FALSE(allowed);
-    EXPECT_NE(allowed.error().code, EACCES) << allowed.error().message;
+    // Opened explicitly.
+    EXPECT_TRUE(Tried(b->connect(*parse_address("192.168.7.1", 80), {.timeout_ms = 500})));
+}
+
+TEST(Policy, TheHostsOwnAddressesAreDeniedUnlessDenyHostIsFalse) {
+    Listener any(Listener::Mode::echo, "0.0.0.0");  // a service on every address of the host
+    const auto port = any.endpoint().port;
+    Daemon d;  // the harness's rule allows loopback only
+    Daemon open(R"({"default_client": {"deny_host": false}})");
+    auto c = Client::open(d.socket()), o = Client::open(open.socket());
+    ASSERT_TRUE(c && o);
+    // bh0's own address; the black hole next to it is no address of the host.
+    EXPECT_TRUE(Denied(c->connect(*parse_address("203.0.113.1", port)),
+                       {"address of this host: 203.0.113.1 (deny_host)"}));
+    EXPECT_TRUE(Denied(c->connect(*parse_address("::ffff:203.0.113.1", port)), {"address of this host"}));
+    EXPECT_TRUE(Denied(c->connect(*parse_address("64:ff9b::cb00:7101", port)), {"embeds 203.0.113.1", "address of this host"}));
+    EXPECT_TRUE(Tried(c->connect(*parse_address(kBlackHole, 80), {.timeout_ms = 100})));
+    auto r = o->connect(*parse_address("203.0.113.1", port));  // opted out: reaches the service
+    EXPECT_TRUE(r) << r.error().message;
+    auto status = json::parse(*c->status());
+    EXPECT_GE(status["host_addresses"].get<int>(), 3) << status;  // 127.0.0.1, ::1, 203.0.113.1 at least
+    EXPECT_EQ(status["clients"].back()["deny_host"], true) << status;
+}
+
+TEST(Policy, AnAddressAddedAfterStartIsDeniedUntilItIsRemoved) {
+    Listener any(Listener::Mode::echo, "0.0.0.0");
+    Daemon d;
+    auto c = Client::open(d.socket());
+    ASSERT_TRUE(c);
+    const auto target = *parse_address("192.0.2.50", any.endpoint().port);
+    EXPECT_TRUE(Tried(c->connect(target, {.timeout_ms = 200})));  // not an address of the host yet
+    sh("ip addr add 192.0.2.50/32 dev lo");
+    Result<Connected> last = Error{0, ""};
+    EXPECT_TRUE(eventually([&] { return (last = c->connect(target, {.timeout_ms = 200})), !last && last.error().code == EACCES; }))
+        << (last ? "connected" : last.error().message);
+    EXPECT_TRUE(Denied(last, {"address of this host: 192.0.2.50"}));
+    sh("ip addr del 192.0.2.50/32 dev lo");
+    EXPECT_TRUE(eventually([&] { return (last = c->connect(target, {.timeout_ms = 200})), bool(Tried(last)); }));
+    // IPv6 too.
+    const auto target6 = *parse_address("2001:db8::50", 80);
+    sh("ip -6 addr add 2001:db8::50/128 dev lo nodad");
+    EXPECT_TRUE(eventually([&] { return (last = c->connect(target6, {.timeout_ms = 200})), !last && last.error().code == EACCES; }));
+    EXPECT_TRUE(Denied(last, {"address of this host: 2001:db8::50"}));
+    sh("ip -6 addr del 2001:db8::50/128 dev lo");
+    EXPECT_TRUE(eventually([&] { return (last = c->connect(target6, {.timeout_ms = 200})), bool(Tried(last)); }));
+}
+
+TEST(Policy, EgressdsOwnMetricsEndpointIsDeniedWhateverTheRulesSay) {
+    const auto all = R"({"default_client": {"deny_host": false, "deny_private": false, "destinations": [
+                          {"action": "allow", "dest": "127.0.0.0/8"}, {"action": "allow", "dest": "0.0.0.0/0"},
+                          {"action": "allow", "dest": "203.0.113.1"}]}})";
+    Daemon d(all);  // metrics on 127.0.0.1
+    auto c = Client::open(d.socket());
+    ASSERT_TRUE(c);
+    const auto port = static_cast<std::uint16_t>(d.metrics_port());
+    EXPECT_TRUE(Denied(c->connect(*parse_address("127.0.0.1", port)),
+                       {"egressd's own metrics endpoint listens on 127.0.0.1:" + std::to_string(port)}));
+    EXPECT_TRUE(Denied(c->connect(*parse_address("64:ff9b::7f00:1", port)), {"embeds 127.0.0.1", "metrics endpoint"}));
+    Listener echo(Listener::Mode::echo);
+    auto ok = c->connect(echo.endpoint());  // the rule does allow loopback
+    EXPECT_TRUE(ok) << ok.error().message;
+
+    // Bound to the wildcard, it is denied at every address of the host.
+    const auto wport = next_test_port();
+    Daemon w(all, {"--metrics-listen", "0.0.0.0:" + std::to_string(wport)});
+    auto cw = Client::open(w.socket());
+    ASSERT_TRUE(cw);
+    for (const char* a : {"127.0.0.1", "127.0.0.2", "203.0.113.1", "0.0.0.0", "::ffff:203.0.113.1"})
+        EXPECT_TRUE(Denied(cw->connect(*parse_address(a, wport)), {"metrics endpoint listens on 0.0.0.0:"})) << a;
+    Listener any(Listener::Mode::echo, "0.0.0.0");
+    ok = cw->connect(*parse_address("203.0.113.1", any.endpoint().port));  // other ports stay open to the rule
+    EXPECT_TRUE(ok) << ok.error().message;
 }
 
 TEST(Policy, PoolsARuleMayNotUseAreRefused) {

@@ -28,7 +28,7 @@ std::string enter_private_netns(const NetnsSetup& s) {
         cmd += " && ip -6 addr add ::" + std::to_string(i + 2) + "/128 dev lo nodad";
     }
     if (s.black_hole)
-        cmd += " && ip link add bh0 type veth peer name bh1 && ip addr add 198.18.0.1/24 dev bh0"
+        cmd += " && ip link add bh0 type veth peer name bh1 && ip addr add 203.0.113.1/24 dev bh0"
                " && ip link set bh0 up && ip link set bh1 up"
                " && ip neigh add " + std::string(kBlackHole) + " lladdr 02:00:00:00:00:02 dev bh0 nud permanent";
     if (std::system(cmd.c_str()) != 0) return "namespace set-up failed: " + cmd;

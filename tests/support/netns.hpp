@@ -15,8 +15,10 @@ struct NetnsSetup {
 };
 
 // Frames to this address leave through a veth whose peer owns no address:
-// SYNs vanish and connects hang. RFC 2544 benchmarking range.
-inline constexpr const char* kBlackHole = "198.18.0.2";
+// SYNs vanish and connects hang. TEST-NET-3 (RFC 5737): in no range of the
+// built-in deny list, so the broker tries it. bh0 itself holds 203.0.113.1,
+// an address of this host, which the policy denies.
+inline constexpr const char* kBlackHole = "203.0.113.2";
 
 // Returns "" on success, else what failed.
 std::string enter_private_netns(const NetnsSetup& setup = {});

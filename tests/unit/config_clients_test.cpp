@@ -53,7 +53,8 @@ TEST(ConfigClients, BuiltinDefault) {
     EXPECT_FALSE(d.match);
     EXPECT_TRUE(d.destinations.empty());
     EXPECT_EQ(d.otherwise, Action::allow);
-    EXPECT_FALSE(d.deny_private);
+    EXPECT_TRUE(d.deny_private);  // private by default
+    EXPECT_TRUE(d.deny_host);
     EXPECT_FALSE(d.pools);
     EXPECT_FALSE(c->socket_owner);
     EXPECT_FALSE(c->socket_group);
@@ -146,6 +147,9 @@ TEST(ConfigClients, RuleErrorsNameTheirPath) {
     EXPECT_ERROR(R"({"clients": [{"name": "default", "match": {"uid": 1}}]})", "clients[0].name", "another rule");
     EXPECT_ERROR(R"({"clients": [{"name": "a", "match": {"uid": 1}, "deny_private": "yes"}]})",
                  "clients[0].deny_private", "true or false");
+    EXPECT_ERROR(R"({"clients": [{"name": "a", "match": {"uid": 1}, "deny_host": 0}]})",
+                 "clients[0].deny_host", "true or false");
+    EXPECT_ERROR(R"({"default_client": {"deny_host": "no"}})", "default_client.deny_host", "true or false");
     EXPECT_ERROR(R"({"clients": [{"name": "a", "match": {"uid": 1}, "otherwise": "maybe"}]})",
                  "clients[0].otherwise", "\"allow\" or \"deny\"");
 }
@@ -207,6 +211,31 @@ TEST(ConfigClients, DefaultClientKeys) {
     EXPECT_EQ(c->clients.default_rule().name, "default");
     EXPECT_TRUE(c->clients.default_rule().deny_private);
     EXPECT_EQ(c->clients.default_rule().otherwise, Action::deny);
+}
+
+TEST(ConfigClients, DenyPrivateAndDenyHostDefaultToTrueAndOptOutPerRule) {
+    const auto c = parse_ok(R"({
+        "clients": [{"name": "open", "match": {"uid": 1}, "deny_private": false, "deny_host": false},
+                    {"name": "half", "match": {"uid": 2}, "deny_host": false},
+                    {"name": "plain", "match": {"uid": 3}},
+                    {"name": "explicit", "match": {"uid": 4}, "deny_private": true, "deny_host": true}],
+        "default_client": {"deny_private": false}
+    })");
+    const auto& r = c->clients.rules();
+    ASSERT_EQ(r.size(), 4u);
+    EXPECT_FALSE(r[0].deny_private);
+    EXPECT_FALSE(r[0].deny_host);
+    EXPECT_TRUE(r[1].deny_private);
+    EXPECT_FALSE(r[1].deny_host);
+    EXPECT_TRUE(r[2].deny_private);
+    EXPECT_TRUE(r[2].deny_host);
+    EXPECT_TRUE(r[3].deny_private);
+    EXPECT_TRUE(r[3].deny_host);
+    EXPECT_FALSE(c->clients.default_rule().deny_private);
+    EXPECT_TRUE(c->clients.default_rule().deny_host);
+    const auto d = parse_ok(R"({"default_client": {"deny_host": false}})");
+    EXPECT_FALSE(d->clients.default_rule().deny_host);
+    EXPECT_TRUE(d->clients.default_rule().deny_private);
 }
 
 TEST(ConfigClients, LimitsAreParsed) {

@@ -1,5 +1,6 @@
 // Client rules and destination policy: every address family corner, prefix
-// lengths 0 and 32/128, port range edges, the built-in deny list.
+// lengths 0 and 32/128, port range edges, the built-in deny list, IPv4
+// addresses embedded in IPv6 ones, the host's own addresses and listeners.
 #include "policy/policy.hpp"
 
 #include <gtest/gtest.h>
@@ -23,7 +24,7 @@ Prefix pfx(const std::string& text) {
 
 DestEntry entry(Action a, const std::string& prefix, PortRange ports = {}) { return DestEntry{a, pfx(prefix), ports}; }
 
-ClientRule rule(std::vector<DestEntry> entries = {}, bool deny_private = false, Action otherwise = Action::allow) {
+ClientRule rule(std::vector<DestEntry> entries = {}, bool deny_private = true, Action otherwise = Action::allow) {
     ClientRule r;
     r.name = "r";
     r.destinations = std::move(entries);
@@ -32,9 +33,12 @@ ClientRule rule(std::vector<DestEntry> entries = {}, bool deny_private = false, 
     return r;
 }
 
+const HostFacts kNoHost{};
+
 // Allowed or denied, with the reason mentioning every word.
-testing::AssertionResult Denied(const ClientRule& r, const Endpoint& d, std::initializer_list<std::string> words = {}) {
-    const auto dec = evaluate(r, d);
+testing::AssertionResult Denied(const ClientRule& r, const Endpoint& d, std::initializer_list<std::string> words = {},
+                                const HostFacts& host = kNoHost) {
+    const auto dec = evaluate(r, d, host);
     if (dec.allowed) return testing::AssertionFailure() << endpoint_string(d) << " allowed";
     if (dec.rule != r.name) return testing::AssertionFailure() << "decided by '" << dec.rule << "'";
     for (const auto& w : words)
@@ -43,8 +47,8 @@ testing::AssertionResult Denied(const ClientRule& r, const Endpoint& d, std::ini
     return testing::AssertionSuccess() << dec.reason;
 }
 
-testing::AssertionResult Allowed(const ClientRule& r, const Endpoint& d) {
-    const auto dec = evaluate(r, d);
+testing::AssertionResult Allowed(const ClientRule& r, const Endpoint& d, const HostFacts& host = kNoHost) {
+    const auto dec = evaluate(r, d, host);
     if (!dec.allowed) return testing::AssertionFailure() << endpoint_string(d) << " denied: " << dec.reason;
     return testing::AssertionSuccess();
 }
@@ -86,8 +90,11 @@ TEST(BuiltinDenyList, EdgesOfEveryRangeInBothFamiliesAndEmbeddedForms) {
     for (const auto& x : {Range{"127.0.0.0", "127.255.255.255", "126.255.255.255", "128.0.0.0", "loopback"},
                           Range{"0.0.0.0", "0.255.255.255", nullptr, "1.0.0.0", "unspecified"},
                           Range{"169.254.0.0", "169.254.255.255", "169.253.255.255", "169.255.0.0", "link-local"},
-                          Range{"224.0.0.0", "239.255.255.255", "223.255.255.255", "240.0.0.0", "multicast"},
-                          Range{"255.255.255.255", "255.255.255.255", "255.255.255.254", nullptr, "broadcast"}}) {
+                          Range{"224.0.0.0", "239.255.255.255", "223.255.255.255", nullptr, "multicast"},
+                          Range{"240.0.0.0", "255.255.255.254", nullptr, nullptr, "reserved"},
+                          Range{"255.255.255.255", "255.255.255.255", nullptr, nullptr, "broadcast"},
+                          Range{"192.0.0.0", "192.0.0.255", "191.255.255.255", "192.0.1.0", "IETF protocol assignments"},
+                          Range{"198.18.0.0", "198.19.255.255", "198.17.255.255", "198.20.0.0", "benchmarking"}}) {
         for (const auto* a : {x.first, x.last}) {
             EXPECT_TRUE(Denied(r, dest(a), {x.what, "built-in"})) << a;
             EXPECT_TRUE(Denied(r, dest(std::string("::ffff:") + a), {x.what})) << a;
@@ -111,17 +118,23 @@ TEST(BuiltinDenyList, EdgesOfEveryRangeInBothFamiliesAndEmbeddedForms) {
     EXPECT_TRUE(Denied(r, dest("ff00::"), {"multicast"}));
     EXPECT_TRUE(Denied(r, dest("ff02::1"), {"multicast"}));
     EXPECT_TRUE(Denied(r, dest("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"), {"multicast"}));
-    for (const char* a : {"fe7f:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "fec0::", "feff::1", "2001:db8::1", "::3:0:0",
-                          "1.1.1.1", "8.8.8.8", "198.18.0.2", "64:ff9b::7f00:1"})
+    EXPECT_TRUE(Denied(r, dest("fec0::"), {"fec0::/10", "site-local"}));
+    EXPECT_TRUE(Denied(r, dest("feff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"), {"site-local"}));
+    EXPECT_TRUE(Denied(r, dest("64:ff9b:1::"), {"64:ff9b:1::/48", "local-use NAT64"}));
+    EXPECT_TRUE(Denied(r, dest("64:ff9b:1:ffff:ffff:ffff:ffff:ffff"), {"RFC 8215"}));
+    EXPECT_TRUE(Denied(r, dest("64:ff9b:1:0:7f00:1::"), {"RFC 8215"}));
+    for (const char* a : {"fe7f:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "2001:db8::1", "::3:0:0", "1.1.1.1", "8.8.8.8", "203.0.113.2", "64:ff9b:0:ffff:ffff:ffff:ffff:ffff",
+                          "64:ff9b:2::", "64:ff9b::808:808", "2002:808:808::1"})
         EXPECT_TRUE(Allowed(r, dest(a))) << a;
 }
 
-TEST(BuiltinDenyList, PrivateRangesOnlyWithDenyPrivate) {
+TEST(BuiltinDenyList, PrivateRangesUnlessDenyPrivateIsFalse) {
     struct Range {
         const char *first, *last, *below, *above;
     };
-    const auto open = rule(), closed = rule({}, true);
+    const auto open = rule({}, false), closed = rule({}, true);
     for (const auto& x : {Range{"10.0.0.0", "10.255.255.255", "9.255.255.255", "11.0.0.0"},
+                          Range{"100.64.0.0", "100.127.255.255", "100.63.255.255", "100.128.0.0"},
                           Range{"172.16.0.0", "172.31.255.255", "172.15.255.255", "172.32.0.0"},
                           Range{"192.168.0.0", "192.168.255.255", "192.167.255.255", "192.169.0.0"},
                           Range{"fc00::", "fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "fbff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
@@ -233,6 +246,295 @@ TEST(Evaluate, OtherwiseDenyMakesAnAllowList) {
     EXPECT_TRUE(Denied(r, dest("2001:db8::1"), {"otherwise"}));
     // The built-in list is named before `otherwise` when both deny.
     EXPECT_TRUE(Denied(r, dest("127.0.0.1"), {"loopback"}));
+}
+
+// The IPv4 addresses embedded_forms() finds in `a`, as "how=addr:port" strings.
+std::vector<std::string> forms(const std::string& a, std::uint16_t port = 443) {
+    std::vector<std::string> out;
+    for (const auto& f : embedded_forms(dest(a, port)))
+        out.push_back(std::string(f.how) + "=" + endpoint_string(f.v4));
+    return out;
+}
+using Forms = std::vector<std::string>;
+
+TEST(EmbeddedForms, Nat64WellKnownPrefixCarriesTheLast32Bits) {
+    EXPECT_EQ(forms("64:ff9b::7f00:1", 22), (Forms{"NAT64, RFC 6052=127.0.0.1:22"}));
+    EXPECT_EQ(forms("64:ff9b::a9fe:a9fe"), (Forms{"NAT64, RFC 6052=169.254.169.254:443"}));
+    EXPECT_EQ(forms("64:ff9b::"), (Forms{"NAT64, RFC 6052=0.0.0.0:443"}));
+    EXPECT_EQ(forms("64:ff9b::ffff:ffff"), (Forms{"NAT64, RFC 6052=255.255.255.255:443"}));
+    EXPECT_EQ(forms("64:ff9b::192.0.2.33"), (Forms{"NAT64, RFC 6052=192.0.2.33:443"}));
+    // Only the /96: a bit set anywhere in bits 32-95, or another prefix, embeds nothing.
+    for (const char* a : {"64:ff9b:0:0:1::7f00:1", "64:ff9b::1:7f00:1", "64:ff9b:0:1::7f00:1", "64:ff9b:8000::7f00:1",
+                          "64:ff9b:0:0:0:8000:7f00:1", "64:ff9a::7f00:1", "64:ff9c::7f00:1", "65:ff9b::7f00:1",
+                          "64:ff9b:1::7f00:1", "2064:ff9b::7f00:1"})
+        EXPECT_EQ(forms(a), Forms{}) << a;
+}
+
+TEST(EmbeddedForms, SixToFourCarriesBits16To47WhateverFollows) {
+    EXPECT_EQ(forms("2002:7f00:1::1", 80), (Forms{"6to4, RFC 3056=127.0.0.1:80"}));
+    EXPECT_EQ(forms("2002:a9fe:a9fe::1"), (Forms{"6to4, RFC 3056=169.254.169.254:443"}));
+    EXPECT_EQ(forms("2002::"), (Forms{"6to4, RFC 3056=0.0.0.0:443"}));
+    EXPECT_EQ(forms("2002:ffff:ffff:ffff:ffff:ffff:ffff:ffff"), (Forms{"6to4, RFC 3056=255.255.255.255:443"}));
+    // The subnet and interface bits do not change the decoding.
+    for (const char* a : {"2002:a00:1::", "2002:a00:1:ffff::", "2002:a00:1:0:ffff:ffff:ffff:ffff", "2002:a00:1:1:2:3:4:5"})
+        EXPECT_EQ(forms(a), (Forms{"6to4, RFC 3056=10.0.0.1:443"})) << a;
+    for (const char* a : {"2003:7f00:1::1", "2012:7f00:1::1", "3002:7f00:1::1", "2000:7f00:1::1", "2102:7f00:1::1"})
+        EXPECT_EQ(forms(a), Forms{}) << a;
+}
+
+TEST(EmbeddedForms, TeredoCarriesServerAndInvertedClientWhateverTheFlagsAndPort) {
+    // RFC 4380's example: server 65.54.227.120, client 192.0.2.45, port 40000.
+    EXPECT_EQ(forms("2001:0:4136:e378:8000:63bf:3fff:fdd2"),
+              (Forms{"Teredo server, RFC 4380=65.54.227.120:443", "Teredo client, RFC 4380=192.0.2.45:443"}));
+    for (const char* a : {"2001:0:4136:e378:8000:63bf:80ff:fffe", "2001:0:4136:e378::80ff:fffe",
+                          "2001:0:4136:e378:ffff:ffff:80ff:fffe", "2001:0:4136:e378:1:0:80ff:fffe",
+                          "2001:0:4136:e378:7fff:1:80ff:fffe"})
+        EXPECT_EQ(forms(a), (Forms{"Teredo server, RFC 4380=65.54.227.120:443", "Teredo client, RFC 4380=127.0.0.1:443"}))
+            << a;
+    EXPECT_EQ(forms("2001:0:7f00:1::ffff:ffff"),
+              (Forms{"Teredo server, RFC 4380=127.0.0.1:443", "Teredo client, RFC 4380=0.0.0.0:443"}));
+    EXPECT_EQ(forms("2001::"),
+              (Forms{"Teredo server, RFC 4380=0.0.0.0:443", "Teredo client, RFC 4380=255.255.255.255:443"}));
+    for (const char* a : {"2001:1::80ff:fffe", "2001:db8::80ff:fffe", "2001:8000::80ff:fffe", "2000::80ff:fffe",
+                          "2011::80ff:fffe"})
+        EXPECT_EQ(forms(a), Forms{}) << a;
+}
+
+TEST(EmbeddedForms, Ipv4TranslatedIsNotMappedOrCompatible) {
+    EXPECT_EQ(forms("::ffff:0:7f00:1"), (Forms{"IPv4-translated, RFC 2765=127.0.0.1:443"}));
+    EXPECT_EQ(forms("::ffff:0:a9fe:a9fe"), (Forms{"IPv4-translated, RFC 2765=169.254.169.254:443"}));
+    EXPECT_EQ(forms("::ffff:0:0:0"), (Forms{"IPv4-translated, RFC 2765=0.0.0.0:443"}));
+    // Mapped and compatible addresses are IPv4 destinations already.
+    EXPECT_EQ(forms("::ffff:7f00:1"), Forms{});
+    EXPECT_EQ(forms("::7f00:1"), Forms{});
+    for (const char* a : {"::ffff:1:7f00:1", "::fffe:0:7f00:1", "::1:ffff:0:7f00:1", "1::ffff:0:7f00:1",
+                          "::7fff:0:7f00:1", "0:0:0:1:ffff:0:7f00:1", "::1", "::", "2001:db8::1", "fe80::1"})
+        EXPECT_EQ(forms(a), Forms{}) << a;
+    EXPECT_EQ(forms("127.0.0.1"), Forms{});  // IPv4 embeds nothing
+}
+
+TEST(Evaluate, EveryEmbeddedFormOfADeniedAddressIsDenied) {
+    const auto r = rule();
+    EXPECT_TRUE(Denied(r, dest("64:ff9b::7f00:1"),
+                       {"64:ff9b::7f00:1 embeds 127.0.0.1 (NAT64, RFC 6052): built-in deny list: 127.0.0.0/8 loopback"}));
+    EXPECT_TRUE(Denied(r, dest("64:ff9b::a9fe:a9fe", 80), {"embeds 169.254.169.254 (NAT64", "cloud metadata"}));
+    EXPECT_TRUE(Denied(r, dest("2002:7f00:1::1"), {"2002:7f00:1::1 embeds 127.0.0.1 (6to4, RFC 3056)", "loopback"}));
+    EXPECT_TRUE(Denied(r, dest("2002:a9fe:a9fe::1"), {"6to4", "cloud metadata"}));
+    EXPECT_TRUE(Denied(r, dest("2001:0:4136:e378:8000:63bf:80ff:fffe"), {"embeds 127.0.0.1 (Teredo client", "loopback"}));
+    EXPECT_TRUE(Denied(r, dest("2001:0:a9fe:a9fe::"), {"embeds 169.254.169.254 (Teredo server", "cloud metadata"}));
+    EXPECT_TRUE(Denied(r, dest("::ffff:0:7f00:1"), {"embeds 127.0.0.1 (IPv4-translated, RFC 2765)", "loopback"}));
+    EXPECT_TRUE(Denied(r, dest("64:ff9b::e000:1"), {"multicast"}));
+    EXPECT_TRUE(Denied(r, dest("64:ff9b::c000:c0"), {"embeds 192.0.0.192", "Oracle"}));
+    EXPECT_TRUE(Denied(r, dest("2002:6464:64c8::"), {"embeds 100.100.100.200", "Alibaba"}));
+    // Private by default, in every form; deny_private false opens them all.
+    for (const char* a : {"64:ff9b::a00:1", "2002:a00:1::1", "2001:0:4136:e378::f5ff:fffe", "::ffff:0:c0a8:101",
+                          "64:ff9b::6440:1", "2002:ac10:1::"}) {
+        EXPECT_TRUE(Denied(r, dest(a), {"embeds", "private", "deny_private"})) << a;
+        EXPECT_TRUE(Allowed(rule({}, false), dest(a))) << a;
+    }
+    // Public IPv4 through NAT64 and 6to4 stays reachable: prefixes are decoded, not blocked.
+    for (const char* a : {"64:ff9b::808:808", "64:ff9b::c000:221", "2002:808:808::1", "2001:0:4136:e378::f7f7:f7f7",
+                          "::ffff:0:808:808"})
+        EXPECT_TRUE(Allowed(r, dest(a))) << a;
+}
+
+TEST(Evaluate, EmbeddedFormsMeetTheRuleLikeLiteralIpv4) {
+    // An allow entry inside a built-in range opens it for the embedded form too.
+    const auto lo = rule({entry(Action::allow, "127.0.0.0/8")});
+    EXPECT_TRUE(Allowed(lo, dest("64:ff9b::7f00:1")));
+    EXPECT_TRUE(Allowed(lo, dest("2002:7f00:1::1")));
+    EXPECT_TRUE(Denied(lo, dest("64:ff9b::a9fe:a9fe"), {"cloud metadata"}));
+    // A wider one does not.
+    const auto wide = rule({entry(Action::allow, "0.0.0.0/0"), entry(Action::allow, "::/0")});
+    EXPECT_TRUE(Denied(wide, dest("64:ff9b::7f00:1"), {"embeds 127.0.0.1", "wider than that range", "destinations[0]"}));
+    EXPECT_TRUE(Allowed(wide, dest("64:ff9b::808:808")));
+    // Deny entries apply to the embedded form, ports included.
+    const auto deny = rule({entry(Action::deny, "192.0.2.0/24", PortRange{80, 80})});
+    EXPECT_TRUE(Denied(deny, dest("64:ff9b::c000:201", 80), {"embeds 192.0.2.1 (NAT64", "destinations[0]"}));
+    EXPECT_TRUE(Denied(deny, dest("2002:c000:201::1", 80), {"6to4", "deny 192.0.2.0/24 ports 80"}));
+    EXPECT_TRUE(Denied(deny, dest("2001:0:4136:e378::3fff:fdfe", 80), {"Teredo client"}));
+    EXPECT_TRUE(Allowed(deny, dest("64:ff9b::c000:201", 443)));
+    // The IPv6 form is judged first and as today: its own deny entry decides.
+    const auto v6deny = rule({entry(Action::deny, "64:ff9b::/96")});
+    EXPECT_TRUE(Denied(v6deny, dest("64:ff9b::808:808"), {"deny 64:ff9b::/96"}));
+    // An allow of the IPv6 form does not open what the embedded form is denied for.
+    const auto nat64 = rule({entry(Action::allow, "64:ff9b::/96"), entry(Action::deny, "192.0.2.0/24")});
+    EXPECT_TRUE(Denied(nat64, dest("64:ff9b::7f00:1"), {"loopback"}));
+    EXPECT_TRUE(Denied(nat64, dest("64:ff9b::c000:201"), {"destinations[1]"}));
+    EXPECT_TRUE(Allowed(nat64, dest("64:ff9b::808:808")));
+    // `otherwise` is not applied to the embedded form: the IPv6 form's decision stands.
+    const auto only_nat64 = rule({entry(Action::allow, "64:ff9b::/96")}, true, Action::deny);
+    EXPECT_TRUE(Allowed(only_nat64, dest("64:ff9b::808:808")));
+    EXPECT_TRUE(Denied(only_nat64, dest("64:ff9b::a00:1"), {"private"}));
+    const auto only_v4 = rule({entry(Action::allow, "8.8.8.8/32")}, true, Action::deny);
+    EXPECT_TRUE(Denied(only_v4, dest("64:ff9b::808:808"), {"otherwise: deny"}));
+    EXPECT_TRUE(Allowed(only_v4, dest("8.8.8.8")));
+    // Both Teredo forms are judged: either one denied denies.
+    const auto teredo = rule({entry(Action::deny, "65.54.227.120/32")});
+    EXPECT_TRUE(Denied(teredo, dest("2001:0:4136:e378:8000:63bf:f7f7:f7f7"), {"Teredo server", "65.54.227.120"}));
+    EXPECT_TRUE(Allowed(rule(), dest("2001:0:4136:e378:8000:63bf:f7f7:f7f7")));
+}
+
+TEST(BuiltinDenyList, MetadataOutsideLinkLocalIsDeniedEvenWithoutDenyPrivate) {
+    for (const bool priv : {false, true}) {
+        const auto r = rule({}, priv);
+        EXPECT_TRUE(Denied(r, dest("fd00:ec2::254", 80), {"fd00:ec2::254/128", "AWS"})) << priv;
+        EXPECT_TRUE(Denied(r, dest("100.100.100.200", 80), {"100.100.100.200/32", "Alibaba"})) << priv;
+        EXPECT_TRUE(Denied(r, dest("168.63.129.16", 80), {"168.63.129.16/32", "Azure WireServer"})) << priv;
+        EXPECT_TRUE(Denied(r, dest("192.0.0.192", 80), {"192.0.0.192/32", "Oracle"})) << priv;
+        EXPECT_TRUE(Denied(r, dest("::ffff:100.100.100.200", 80), {"Alibaba"})) << priv;
+    }
+    const auto open = rule({}, false);
+    for (const char* a : {"fd00:ec2::253", "fd00:ec2::255", "100.100.100.199", "100.100.100.201", "168.63.129.15",
+                          "168.63.129.17"})
+        EXPECT_TRUE(Allowed(open, dest(a))) << a;
+    EXPECT_TRUE(Denied(rule(), dest("fd00:ec2::253"), {"unique local", "deny_private"}));
+    EXPECT_TRUE(Denied(rule(), dest("100.100.100.199"), {"CGNAT", "deny_private"}));
+    // Opening the range around one does not open it: the narrowest range decides.
+    const auto ula = rule({entry(Action::allow, "fd00::/8"), entry(Action::allow, "192.0.0.0/24"),
+                           entry(Action::allow, "100.64.0.0/10")});
+    EXPECT_TRUE(Allowed(ula, dest("fd00:ec2::253")));
+    EXPECT_TRUE(Denied(ula, dest("fd00:ec2::254"), {"AWS", "wider than that range", "destinations[0]"}));
+    EXPECT_TRUE(Allowed(ula, dest("192.0.0.1")));
+    EXPECT_TRUE(Denied(ula, dest("192.0.0.192"), {"Oracle", "destinations[1]"}));
+    EXPECT_TRUE(Denied(ula, dest("100.100.100.200"), {"Alibaba", "destinations[2]"}));
+    const auto named = rule({entry(Action::allow, "fd00:ec2::254"), entry(Action::allow, "192.0.0.192/32"),
+                             entry(Action::allow, "168.63.129.16")});
+    EXPECT_TRUE(Allowed(named, dest("fd00:ec2::254")));
+    EXPECT_TRUE(Allowed(named, dest("192.0.0.192")));
+    EXPECT_TRUE(Allowed(named, dest("168.63.129.16")));
+    EXPECT_TRUE(Allowed(named, dest("64:ff9b::a83f:8110")));  // 168.63.129.16 through NAT64
+}
+
+TEST(BuiltinDenyList, PrivateIsTheDefaultOfEveryRule) {
+    EXPECT_TRUE(ClientRule{}.deny_private);
+    EXPECT_TRUE(ClientPolicy().default_rule().deny_private);
+    ClientRule r;
+    r.name = "r";
+    for (const char* a : {"10.0.0.1", "172.16.0.1", "192.168.1.1", "100.64.0.1", "fd00::1", "::ffff:10.0.0.1"})
+        EXPECT_TRUE(Denied(r, dest(a), {"private", "deny_private"})) << a;
+    r.deny_private = false;
+    for (const char* a : {"10.0.0.1", "172.16.0.1", "192.168.1.1", "100.64.0.1", "fd00::1", "::ffff:10.0.0.1"})
+        EXPECT_TRUE(Allowed(r, dest(a))) << a;
+}
+
+HostFacts host_facts() {
+    return make_host_facts({dest("203.0.113.1"), dest("2001:db8::5"), dest("10.0.0.5"), dest("fe80::1"),
+                            dest("127.0.0.1"), dest("::1"), dest("127.0.0.5")},
+                           {});
+}
+
+TEST(HostFacts, AddressesAreNormalisedSortedAndUnique) {
+    const auto h = make_host_facts({dest("2001:db8::1", 80), dest("::ffff:192.0.2.1"), dest("192.0.2.1", 9),
+                                    dest("10.0.0.1"), dest("2001:db8::1")},
+                                   {{dest("127.0.0.1", 9466), "metrics endpoint"}});
+    ASSERT_EQ(h.addresses.size(), 3u);
+    EXPECT_EQ(h.addresses[0], dest("10.0.0.1", 0));
+    EXPECT_EQ(h.addresses[1], dest("192.0.2.1", 0));
+    EXPECT_EQ(h.addresses[2], dest("2001:db8::1", 0));
+    ASSERT_EQ(h.listeners.size(), 1u);
+    EXPECT_EQ(h.listeners[0].at.port, 9466);
+    EXPECT_TRUE(address_less(dest("255.255.255.255"), dest("::")));
+    EXPECT_FALSE(address_less(dest("::"), dest("255.255.255.255")));
+    EXPECT_FALSE(address_less(dest("192.0.2.1", 1), dest("192.0.2.1", 2)));
+}
+
+TEST(Evaluate, TheHostsOwnAddressesAreDeniedUnlessDenyHostIsFalse) {
+    const auto h = host_facts();
+    const auto r = rule();
+    EXPECT_TRUE(Denied(r, dest("203.0.113.1"), {"address of this host: 203.0.113.1 (deny_host)"}, h));
+    EXPECT_TRUE(Denied(r, dest("::ffff:203.0.113.1"), {"address of this host"}, h));
+    EXPECT_TRUE(Denied(r, dest("2001:db8::5"), {"address of this host: 2001:db8::5"}, h));
+    EXPECT_TRUE(Denied(r, dest("64:ff9b::cb00:7101"), {"embeds 203.0.113.1 (NAT64", "address of this host"}, h));
+    EXPECT_TRUE(Denied(r, dest("2002:cb00:7101::1"), {"6to4", "address of this host"}, h));
+    EXPECT_TRUE(Denied(r, dest("fe80::1"), {"address of this host"}, h));
+    EXPECT_TRUE(Allowed(r, dest("203.0.113.2"), h));
+    EXPECT_TRUE(Allowed(r, dest("2001:db8::6"), h));
+    EXPECT_TRUE(Allowed(r, dest("203.0.113.1"), kNoHost));
+    auto open = rule();
+    open.deny_host = false;
+    EXPECT_TRUE(Allowed(open, dest("203.0.113.1"), h));
+    EXPECT_TRUE(Allowed(open, dest("2001:db8::5"), h));
+    EXPECT_TRUE(Allowed(open, dest("64:ff9b::cb00:7101"), h));
+    EXPECT_TRUE(Denied(open, dest("10.0.0.5"), {"private"}, h));  // still private
+    EXPECT_TRUE(Denied(open, dest("fe80::1"), {"link-local"}, h));
+}
+
+TEST(Evaluate, AHostAddressOpensOnlyToAnEntryNamingExactlyIt) {
+    const auto h = host_facts();
+    const auto subnet = rule({entry(Action::allow, "203.0.113.0/24"), entry(Action::allow, "10.0.0.0/8"),
+                              entry(Action::allow, "2001:db8::/32")});
+    EXPECT_TRUE(Allowed(subnet, dest("203.0.113.2"), h));
+    EXPECT_TRUE(Denied(subnet, dest("203.0.113.1"), {"address of this host", "wider than that range", "destinations[0]"},
+                       h));
+    EXPECT_TRUE(Allowed(subnet, dest("10.0.0.6"), h));  // private, opened by the entry
+    EXPECT_TRUE(Denied(subnet, dest("10.0.0.5"), {"address of this host", "destinations[1]"}, h));
+    EXPECT_TRUE(Denied(subnet, dest("2001:db8::5"), {"address of this host", "destinations[2]"}, h));
+    const auto named = rule({entry(Action::allow, "203.0.113.1/32", PortRange{8080, 8080}),
+                             entry(Action::allow, "2001:db8::5")});
+    EXPECT_TRUE(Allowed(named, dest("203.0.113.1", 8080), h));
+    EXPECT_TRUE(Denied(named, dest("203.0.113.1", 8081), {"address of this host"}, h));
+    EXPECT_TRUE(Allowed(named, dest("2001:db8::5"), h));
+    // Deny entries still come first.
+    EXPECT_TRUE(Denied(rule({entry(Action::deny, "203.0.113.0/24")}), dest("203.0.113.1"), {"destinations[0]"}, h));
+}
+
+TEST(Evaluate, LoopbackHostAddressesStayWithTheLoopbackRange) {
+    const auto h = host_facts();
+    const auto lo = rule({entry(Action::allow, "127.0.0.0/8"), entry(Action::allow, "::1/128")});
+    EXPECT_TRUE(Allowed(lo, dest("127.0.0.1"), h));
+    EXPECT_TRUE(Allowed(lo, dest("127.0.0.5"), h));
+    EXPECT_TRUE(Allowed(lo, dest("::1"), h));
+    EXPECT_TRUE(Denied(rule(), dest("127.0.0.5"), {"127.0.0.0/8 loopback"}, h));
+}
+
+TEST(Evaluate, OwnListenersAreDeniedWhateverTheRuleSays) {
+    auto h = host_facts();
+    h.listeners = {{dest("127.0.0.1", 9466), "metrics endpoint"}};
+    auto all = rule({entry(Action::allow, "127.0.0.0/8"), entry(Action::allow, "0.0.0.0/0"),
+                     entry(Action::allow, "::/0")}, false);
+    all.deny_host = false;
+    EXPECT_TRUE(Denied(all, dest("127.0.0.1", 9466),
+                       {"egressd's own metrics endpoint listens on 127.0.0.1:9466", "whatever the rules say"}, h));
+    EXPECT_TRUE(Denied(all, dest("::ffff:127.0.0.1", 9466), {"metrics endpoint"}, h));
+    EXPECT_TRUE(Denied(all, dest("::127.0.0.1", 9466), {"metrics endpoint"}, h));
+    EXPECT_TRUE(Denied(all, dest("64:ff9b::7f00:1", 9466), {"embeds 127.0.0.1", "metrics endpoint"}, h));
+    EXPECT_TRUE(Denied(all, dest("::ffff:0:7f00:1", 9466), {"IPv4-translated", "metrics endpoint"}, h));
+    EXPECT_TRUE(Allowed(all, dest("127.0.0.1", 9465), h));
+    EXPECT_TRUE(Allowed(all, dest("127.0.0.1", 9467), h));
+    EXPECT_TRUE(Allowed(all, dest("127.0.0.2", 9466), h));  // bound to one address: only that one
+    EXPECT_TRUE(Allowed(all, dest("203.0.113.1", 9466), h));
+    // A deny entry matching first does not change that it is denied.
+    EXPECT_TRUE(Denied(rule({entry(Action::deny, "127.0.0.1/32")}), dest("127.0.0.1", 9466), {"metrics"}, h));
+}
+
+TEST(OwnListenerAt, TakesTheAddressOfTheListenTextAndTheRealPort) {
+    EXPECT_EQ(own_listener_at("127.0.0.1:9466", 9466, "metrics endpoint").at, dest("127.0.0.1", 9466));
+    EXPECT_EQ(own_listener_at("127.0.0.1:0", 41234, "m").at, dest("127.0.0.1", 41234));
+    EXPECT_EQ(own_listener_at("0.0.0.0:9466", 9466, "m").at, dest("0.0.0.0", 9466));
+    EXPECT_EQ(own_listener_at("[::1]:9466", 9466, "m").at, dest("::1", 9466));
+    EXPECT_EQ(own_listener_at("[::]:9466", 9466, "m").at, dest("::", 9466));
+    EXPECT_EQ(own_listener_at("localhost:9466", 9466, "m").at, dest("::", 9466));  // unknown: every address
+    EXPECT_EQ(own_listener_at("9466", 9466, "m").at, dest("::", 9466));
+    EXPECT_EQ(own_listener_at("[::1]:9466", 9466, "metrics endpoint").what, "metrics endpoint");
+}
+
+TEST(Evaluate, AWildcardOwnListenerCoversEveryHostAddressLoopbackAndUnspecified) {
+    for (const char* wildcard : {"0.0.0.0", "::"}) {
+        auto h = host_facts();
+        h.listeners = {{dest(wildcard, 9466), "metrics endpoint"}};
+        auto all = rule({entry(Action::allow, "127.0.0.0/8"), entry(Action::allow, "::1/128"),
+                         entry(Action::allow, "0.0.0.0/8"), entry(Action::allow, "::/128"),
+                         entry(Action::allow, "0.0.0.0/0"), entry(Action::allow, "::/0")}, false);
+        all.deny_host = false;
+        for (const char* a : {"203.0.113.1", "::ffff:203.0.113.1", "10.0.0.5", "2001:db8::5", "fe80::1", "127.0.0.1",
+                              "127.9.9.9", "::1", "0.0.0.0", "::", "64:ff9b::cb00:7101"})
+            EXPECT_TRUE(Denied(all, dest(a, 9466), {"metrics endpoint"}, h)) << wildcard << " " << a;
+        for (const char* a : {"203.0.113.2", "2001:db8::6", "192.0.2.1"})
+            EXPECT_TRUE(Allowed(all, dest(a, 9466), h)) << wildcard << " " << a;
+        EXPECT_TRUE(Allowed(all, dest("203.0.113.1", 80), h)) << wildcard;
+        EXPECT_TRUE(Allowed(all, dest("127.0.0.1", 80), h)) << wildcard;
+    }
 }
 
 TEST(ClientPolicy, FirstMatchingRuleElseTheDefault) {
