@@ -2,8 +2,9 @@
 
 #include <CivetServer.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstring>
-#include <regex>
 #include <stdexcept>
 #include <vector>
 
@@ -24,12 +25,19 @@ int log_message(const mg_connection*, const char* message) {
 }
 
 // The errno of civetweb's socket messages, "cannot bind to 127.0.0.1:9464:
-// 98 (Address already in use)"; 0 when none carries one.
+// 98 (Address already in use)": the number between ": " and " ("; 0 when no
+// message carries one.
 int errno_of(const std::vector<std::string>& messages) {
-    static const std::regex number(R"(: ([0-9]{1,4}) \()");
     for (const auto& m : messages) {
-        std::smatch found;
-        if (std::regex_search(m, found, number)) return std::stoi(found[1].str());
+        for (auto open = m.find(" ("); open != std::string::npos; open = m.find(" (", open + 1)) {
+            const auto colon = m.rfind(": ", open);
+            if (colon == std::string::npos) continue;
+            const auto digits = m.substr(colon + 2, open - colon - 2);
+            if (digits.empty() || digits.size() > 4 ||
+                !std::all_of(digits.begin(), digits.end(), [](unsigned char c) { return std::isdigit(c); }))
+                continue;
+            return std::stoi(digits);
+        }
     }
     return 0;
 }
