@@ -90,9 +90,8 @@ void AddressWatch::wait() {
 }
 
 bool AddressWatch::drain(int max_datagrams) {
-    alignas(nlmsghdr) static thread_local std::uint8_t buf[65536];
     for (int i = 0; i < max_datagrams; ++i) {
-        iovec iov{buf, sizeof buf};
+        iovec iov{buf_->data(), buf_->size()};
         msghdr msg{};
         msg.msg_iov = &iov;
         msg.msg_iovlen = 1;
@@ -117,7 +116,7 @@ bool AddressWatch::drain(int max_datagrams) {
             else request_dump();
             continue;
         }
-        handle(parse_addr_messages({buf, static_cast<std::size_t>(r.value)}));
+        handle(parse_addr_messages({buf_->data(), static_cast<std::size_t>(r.value)}));
     }
     return true;
 }

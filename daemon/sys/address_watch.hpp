@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <array>
 #include <functional>
 #include <memory>
 #include <vector>
@@ -44,6 +45,10 @@ private:
     Syscalls& sys_;
     Publish publish_;
     asio::posix::stream_descriptor sd_;
+    // One datagram at a time; on the heap (not a static thread_local: static
+    // TLS takes room from every thread's stack, civetweb's small ones too).
+    struct alignas(8) Buffer : std::array<std::uint8_t, 65536> {};  // nlmsghdr alignment
+    std::unique_ptr<Buffer> buf_ = std::make_unique<Buffer>();
     HostAddressTable table_;    // what was last published
     HostAddressTable pending_;  // a dump in progress, with the changes that came meanwhile
     bool dumping_ = false;
