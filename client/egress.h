@@ -50,6 +50,15 @@ int egress_submit(egress_client* client, const char* address, uint16_t port,
                   const egress_connect_options* options, uint64_t* request_id, egress_reply* error);
 int egress_next(egress_client* client, uint64_t* request_id, egress_reply* out);
 
+/* Adopt mode: asks egressd to connect fd, the caller's own non-blocking TCP
+ * socket, to address and port; fd stays the caller's. Returns 0 when it is
+ * connected, or -1 with out->status set: EINPROGRESS when the connect is
+ * under way (wait until fd is writable, then read SO_ERROR, as after
+ * connect(2)), else the errno egressd reported. out->local is the local
+ * address egressd chose. */
+int egress_adopt(egress_client* client, int fd, const char* address, uint16_t port,
+                 const egress_connect_options* options, egress_reply* out);
+
 /* The descriptor to poll for readability before egress_next. */
 int egress_fd(const egress_client* client);
 

@@ -116,6 +116,32 @@ int egress_next(egress_client* client, uint64_t* request_id, egress_reply* out) 
     return fill(out, c->result);
 }
 
+int egress_adopt(egress_client* client, int fd, const char* address, uint16_t port, const egress_connect_options* o,
+                 egress_reply* out) {
+    auto dest = destination(address, port);
+    if (!dest) {
+        fill_error(out, dest.error());
+        return -1;
+    }
+    auto r = client->client.adopt(fd, *dest, options(o));
+    if (!r) {
+        fill_error(out, r.error());
+        return -1;
+    }
+    if (out) {
+        *out = egress_reply{};
+        out->status = static_cast<int>(r->status);
+        copy(out->error_name, r->error_name);
+        copy(out->message, r->message);
+        if (r->local) copy(out->local, endpoint_string(*r->local));
+        if (r->remote) copy(out->remote, endpoint_string(*r->remote));
+        copy(out->pool, r->pool);
+        out->attempts = r->attempts;
+        out->connect_us = r->connect_us;
+    }
+    return r->status == 0 ? 0 : -1;
+}
+
 int egress_fd(const egress_client* client) { return client->client.native_handle(); }
 
 }  // extern "C"

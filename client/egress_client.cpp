@@ -58,6 +58,47 @@ Result<std::uint64_t> Client::submit(const Endpoint& dest, const ConnectOptions&
     }
 }
 
+Result<proto::ConnectReply> Client::adopt(int fd, const Endpoint& dest, const ConnectOptions& o) {
+    proto::ConnectRequest req;
+    req.dest = dest;
+    req.timeout_ms = o.timeout_ms;
+    req.flags = EGRESS_CONNECT_ADOPT | (o.nodelay ? EGRESS_CONNECT_TCP_NODELAY : 0u) |
+                (o.blocking ? EGRESS_CONNECT_BLOCKING : 0u);
+    req.pool = o.pool;
+    const auto id = next_id_++;
+    const auto bytes = proto::encode_connect(id, req);
+    iovec iov{const_cast<std::uint8_t*>(bytes.data()), bytes.size()};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    ssize_t n;
+    do n = ::sendmsg(sock_.get(), &msg, MSG_NOSIGNAL);  // the kernel passes a reference: fd stays ours
+    while (n < 0 && errno == EINTR);
+    if (n < 0) return Error{errno, std::string("sending to egressd failed: ") + std::strerror(errno)};
+    for (;;) {
+        auto r = receive_raw(0, EGRESS_MAX_DATAGRAM);
+        if (!r) return r.error();
+        const auto rid = r->reply.header.request_id;
+        if (auto* rep = std::get_if<proto::ConnectReply>(&r->reply.body); rep && rid == id) {
+            if (!r->fds.empty()) return Error{EPROTO, "egressd attached a descriptor to an adopt-mode reply"};
+            return std::move(*rep);
+        }
+        if (auto* e = std::get_if<proto::ErrorReply>(&r->reply.body); e && (rid == id || rid == 0))
+            return Error{static_cast<int>(e->status), e->message};
+        auto other = to_completion(std::move(*r));  // a reply to an earlier CONNECT: keep it for next()
+        if (!other) return other.error();
+        parked_.push_back(std::move(*other));
+    }
+}
+
 Result<Client::Received> Client::receive_raw(int flags, std::size_t capacity) {
     std::vector<std::uint8_t> buf(capacity);
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)];

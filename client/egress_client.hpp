@@ -52,6 +52,16 @@ public:
     // result at the top level means the connection to egressd itself failed.
     Result<Completion> next();
 
+    // Adopt mode (PROTOCOL.md section 6a): asks egressd to connect `fd`, the
+    // caller's own non-blocking TCP socket, to `dest`, and waits for the
+    // reply, which leaves as soon as connect() returns. Its status is 0
+    // (connected), EINPROGRESS (under way: wait until `fd` is writable, then
+    // read SO_ERROR, as after a non-blocking connect()) or the errno egressd
+    // reports; LOCAL says which address it got. `fd` stays the caller's
+    // (options.blocking is refused by egressd). An error result means the
+    // request could not be sent or answered.
+    Result<proto::ConnectReply> adopt(int fd, const Endpoint& dest, const ConnectOptions& options = {});
+
     // Asks egressd for its status document (JSON text, see PROTOCOL.md).
     Result<std::string> status();
 

@@ -17,6 +17,7 @@
 
 #include "cli/options.hpp"
 #include "config/config.hpp"
+#include "connector/adopt.hpp"
 #include "io/asio.hpp"
 #include "listener/listener.hpp"
 #include "metrics/exposer.hpp"
@@ -152,6 +153,15 @@ int run(const Options& opt) {
     FairQueue turns([&io, &turns] { asio::post(io, [&turns] { turns.run(); }); }, RecvBatch::kSize);
     BrokerContext ctx{io, sys, config, stats, metrics, make_pools(*config, kernel, metrics), random, turns,
                       DaemonInfo{kernel, choice}};
+    // Adopted sockets must live in this namespace (unless a rule says
+    // otherwise): its cookie, read once from a socket of egressd's own.
+    if (auto probe = sys.socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0); probe.ok()) {
+        UniqueFd own_sock(static_cast<int>(probe.value));
+        ctx.info.netns_cookie = netns_cookie(sys, own_sock.get());
+    }
+    if (!ctx.info.netns_cookie)
+        spdlog::warn("cannot read this network namespace's cookie (SO_NETNS_COOKIE, Linux 5.14): adopt mode "
+                     "refuses sockets unless a client rule sets adopt_other_netns");
     Listener listener(ctx, std::move(listen_fd), path);
     // The policy denies this host's addresses (kept current from netlink) and
     // egressd's own listeners.

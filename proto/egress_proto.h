@@ -60,7 +60,10 @@ extern "C" {
 /* CONNECT flags. */
 #define EGRESS_CONNECT_TCP_NODELAY 0x00000001u /* set TCP_NODELAY before handoff */
 #define EGRESS_CONNECT_BLOCKING 0x00000002u    /* hand off in blocking mode */
-#define EGRESS_CONNECT_KNOWN_FLAGS 0x00000003u
+/* Adopt mode: connect the one socket attached to the request (SCM_RIGHTS)
+ * instead of a new one; nothing is handed back. Not with BLOCKING. */
+#define EGRESS_CONNECT_ADOPT 0x00000004u
+#define EGRESS_CONNECT_KNOWN_FLAGS 0x00000007u
 
 #ifdef __cplusplus
 }

@@ -161,6 +161,8 @@ std::map<std::string, std::function<void(const json&, const std::string&)>> rule
         }},
         {"deny_private", [&](const json& s, const std::string& sp) { ck.boolean(s, sp, r.deny_private); }},
         {"deny_host", [&](const json& s, const std::string& sp) { ck.boolean(s, sp, r.deny_host); }},
+        {"adopt", [&](const json& s, const std::string& sp) { ck.boolean(s, sp, r.adopt); }},
+        {"adopt_other_netns", [&](const json& s, const std::string& sp) { ck.boolean(s, sp, r.adopt_other_netns); }},
         {"limits", [&](const json& s, const std::string& sp) { parse_limits(ck, s, sp, r.limits); }},
         {"pools", [&](const json& s, const std::string& sp) {
             if (!s.is_array() || s.empty())

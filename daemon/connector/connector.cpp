@@ -16,7 +16,18 @@ namespace egress {
 
 PendingConnect::PendingConnect(asio::io_context& io, Syscalls& sys, Random& random, ConnectPlan plan,
                                std::shared_ptr<FairQueue::Lane> lane)
-    : sys_(sys), random_(random), plan_(std::move(plan)), lane_(std::move(lane)), sock_(io), deadline_(io) {}
+    : sys_(sys), random_(random), plan_(std::move(plan)), lane_(std::move(lane)), adopt_(static_cast<bool>(plan_.adopted)),
+      sock_(io), deadline_(io) {}
+
+Endpoint PendingConnect::on_socket(const Endpoint& e) const {
+    if (!adopt_ || !plan_.adopted_v6 || e.v6) return e;
+    Endpoint mapped;
+    mapped.v6 = true;
+    mapped.port = e.port;
+    mapped.addr[10] = mapped.addr[11] = 0xFF;
+    std::copy(e.addr.begin(), e.addr.begin() + 4, mapped.addr.begin() + 12);
+    return mapped;
+}
 
 void PendingConnect::in_turn(void (PendingConnect::*step)(const error_code&), const error_code& ec) {
     if (finished_ || ec) return;  // nothing to do: no need to wait for a turn
@@ -32,8 +43,9 @@ void PendingConnect::wait_writable() {
                      [self = shared_from_this()](const error_code& e) { self->in_turn(&PendingConnect::on_writable, e); });
 }
 
-void PendingConnect::start(Done done) {
+void PendingConnect::start(Done done, Done in_progress) {
     done_ = std::move(done);
+    in_progress_ = std::move(in_progress);
     started_ = std::chrono::steady_clock::now();
     AttemptPlan tries(plan_.policy, plan_.sources.size());
     int err = 0;
@@ -57,34 +69,43 @@ void PendingConnect::start(Done done) {
 }
 
 int PendingConnect::try_once(const Attempt& a, std::string& what) {
-    const auto dest = to_sockaddr(plan_.dest);
-    auto s = sys_.socket(dest.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (!s.ok()) return what = "socket() failed", s.err;
-    UniqueFd fd(static_cast<int>(s.value));
+    const auto dest = to_sockaddr(on_socket(plan_.dest));
+    UniqueFd fresh;
+    if (!adopt_) {
+        auto s = sys_.socket(dest.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (!s.ok()) return what = "socket() failed", s.err;
+        fresh = UniqueFd(static_cast<int>(s.value));
+    }
+    // Every try of adopt mode is made on the program's socket, which stays in
+    // plan_ (for the next try) until its connect is under way.
+    const int fd = adopt_ ? plan_.adopted.get() : fresh.get();
+    const auto keep = [&] { return adopt_ ? std::move(plan_.adopted) : std::move(fresh); };
     const int one = 1;
     if (plan_.flags & EGRESS_CONNECT_TCP_NODELAY) {
-        if (auto r = sys_.setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); !r.ok())
+        if (auto r = sys_.setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); !r.ok())
             return what = "setsockopt(TCP_NODELAY) failed", r.err;
     }
-    if (!plan_.sources.empty() || a.bind_port) {
+    // A bound socket keeps its address: an adopted one is bound once.
+    if ((!plan_.sources.empty() || a.bind_port) && !adopted_bound_) {
         Endpoint src = plan_.sources.empty() ? Endpoint{plan_.dest.v6, {}, 0} : plan_.sources[a.slot];
         src.port = a.bind_port;
         // Without a port, bind only records the address: the port is chosen
         // by connect(), per destination, instead of reserved for all of them.
         if (!a.bind_port) {
-            if (auto r = sys_.setsockopt(fd.get(), IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one); !r.ok())
+            if (auto r = sys_.setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one); !r.ok())
                 return what = "setsockopt(IP_BIND_ADDRESS_NO_PORT) failed", r.err;
         }
-        const auto sa = to_sockaddr(src);
-        if (auto r = sys_.bind(fd.get(), sa.get(), sa.len); !r.ok())
+        const auto sa = to_sockaddr(on_socket(src));
+        if (auto r = sys_.bind(fd, sa.get(), sa.len); !r.ok())
             return what = "bind() to " + endpoint_string(src) + " failed", r.err;
+        adopted_bound_ = adopt_;
     }
     if (a.local_range) {
         const std::uint32_t range = encode_local_port_range(*a.local_range);
-        if (auto r = sys_.setsockopt(fd.get(), IPPROTO_IP, IP_LOCAL_PORT_RANGE, &range, sizeof range); !r.ok())
+        if (auto r = sys_.setsockopt(fd, IPPROTO_IP, IP_LOCAL_PORT_RANGE, &range, sizeof range); !r.ok())
             return what = "setsockopt(IP_LOCAL_PORT_RANGE " + to_string(*a.local_range) + ") failed", r.err;
     }
-    const auto r = sys_.connect(fd.get(), dest.get(), dest.len);
+    const auto r = sys_.connect(fd, dest.get(), dest.len);
     if (!r.ok() && r.err != EINPROGRESS) return what = "connect() failed", r.err;
 
     // Fast path: on loopback and other near peers the handshake has often
@@ -93,31 +114,60 @@ int PendingConnect::try_once(const Attempt& a, std::string& what) {
     SockAddr peer;
     peer.len = sizeof peer.storage;
     if (r.ok()) {
-        complete(std::move(fd), plan_.dest);
+        complete(keep(), plan_.dest);
         return 0;
     }
-    if (sys_.getpeername(fd.get(), peer.get(), &peer.len).ok()) {
-        complete(std::move(fd), from_sockaddr(peer.get(), peer.len));
+    if (sys_.getpeername(fd, peer.get(), &peer.len).ok()) {
+        complete(keep(), from_sockaddr(peer.get(), peer.len));
         return 0;
     }
+    auto owned = keep();
     error_code ec;
-    sock_.assign(fd.get(), ec);  // on failure Asio does not take the descriptor: fd still closes it
+    // Asio marks an assigned descriptor as possibly duplicated, so closing it
+    // removes it from egressd's epoll set even while the program holds the
+    // same socket (epoll forgets a file only when its last descriptor closes).
+    sock_.assign(owned.get(), ec);  // on failure Asio does not take the descriptor: owned still closes it
     if (ec) return what = "cannot register the socket with the event loop", ec.value();
-    fd.release();  // sock_ owns it now
+    owned.release();  // sock_ owns it now
     // Registration is edge-triggered, but EPOLLOUT is armed by this first
     // write wait, so a connect that already completed is still reported.
     wait_writable();
     deadline_.expires_after(plan_.timeout);
     deadline_.async_wait([self = shared_from_this()](const error_code& e) { self->in_turn(&PendingConnect::on_deadline, e); });
+    if (auto tell = std::move(in_progress_)) {
+        ConnectOutcome out;
+        out.err = EINPROGRESS;
+        out.message = "the connect is under way on the adopted socket";
+        SockAddr local;
+        local.len = sizeof local.storage;
+        if (sys_.getsockname(sock_.native_handle(), local.get(), &local.len).ok())
+            if (auto l = from_sockaddr(local.get(), local.len)) out.local = unmap_ipv4(*l);
+        account(out);
+        tell(std::move(out));
+    }
     return 0;
 }
 
 void PendingConnect::on_writable(const error_code& ec) {
     if (finished_ || ec) return;  // cancelled, or the deadline closed the socket
+    if (adopt_) {
+        // SO_ERROR would clear the program's error: the TCP state tells
+        // established from failed without touching it.
+        tcp_info info{};
+        socklen_t len = sizeof info;
+        if (auto r = sys_.getsockopt(sock_.native_handle(), IPPROTO_TCP, TCP_INFO, &info, &len); !r.ok())
+            return fail(r.err, "cannot read the adopted socket's TCP state");
+        if (info.tcpi_state == TCP_SYN_SENT) return wait_writable();  // a wake with no change behind it
+        if (info.tcpi_state == TCP_CLOSE)
+            return fail(kAdoptedFailureUnseen, "the connect failed; its errno is the program's to read (SO_ERROR)");
+    }
     int err = 0;
     socklen_t len = sizeof err;
-    if (auto r = sys_.getsockopt(sock_.native_handle(), SOL_SOCKET, SO_ERROR, &err, &len); !r.ok())
+    if (adopt_) {
+        // Established (or already past it): SO_ERROR stays the program's.
+    } else if (auto r = sys_.getsockopt(sock_.native_handle(), SOL_SOCKET, SO_ERROR, &err, &len); !r.ok()) {
         err = r.err;
+    }
     if (err) return fail(err, "connect to the destination failed");
 
     SockAddr remote;
@@ -137,6 +187,9 @@ void PendingConnect::complete(UniqueFd fd, std::optional<Endpoint> remote) {
     SockAddr local;
     local.len = sizeof local.storage;
     if (sys_.getsockname(fd.get(), local.get(), &local.len).ok()) out.local = from_sockaddr(local.get(), local.len);
+    // An adopted AF_INET6 socket reached an IPv4 destination as ::ffff:a.b.c.d: report it as IPv4.
+    if (adopt_ && out.local) out.local = unmap_ipv4(*out.local);
+    if (adopt_ && out.remote) out.remote = unmap_ipv4(*out.remote);
     if (out.local && attempt_ && port_search_prefers_parity(plan_.policy.strategy, plan_.policy.kernel))
         out.parity_switch = parity_switched(out.local->port, range_in_effect(*attempt_, plan_.policy));
     if (plan_.flags & EGRESS_CONNECT_BLOCKING) {
@@ -165,6 +218,13 @@ void PendingConnect::finish(ConnectOutcome out) {
     error_code ignored;
     deadline_.cancel();
     sock_.close(ignored);  // no-op after release(); closes the socket on failure
+    plan_.adopted.reset();  // egressd's copy of an adopted socket that never got under way
+    in_progress_ = nullptr;
+    account(out);
+    if (auto done = std::move(done_)) done(std::move(out));
+}
+
+void PendingConnect::account(ConnectOutcome& out) const {
     out.attempts = attempts_;
     out.window_retries = retries_;
     if (attempt_ && !plan_.sources.empty()) out.source = attempt_->slot;
@@ -172,13 +232,14 @@ void PendingConnect::finish(ConnectOutcome out) {
         out.connect_us = static_cast<std::uint64_t>(
             std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started_)
                 .count());
-    if (auto done = std::move(done_)) done(std::move(out));
 }
 
 void PendingConnect::cancel() {
     if (finished_) return;
     finished_ = true;
     done_ = nullptr;
+    in_progress_ = nullptr;
+    plan_.adopted.reset();
     error_code ignored;
     deadline_.cancel();
     sock_.close(ignored);

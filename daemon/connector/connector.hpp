@@ -1,6 +1,10 @@
 // One asynchronous TCP connect: non-blocking socket, connect() -> EINPROGRESS,
 // completion on writability, SO_ERROR decides; a deadline reaps black holes.
 // Nothing here blocks the event loop.
+//
+// Adopt mode connects a program's own socket instead (ConnectPlan::adopted):
+// every try is made on that one socket, and the outcome is judged by its TCP
+// state, never by SO_ERROR, which is the program's to read.
 #pragma once
 
 #include <chrono>
@@ -29,6 +33,12 @@ struct ConnectPlan {
     std::string pool;               // for messages
     std::uint32_t flags = 0;        // EGRESS_CONNECT_* bits
     std::chrono::milliseconds timeout{3000};
+    // Adopt mode: egressd's copy of the program's socket (checked by
+    // inspect_adopted), of family AF_INET6 when `adopted_v6`. Unset: every
+    // try opens a socket of its own. An IPv4 `dest` or source on an AF_INET6
+    // socket is used in its mapped form (::ffff:a.b.c.d).
+    UniqueFd adopted;
+    bool adopted_v6 = false;
 };
 
 struct ConnectOutcome {
@@ -45,6 +55,10 @@ struct ConnectOutcome {
     std::uint64_t connect_us = 0;      // from the first try to the outcome
 };
 
+// Adopt mode: the outcome of a connect that failed after the reply left. Its
+// errno went to the program's SO_ERROR, which egressd does not read.
+inline constexpr int kAdoptedFailureUnseen = -1;
+
 class PendingConnect : public std::enable_shared_from_this<PendingConnect> {
 public:
     using Done = std::function<void(ConnectOutcome)>;
@@ -56,7 +70,11 @@ public:
 
     // Starts the connect. `done` runs exactly once, possibly before start()
     // returns (a connect that fails at once), unless cancel() runs first.
-    void start(Done done);
+    // Adopt mode: when connect() is under way, `in_progress` runs first, once,
+    // inside start(), with err EINPROGRESS, local, attempts and source (no fd);
+    // `done` then runs when the socket is established (err 0, fd = egressd's
+    // copy), closed (kAdoptedFailureUnseen) or the deadline passes (ETIMEDOUT).
+    void start(Done done, Done in_progress = nullptr);
 
     // Abandons the connect: its socket is closed now and `done` never runs.
     void cancel();
@@ -75,17 +93,24 @@ private:
     void on_deadline(const error_code& ec);
     void fail(int err, std::string message);
     void finish(ConnectOutcome outcome);
+    // The outcome's shared figures: attempts, retries, source, time so far.
+    void account(ConnectOutcome& out) const;
+    // `e` as the socket being connected addresses it (mapped on an adopted AF_INET6 socket).
+    Endpoint on_socket(const Endpoint& e) const;
 
     Syscalls& sys_;
     Random& random_;
     ConnectPlan plan_;
     std::shared_ptr<FairQueue::Lane> lane_;
+    bool adopt_;  // plan_.adopted was set: adopt mode
     std::optional<Attempt> attempt_;  // the try in progress
     std::uint32_t attempts_ = 0;
     std::uint32_t retries_ = 0;
     asio::posix::stream_descriptor sock_;
     asio::steady_timer deadline_;
     Done done_;
+    Done in_progress_;
+    bool adopted_bound_ = false;  // adopt mode: a try already bound the program's socket
     std::chrono::steady_clock::time_point started_;
     bool finished_ = false;
 };

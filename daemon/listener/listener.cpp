@@ -254,6 +254,10 @@ void Listener::stop() {
     sock_.close(ignored);
     auto sessions = std::move(sessions_);
     for (auto& [raw, s] : sessions) s->close("egressd is shutting down");
+    // Adopted connects still watched, also those of closed sessions: their
+    // sockets' copies close now, without figures.
+    for (auto& [key, watch] : std::exchange(ctx_.adopt_watches, {}))
+        if (auto op = watch.lock()) op->cancel();
     ::unlink(path_.c_str());
 }
 

@@ -5,7 +5,10 @@
 namespace egress {
 namespace {
 
+// A negative value is no errno: an adopted connect that failed after its
+// reply, whose errno only the program saw.
 std::string errno_label(int err) {
+    if (err < 0) return "unknown";
     if (const char* name = strerrorname_np(err)) return name;
     return "E" + std::to_string(err);
 }
@@ -90,6 +93,11 @@ Metrics::Metrics(prometheus::Registry& r, const BuildInfo& info)
                           .Help("Requests and connections refused with EAGAIN at a client rule's limit, by rule "
                                 "name and limit")
                           .Register(r)),
+      adopted_(prometheus::BuildCounter()
+                   .Name("egress_adopted_total")
+                   .Help("Connects of sockets clients sent in adopt mode, by outcome: ok, the errno name, or "
+                         "unknown (failed after the reply; the errno went to the program)")
+                   .Register(r)),
       denied_connects_(connects_.Add({{"pool", ""}, {"source", ""}, {"result", "EACCES"}})) {
     prometheus::BuildGauge()
         .Name("egress_build_info")
@@ -161,6 +169,12 @@ double Metrics::quota_refusals(const std::string& rule) const {
     for (auto it = refusals_.lower_bound({rule, ""}); it != refusals_.end() && it->first.first == rule; ++it)
         n += it->second->Value();
     return n;
+}
+
+void Metrics::adopted(int err) {
+    auto& c = adopted_results_[err];
+    if (!c) c = &adopted_.Add({{"result", err == 0 ? std::string("ok") : errno_label(err)}});
+    c->Increment();
 }
 
 void SourceMetrics::connect_done(int err, bool odd_port, bool parity_switch, std::uint32_t retries, double seconds) {

@@ -85,6 +85,10 @@ public:
     void quota_refused(const std::string& rule, const std::string& limit);
     // Refusals by `rule` so far, every limit.
     double quota_refusals(const std::string& rule) const;
+    // An adopted socket's connect ended (it is also counted as any connect,
+    // in egress_connects_total): egress_adopted_total{result}, result "ok",
+    // the errno name, or "unknown" for a failure after the reply (err < 0).
+    void adopted(int err);
 
     // Connect-time buckets, 10 us to 10 s: fine enough to separate the
     // 0.01-0.03 ms fast path from the 0.3-5 ms slow-path port search.
@@ -101,6 +105,8 @@ private:
     prometheus::Family<prometheus::Counter>& cancelled_;
     prometheus::Family<prometheus::Counter>& policy_denials_;
     prometheus::Family<prometheus::Counter>& quota_refusals_;
+    prometheus::Family<prometheus::Counter>& adopted_;
+    std::map<int, prometheus::Counter*> adopted_results_;
     prometheus::Counter& denied_connects_;
     std::map<std::pair<std::string, std::string>, std::unique_ptr<SourceMetrics>> sources_;
     std::map<std::string, prometheus::Counter*> protocol_error_kinds_, dropped_reasons_, cancelled_pools_;

@@ -52,6 +52,8 @@ struct ClientRule {
     Action otherwise = Action::allow;  // when no entry matches
     bool deny_private = true;          // the private ranges join the built-in deny list
     bool deny_host = true;             // so does every address of this host (HostFacts)
+    bool adopt = true;                 // may send its own socket to be connected (adopt mode)
+    bool adopt_other_netns = false;    // ... even one of another network namespace
     std::optional<std::vector<std::string>> pools;  // unset: any pool
     QuotaLimits limits;                             // quotas per connection and per uid
 

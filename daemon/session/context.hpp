@@ -4,6 +4,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <memory>
+#include <unordered_map>
+
 #include "config/config.hpp"
 #include "connector/connector.hpp"
 #include "io/asio.hpp"
@@ -25,6 +28,7 @@ struct DaemonInfo {
     AutoChoice auto_choice{PortStrategy::kernel_default, ""};
     std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
     std::uint64_t generation = 1;  // +1 per successful reload
+    std::optional<std::uint64_t> netns_cookie;  // egressd's network namespace (SO_NETNS_COOKIE)
 };
 
 // `config` and `pools` are replaced together on reload; work in flight keeps
@@ -57,6 +61,9 @@ struct BrokerContext {
     }
     // Per-uid counts behind the client rules' limits; outlives every session.
     QuotaTable quotas{[] { return std::chrono::steady_clock::now(); }};
+    // Adopted connects being watched, every session's: they may outlive their
+    // session, so the listener cancels what is left when egressd stops.
+    std::unordered_map<const void*, std::weak_ptr<PendingConnect>> adopt_watches;
     RecvBatch recv_batch{};  // shared scratch, see batch.hpp
     SendBatch send_batch{};
 };

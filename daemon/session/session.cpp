@@ -56,10 +56,11 @@ std::uint32_t Session::read_some() {
         }
         const auto n = static_cast<std::size_t>(r.value);
         handled += static_cast<std::uint32_t>(n);
-        // Close every descriptor a client attached, in every datagram read,
-        // before anything can end the session: egressd never keeps one.
-        std::array<int, RecvBatch::kSize> fds{};
-        for (std::size_t i = 0; i < n; ++i) fds[i] = close_attached_fds(b.msgs[i].msg_hdr);
+        // Own every descriptor a client attached, in every datagram read,
+        // before anything can end the session: each closes when this batch
+        // is handled, unless adopt mode took it.
+        std::array<Attached, RecvBatch::kSize> fds{};
+        for (std::size_t i = 0; i < n; ++i) fds[i] = take_attached_fds(b.msgs[i].msg_hdr);
         for (std::size_t i = 0; i < n && !closed_; ++i) {
             const auto& m = b.msgs[i];
             // Zero bytes is end-of-stream once the peer has hung up, and
@@ -96,23 +97,32 @@ bool Session::peer_hung_up() {
     return !r.ok() || (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
 }
 
-int Session::close_attached_fds(msghdr& msg) {
-    int fds = 0;
+Session::Attached Session::take_attached_fds(msghdr& msg) {
+    Attached out;
     for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
         if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
         const auto n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
         for (std::size_t k = 0; k < n; ++k) {
             int fd;
             std::memcpy(&fd, CMSG_DATA(c) + k * sizeof(int), sizeof fd);
-            UniqueFd closer(fd);
-            ++fds;
+            out.fds.emplace_back(fd);
+            ++out.count;
         }
     }
-    if (msg.msg_flags & MSG_CTRUNC) ++fds;  // the kernel closed what did not fit
-    return fds;
+    if (msg.msg_flags & MSG_CTRUNC) ++out.count;  // the kernel closed what did not fit
+    return out;
 }
 
-void Session::handle_datagram(proto::ByteView d, bool truncated, int fds_received) {
+namespace {
+
+Error descriptors_refused(int count) {
+    return Error{EBADMSG, "requests must not carry descriptors (only a CONNECT with ADOPT carries one); egressd "
+                          "closed the " + std::to_string(count) + " it received"};
+}
+
+}  // namespace
+
+void Session::handle_datagram(proto::ByteView d, bool truncated, Attached& attached) {
     const auto h = proto::read_header(d);
     if (!h) {
         ctx_.metrics.protocol_error("unframed").Increment();
@@ -131,12 +141,12 @@ void Session::handle_datagram(proto::ByteView d, bool truncated, int fds_receive
                            Error{EMSGSIZE, "datagram exceeds the " + std::to_string(EGRESS_MAX_DATAGRAM) +
                                                "-byte limit"},
                            "oversized");
-    if (fds_received)
-        return reply_error(h->request_id, reply_type,
-                           Error{EBADMSG, "requests must not carry descriptors; egressd closed the " +
-                                              std::to_string(fds_received) + " it received"},
-                           "fd_attached");
-    if (auto e = proto::check_request_header(*h, d.size())) return reply_error(h->request_id, reply_type, *e, "header");
+    // Only a well-formed CONNECT may carry a descriptor (adopt mode, decided
+    // once its fields are read); anything else is refused as before.
+    const auto header_error = proto::check_request_header(*h, d.size());
+    if (attached.count && (h->type != EGRESS_MSG_CONNECT || header_error))
+        return reply_error(h->request_id, reply_type, descriptors_refused(attached.count), "fd_attached");
+    if (header_error) return reply_error(h->request_id, reply_type, *header_error, "header");
     // Every reply carries its request's id: two in flight would be ambiguous.
     if (inflight_.count(h->request_id))
         return reply_error(h->request_id, reply_type,
@@ -147,18 +157,63 @@ void Session::handle_datagram(proto::ByteView d, bool truncated, int fds_receive
         return reply_error(h->request_id, EGRESS_MSG_ERROR_REPLY,
                            Error{EOPNOTSUPP, "message type " + std::to_string(h->type) + " is not a request"},
                            "unknown_type");
-    handle_connect(h->request_id, d.subspan(EGRESS_HEADER_SIZE));
+    handle_connect(h->request_id, d.subspan(EGRESS_HEADER_SIZE), attached);
 }
 
-void Session::handle_connect(std::uint64_t id, proto::ByteView payload) {
+bool Session::admit_adopted(std::uint64_t id, const proto::ConnectRequest& req, const ClientRule& rule,
+                            Attached& attached, AdoptedSocket& out) {
+    const auto refuse = [&](int code, std::string message, const char* kind) {
+        reply_error(id, EGRESS_MSG_CONNECT_REPLY, Error{code, std::move(message)}, kind);
+        return false;
+    };
+    if (attached.count != 1)
+        return refuse(EBADMSG, "a CONNECT with ADOPT carries exactly one descriptor, got " +
+                                   std::to_string(attached.count) + (attached.count ? "; egressd closed them" : ""),
+                      "adopt_descriptors");
+    if (req.flags & EGRESS_CONNECT_BLOCKING)
+        return refuse(EINVAL, "ADOPT cannot be combined with BLOCKING: egressd never changes a program's file flags",
+                      "adopt_flags");
+    if (!rule.adopt) {
+        deny(id, rule, "adopt", "client rule '" + rule.name + "' does not allow adopt mode (\"adopt\": false)");
+        return false;
+    }
+    auto checked = inspect_adopted(ctx_.sys, attached.fds.front().get(), ctx_.info.netns_cookie, rule.adopt_other_netns);
+    if (!checked) {
+        if (checked.error().code == EACCES) {
+            deny(id, rule, "adopt", "client rule '" + rule.name + "': " + checked.error().message +
+                                        " (a rule may allow it with \"adopt_other_netns\": true)");
+            return false;
+        }
+        return refuse(checked.error().code, checked.error().message, "adopt_socket");
+    }
+    if (!checked->v6 && req.dest.v6)
+        return refuse(EAFNOSUPPORT, "the adopted socket is AF_INET and cannot reach the IPv6 destination " +
+                                        endpoint_string(req.dest),
+                      "adopt_socket");
+    out = *checked;
+    return true;
+}
+
+void Session::handle_connect(std::uint64_t id, proto::ByteView payload, Attached& attached) {
     const auto& cfg = *ctx_.config;
     auto req = proto::decode_connect(payload);
+    if (!req && attached.count)
+        return reply_error(id, EGRESS_MSG_CONNECT_REPLY, descriptors_refused(attached.count), "fd_attached");
     if (!req) return reply_error(id, EGRESS_MSG_CONNECT_REPLY, req.error(), "bad_field");
+    const bool adopt = req->flags & EGRESS_CONNECT_ADOPT;
+    if (attached.count && !adopt)
+        return reply_error(id, EGRESS_MSG_CONNECT_REPLY, descriptors_refused(attached.count), "fd_attached");
     // ::ffff:a.b.c.d is the IPv4 address a.b.c.d: judged, routed and connected as IPv4.
     req->dest = unmap_ipv4(req->dest);
-    if (inflight_.size() >= cfg.limits.max_inflight_per_client)
+    // The rules in force now decide, also for a connection older than them.
+    const auto& rule = cfg.clients.rule_for(peer_);
+    AdoptedSocket adopted;
+    if (adopt && !admit_adopted(id, *req, rule, attached, adopted)) return;
+    // Watched adopted connects count like those awaiting their reply.
+    const auto on_connection = inflight_.size() + watches_.size();
+    if (on_connection >= cfg.limits.max_inflight_per_client)
         return reply_error(id, EGRESS_MSG_CONNECT_REPLY,
-                           Error{EAGAIN, "this connection already has " + std::to_string(inflight_.size()) +
+                           Error{EAGAIN, "this connection already has " + std::to_string(on_connection) +
                                              " requests in flight (limits.max_inflight_per_client)"},
                            "client_inflight_limit");
     if (ctx_.stats.inflight >= cfg.limits.max_inflight)
@@ -168,9 +223,7 @@ void Session::handle_connect(std::uint64_t id, proto::ByteView payload) {
                            "global_inflight_limit");
 
     auto pools = ctx_.pools;  // keeps choice.pool valid across a reload
-    // The rules in force now decide, also for a connection older than them.
-    const auto& rule = cfg.clients.rule_for(peer_);
-    if (auto q = quota_.admit_connect(inflight_.size(), rule.name, rule.limits))
+    if (auto q = quota_.admit_connect(on_connection, rule.name, rule.limits))
         return throttle(id, EGRESS_MSG_CONNECT_REPLY, rule, *q);
     if (const auto d = evaluate(rule, req->dest, *ctx_.host); !d.allowed)
         return deny(id, rule, "destination", endpoint_string(req->dest) + " is denied by client rule '" + rule.name +
@@ -191,8 +244,21 @@ void Session::handle_connect(std::uint64_t id, proto::ByteView payload) {
     for (auto i : choice->order) plan.sources.push_back(choice->pool->sources[i]);
     const auto ms = req->timeout_ms == 0 ? cfg.default_timeout_ms : std::min(req->timeout_ms, cfg.max_timeout_ms);
     plan.timeout = std::chrono::milliseconds(ms);
-    SPDLOG_DEBUG("session {}: request {} CONNECT {} pool {} timeout {} ms", id_, id, endpoint_string(plan.dest),
-                 plan.pool, ms);
+    const bool port_given = adopted.bound && adopted.bound->port;
+    if (adopt) {
+        plan.adopted = std::move(attached.fds.front());
+        plan.adopted_v6 = adopted.v6;
+        // A bound socket cannot change its address: one source at most, and
+        // none when the program chose its own.
+        if (adopted.bound || plan.sources.size() > 1) plan.sources.resize(adopted.bound ? 0 : 1);
+        // A port the program bound is connected as it is; an explicit port
+        // egressd bound could not be changed for a retry, so userspace-random
+        // becomes the pool's whole range through IP_LOCAL_PORT_RANGE.
+        if (port_given) plan.policy.strategy = PortStrategy::kernel_default;
+        else if (plan.policy.strategy == PortStrategy::userspace_random) plan.policy.strategy = PortStrategy::kernel_range;
+    }
+    SPDLOG_DEBUG("session {}: request {} CONNECT{} {} pool {} timeout {} ms", id_, id, adopt ? " (adopt)" : "",
+                 endpoint_string(plan.dest), plan.pool, ms);
 
     auto op = std::make_shared<PendingConnect>(ctx_.io, ctx_.sys, ctx_.random, std::move(plan), lane_);
     inflight_.emplace(id, InFlight{op, pools, choice->pool});
@@ -200,10 +266,102 @@ void Session::handle_connect(std::uint64_t id, proto::ByteView payload) {
     ++choice->pool->inflight;
     ++ctx_.stats.inflight;
     ctx_.metrics.inflight.Increment();
+    if (adopt) {
+        // The watch may outlive this connection: it holds the session.
+        const auto watch = next_watch_++;
+        const void* tag = op.get();
+        ctx_.adopt_watches.emplace(tag, op);
+        op->start(
+            [self = shared_from_this(), id, watch, tag, pools, c = *choice, dest = req->dest, port_given](
+                ConnectOutcome out) { self->on_adopt_done(id, watch, tag, *pools, c, dest, port_given, std::move(out)); },
+            [self = shared_from_this(), id, watch](ConnectOutcome out) {
+                self->on_adopt_in_progress(id, watch, std::move(out));
+            });
+        return;
+    }
     op->start([weak = weak_from_this(), id, pools, c = *choice, dest = req->dest, t0 = request_start_](
                   ConnectOutcome out) {
         if (auto self = weak.lock()) self->on_connect_done(id, *pools, c, dest, t0, std::move(out));
     });
+}
+
+void Session::finished(InFlight& f) {
+    quota_.finished();
+    --f.pool->inflight;
+    --ctx_.stats.inflight;
+    ctx_.metrics.inflight.Decrement();
+}
+
+void Session::on_adopt_in_progress(std::uint64_t id, std::uint64_t watch, ConnectOutcome out) {
+    auto it = inflight_.find(id);
+    if (it == inflight_.end()) return;  // cannot happen: this runs inside start()
+    const auto& pool = it->second.pool->name;
+    proto::ConnectReply rep;
+    rep.status = EINPROGRESS;
+    rep.error_name = errno_name(EINPROGRESS);
+    rep.message = errno_text(EINPROGRESS) + ": " + out.message +
+                  "; wait for it to become writable, then read SO_ERROR";
+    rep.local = out.local;
+    rep.pool = pool;
+    rep.attempts = out.attempts;
+    rep.connect_us = out.connect_us;
+    // The id is free once the reply has gone; the watch keeps the counts.
+    watches_.emplace(watch, std::move(it->second));
+    inflight_.erase(it);
+    ctx_.metrics.request_duration.Observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - request_start_).count());
+    SPDLOG_DEBUG("session {}: request {} -> EINPROGRESS (adopted socket, watched)", id_, id);
+    queue(id, proto::encode_connect_reply(id, rep, false));
+}
+
+void Session::on_adopt_done(std::uint64_t id, std::uint64_t watch, const void* op, PoolSet& pools,
+                            const Choice& choice, const Endpoint& dest, bool port_given, ConnectOutcome out) {
+    ctx_.adopt_watches.erase(op);
+    UniqueFd copy = std::move(out.fd);  // egressd's copy of the program's socket: closes on return
+    if (port_given) out.parity_switch = false;  // the program chose the port: no search to judge
+    record_connect(pools, choice, dest, out);
+    ctx_.metrics.adopted(out.err);
+    if (auto w = watches_.find(watch); w != watches_.end()) {
+        // The reply (EINPROGRESS) went long ago: only the figures are left.
+        finished(w->second);
+        watches_.erase(w);
+        SPDLOG_DEBUG("session {}: adopted connect {} ended: {}", id_, watch,
+                     out.err == 0 ? "ok" : out.err < 0 ? "failed" : errno_name(out.err));
+        if (closed_ && watches_.empty()) quota_.release();
+        return;
+    }
+    auto f = inflight_.find(id);
+    if (f == inflight_.end()) return;
+    finished(f->second);
+    inflight_.erase(f);
+    proto::ConnectReply rep;
+    rep.status = static_cast<std::uint32_t>(out.err);
+    if (out.err) {
+        rep.error_name = errno_name(out.err);
+        rep.message = errno_text(out.err) + ": " + out.message;
+    } else {
+        rep.remote = out.remote;
+    }
+    rep.local = out.local;
+    rep.pool = choice.pool->name;
+    rep.attempts = out.attempts;
+    rep.connect_us = out.connect_us;
+    ctx_.metrics.request_duration.Observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - request_start_).count());
+    queue(id, proto::encode_connect_reply(id, rep, false));
+}
+
+void Session::record_connect(PoolSet& pools, const Choice& choice, const Endpoint& dest, const ConnectOutcome& out) {
+    auto& pool = *choice.pool;
+    const bool has_source = out.source.has_value();
+    const std::size_t source = has_source ? choice.order[*out.source] : 0;
+    auto* figures = has_source ? pool.source_metrics.at(source) : pool.kernel_metrics;
+    figures->connect_done(out.err, out.local && (out.local->port & 1), out.parity_switch, out.window_retries,
+                          static_cast<double>(out.connect_us) / 1e6);
+    if (!out.err && has_source) pools.record_success(pool, source, dest);
+    if (out.err == EADDRNOTAVAIL)
+        ctx_.log_event(spdlog::level::warn, "exhausted/" + pool.name, "pool {}: no free source port toward {} ({})",
+                       pool.name, endpoint_string(dest), out.message);
 }
 
 void Session::handle_status(std::uint64_t id, proto::ByteView payload) {
@@ -222,22 +380,12 @@ void Session::handle_status(std::uint64_t id, proto::ByteView payload) {
 
 void Session::on_connect_done(std::uint64_t id, PoolSet& pools, const Choice& choice, const Endpoint& dest,
                               std::chrono::steady_clock::time_point t0, ConnectOutcome out) {
-    if (inflight_.erase(id)) {
-        quota_.finished();
-        --choice.pool->inflight;
-        --ctx_.stats.inflight;
-        ctx_.metrics.inflight.Decrement();
+    if (auto f = inflight_.find(id); f != inflight_.end()) {
+        finished(f->second);
+        inflight_.erase(f);
     }
     auto& pool = *choice.pool;
-    const bool has_source = out.source.has_value();
-    const std::size_t source = has_source ? choice.order[*out.source] : 0;
-    auto* figures = has_source ? pool.source_metrics.at(source) : pool.kernel_metrics;
-    figures->connect_done(out.err, out.local && (out.local->port & 1), out.parity_switch, out.window_retries,
-                          static_cast<double>(out.connect_us) / 1e6);
-    if (!out.err && has_source) pools.record_success(pool, source, dest);
-    if (out.err == EADDRNOTAVAIL)
-        ctx_.log_event(spdlog::level::warn, "exhausted/" + pool.name, "pool {}: no free source port toward {} ({})",
-                       pool.name, endpoint_string(dest), out.message);
+    record_connect(pools, choice, dest, out);
     proto::ConnectReply rep;
     rep.status = static_cast<std::uint32_t>(out.err);
     if (out.err) {
@@ -368,7 +516,9 @@ void Session::close(const std::string& why) {
     }
     inflight_.clear();
     lane_->clear();  // queued work holds the session: let it go
-    quota_.release();  // with this connection's requests in flight
+    // With this connection's requests in flight; watched adopted connects
+    // keep the share until the last one ends (on_adopt_done).
+    if (watches_.empty()) quota_.release();
     out_.clear();
     error_code ignored;
     sock_.close(ignored);

@@ -6,7 +6,8 @@
 //
 // Ownership: the listener's registry, in-flight handlers and queued tasks
 // hold the session through shared_ptr; in-flight connects reach it only
-// through weak_ptr.
+// through weak_ptr. An adopted connect holds it through shared_ptr until it
+// ends (the watch outlives the client's connection: see watches_).
 #pragma once
 
 #include <cstdint>
@@ -17,6 +18,7 @@
 #include <unordered_map>
 
 #include "codec.hpp"
+#include "connector/adopt.hpp"
 #include "connector/connector.hpp"
 #include "session/context.hpp"
 #include "unique_fd.hpp"
@@ -53,10 +55,24 @@ private:
     void read_later();
     // The client has closed its socket or shut down its write side.
     bool peer_hung_up();
-    // Closes the descriptors attached to a received datagram; returns how many.
-    static int close_attached_fds(msghdr& msg);
-    void handle_datagram(proto::ByteView d, bool truncated, int fds_received);
-    void handle_connect(std::uint64_t id, proto::ByteView payload);
+    // The descriptors one datagram carried, owned until its request is
+    // decoded: adopt mode takes the one it needs, the rest close with this.
+    struct Attached {
+        std::vector<UniqueFd> fds;
+        int count = 0;  // fds, plus one when the kernel closed what did not fit (MSG_CTRUNC)
+    };
+    static Attached take_attached_fds(msghdr& msg);
+    void handle_datagram(proto::ByteView d, bool truncated, Attached& attached);
+    void handle_connect(std::uint64_t id, proto::ByteView payload, Attached& attached);
+    // Adopt mode's checks on the request, the rule and the socket (PROTOCOL.md
+    // section 6a); false when a refusal has been sent.
+    bool admit_adopted(std::uint64_t id, const proto::ConnectRequest& req, const ClientRule& rule, Attached& attached,
+                       AdoptedSocket& out);
+    void on_adopt_in_progress(std::uint64_t id, std::uint64_t watch, ConnectOutcome out);
+    void on_adopt_done(std::uint64_t id, std::uint64_t watch, const void* op, PoolSet& pools, const Choice& choice,
+                       const Endpoint& dest, bool port_given, ConnectOutcome out);
+    // Records a finished connect in the pool's and source's figures.
+    void record_connect(PoolSet& pools, const Choice& choice, const Endpoint& dest, const ConnectOutcome& out);
     void handle_status(std::uint64_t id, proto::ByteView payload);
     void on_connect_done(std::uint64_t id, PoolSet& pools, const Choice& choice, const Endpoint& dest,
                          std::chrono::steady_clock::time_point t0, ConnectOutcome out);
@@ -84,7 +100,16 @@ private:
         std::shared_ptr<PoolSet> pools;
         Pool* pool;
     };
+    // One in-flight connect ends: its counts are given back.
+    void finished(InFlight& f);
     std::unordered_map<std::uint64_t, InFlight> inflight_;
+    // Adopted connects whose reply (EINPROGRESS) has gone: egressd watches
+    // them only for the metrics, under a key of their own since the request
+    // id is free again. They count against max_inflight and the quotas, and
+    // go on after the client closes its connection (its quota share is then
+    // released when the last one ends).
+    std::unordered_map<std::uint64_t, InFlight> watches_;
+    std::uint64_t next_watch_ = 1;
     std::deque<OutMsg> out_;
     bool write_waiting_ = false;  // the kernel took no more replies: waiting to write
     bool batching_ = false;  // inside read_some: replies wait for one flush

@@ -38,6 +38,8 @@ nlohmann::json rule_figures(const ClientRule& r, Metrics& metrics) {
             {"destinations", r.destinations.size()},
             {"deny_private", r.deny_private},
             {"deny_host", r.deny_host},
+            {"adopt", r.adopt},
+            {"adopt_other_netns", r.adopt_other_netns},
             {"denied", static_cast<std::uint64_t>(metrics.policy_denials(r.name))},
             {"limits", limit_figures(r.limits)},
             {"throttled", static_cast<std::uint64_t>(metrics.quota_refusals(r.name))}};
@@ -83,6 +85,7 @@ nlohmann::json status_document(const BrokerContext& ctx) {
             {"requests_in_flight", ctx.stats.inflight},
             {"quota_uids", ctx.quotas.uids()},
             {"host_addresses", ctx.host->addresses.size()},
+            {"features", nlohmann::json::array({"adopt"})},
             {"pools", pools},
             {"clients", clients}};
 }

@@ -109,6 +109,10 @@ Result<ConnectRequest> decode_request(const Bytes& d) {
 constexpr std::string_view kGoldenConnect =
     "45 47 52 53 01 01 00 00 01 00 00 00 00 00 00 00 1a 00 00 00 01 00 06 00 7f 00 00 01 90 1f 03 00 "
     "04 00 e8 03 00 00 04 00 04 00 01 00 00 00";
+// CONNECT id 3 in adopt mode to 192.0.2.10:443, timeout 2000 ms, ADOPT | TCP_NODELAY.
+constexpr std::string_view kGoldenAdopt =
+    "45 47 52 53 01 01 00 00 03 00 00 00 00 00 00 00 1a 00 00 00 01 00 06 00 c0 00 02 0a bb 01 03 00 "
+    "04 00 d0 07 00 00 04 00 04 00 05 00 00 00";
 // CONNECT_REPLY id 1, success, descriptor attached.
 constexpr std::string_view kGoldenReplyOk =
     "45 47 52 53 01 81 01 00 01 00 00 00 00 00 00 00 3b 00 00 00 10 00 04 00 00 00 00 00 13 00 06 00 "
@@ -133,6 +137,14 @@ ConnectRequest golden_request() {
     r.dest = ep("127.0.0.1:8080");
     r.timeout_ms = 1000;
     r.flags = EGRESS_CONNECT_TCP_NODELAY;
+    return r;
+}
+
+ConnectRequest golden_adopt() {
+    ConnectRequest r;
+    r.dest = ep("192.0.2.10:443");
+    r.timeout_ms = 2000;
+    r.flags = EGRESS_CONNECT_ADOPT | EGRESS_CONNECT_TCP_NODELAY;
     return r;
 }
 
@@ -171,6 +183,14 @@ TEST(Golden, ConnectRequestBytes) {
     auto r = decode_request(d);
     ASSERT_TRUE(IsOk(r));
     expect_same(*r, golden_request());
+}
+
+TEST(Golden, AdoptConnectRequestBytes) {
+    EXPECT_EQ(encode_connect(3, golden_adopt()), from_hex(kGoldenAdopt));
+    auto r = decode_request(from_hex(kGoldenAdopt));
+    ASSERT_TRUE(IsOk(r));
+    expect_same(*r, golden_adopt());
+    EXPECT_EQ(EGRESS_CONNECT_ADOPT, 0x4u);
 }
 
 TEST(Golden, ConnectReplySuccessBytes) {
@@ -225,6 +245,7 @@ TEST(Golden, ProtocolDocumentShowsTheseBytes) {
     std::stringstream doc;
     doc << f.rdbuf();
     EXPECT_EQ(doc_dump(doc.str(), "connect_request"), from_hex(kGoldenConnect));
+    EXPECT_EQ(doc_dump(doc.str(), "connect_adopt"), from_hex(kGoldenAdopt));
     EXPECT_EQ(doc_dump(doc.str(), "connect_reply_ok"), from_hex(kGoldenReplyOk));
     EXPECT_EQ(doc_dump(doc.str(), "connect_reply_refused"), from_hex(kGoldenReplyRefused));
     EXPECT_EQ(doc_dump(doc.str(), "error_reply"), from_hex(kGoldenErrorReply));
@@ -350,6 +371,25 @@ TEST(ConnectRequest, FullV4RoundTrip) {
     auto r = decode_request(d);
     ASSERT_TRUE(IsOk(r));
     expect_same(*r, req);
+}
+
+// The codec carries ADOPT like any known bit; which combinations make sense
+// (not with BLOCKING) and the descriptor it needs are the daemon's to judge.
+TEST(ConnectRequest, AdoptFlagRoundTrips) {
+    EXPECT_EQ(EGRESS_CONNECT_KNOWN_FLAGS, 0x7u);
+    for (std::uint32_t bits : {EGRESS_CONNECT_ADOPT, EGRESS_CONNECT_ADOPT | EGRESS_CONNECT_TCP_NODELAY,
+                               EGRESS_CONNECT_ADOPT | EGRESS_CONNECT_BLOCKING}) {
+        ConnectRequest req;
+        req.dest = ep("[2001:db8::1]:443");
+        req.flags = bits;
+        auto r = decode_request(encode_connect(9, req));
+        ASSERT_TRUE(IsOk(r)) << bits;
+        EXPECT_EQ(r->flags, bits);
+    }
+    const auto wire = cat({kDest, field(EGRESS_FIELD_CONNECT_FLAGS, le(EGRESS_CONNECT_ADOPT, 4))});
+    auto r = decode_connect(wire);
+    ASSERT_TRUE(IsOk(r));
+    EXPECT_EQ(r->flags, 4u);
 }
 
 TEST(ConnectRequest, V6RoundTrips) {
@@ -486,11 +526,11 @@ TEST(ConnectMalformed, PortZeroIsEINVAL) {
 }
 
 TEST(ConnectMalformed, UnknownConnectFlagBitsAreEINVAL) {
-    for (std::uint32_t bits : {0x4u, 0x8u, 0x80000000u, 0xFFFFFFFFu}) {
+    for (std::uint32_t bits : {0x8u, 0x10u, 0x80000000u, 0xFFFFFFFFu}) {
         const auto payload = cat({kDest, field(EGRESS_FIELD_CONNECT_FLAGS, le(bits, 4))});
         EXPECT_TRUE(IsError(decode_connect(payload), EINVAL, {"unknown connect flag bits"})) << bits;
     }
-    for (std::uint32_t bits : {1u, 2u, 3u})
+    for (std::uint32_t bits : {1u, 2u, 3u, 4u, 5u, 7u})
         EXPECT_TRUE(IsOk(decode_connect(cat({kDest, field(EGRESS_FIELD_CONNECT_FLAGS, le(bits, 4))}))));
 }
 

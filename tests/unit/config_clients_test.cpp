@@ -213,6 +213,30 @@ TEST(ConfigClients, DefaultClientKeys) {
     EXPECT_EQ(c->clients.default_rule().otherwise, Action::deny);
 }
 
+TEST(ConfigClients, AdoptIsAllowedInOwnNamespaceByDefaultAndSetPerRule) {
+    const auto c = parse_ok(R"({
+        "clients": [{"name": "no-adopt", "match": {"uid": 1}, "adopt": false},
+                    {"name": "any-netns", "match": {"uid": 2}, "adopt_other_netns": true},
+                    {"name": "plain", "match": {"uid": 3}}],
+        "default_client": {"adopt": false}
+    })");
+    const auto& r = c->clients.rules();
+    ASSERT_EQ(r.size(), 3u);
+    EXPECT_FALSE(r[0].adopt);
+    EXPECT_FALSE(r[0].adopt_other_netns);
+    EXPECT_TRUE(r[1].adopt);
+    EXPECT_TRUE(r[1].adopt_other_netns);
+    EXPECT_TRUE(r[2].adopt);
+    EXPECT_FALSE(r[2].adopt_other_netns);
+    EXPECT_FALSE(c->clients.default_rule().adopt);
+    EXPECT_TRUE(default_config()->clients.default_rule().adopt);
+    EXPECT_FALSE(default_config()->clients.default_rule().adopt_other_netns);
+    EXPECT_ERROR(R"({"clients": [{"name": "a", "match": {"uid": 1}, "adopt": "yes"}]})", "clients[0].adopt",
+                 "true or false");
+    EXPECT_ERROR(R"({"default_client": {"adopt_other_netns": 1}})", "default_client.adopt_other_netns",
+                 "true or false");
+}
+
 TEST(ConfigClients, DenyPrivateAndDenyHostDefaultToTrueAndOptOutPerRule) {
     const auto c = parse_ok(R"({
         "clients": [{"name": "open", "match": {"uid": 1}, "deny_private": false, "deny_host": false},

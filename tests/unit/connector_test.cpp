@@ -18,6 +18,7 @@
 #include <tuple>
 #include <vector>
 
+#include "connector/adopt.hpp"
 #include "egress_proto.h"
 #include "expect.hpp"
 #include "fake_syscalls.hpp"
@@ -29,10 +30,12 @@ using namespace std::chrono_literals;
 using test::Call;
 using test::FakeSyscalls;
 using test::IsError;
+using test::IsOk;
 using test::ip;
 using test::kIpBindAddressNoPort;
 using test::kIpLocalPortRange;
 using test::open_fds;
+using test::SocketFacts;
 
 Endpoint ep(std::string_view text) {
     auto e = parse_endpoint(text);
@@ -957,6 +960,218 @@ TEST_F(ConnectorTest, ManyConnectsLeaveNoDescriptorBehind) {
         ASSERT_EQ(run.done_calls, 1) << i;
         EXPECT_EQ(sockets_open(), run.out->fd ? 1u : 0u) << i;
     }
+    EXPECT_EQ(sockets_open(), 0u);
+}
+
+// ---- adopt mode: the program's own socket ----
+
+constexpr std::uint64_t kOwnNetns = 1;
+
+int inspect_error(FakeSyscalls& sys, int fd, std::optional<std::uint64_t> own = kOwnNetns, bool any = false) {
+    auto r = inspect_adopted(sys, fd, own, any);
+    return r ? 0 : r.error().code;
+}
+
+TEST_F(ConnectorTest, AdoptChecksRefuseEachWrongSocketWithItsErrno) {
+    struct Case {
+        const char* what;
+        SocketFacts facts;
+        bool nonblocking;
+        int err;
+        const char* says;
+    };
+    const Case cases[] = {
+        {"unix socket", {.domain = AF_UNIX}, true, EAFNOSUPPORT, "AF_INET"},
+        {"datagram", {.type = SOCK_DGRAM}, true, EPROTOTYPE, "SOCK_STREAM"},
+        {"sctp", {.protocol = IPPROTO_SCTP}, true, EPROTONOSUPPORT, "IPPROTO_TCP"},
+        {"listening", {.state = TCP_LISTEN}, true, EINVAL, "listening"},
+        {"connecting", {.state = TCP_SYN_SENT}, true, EALREADY, "in progress"},
+        {"connected", {.state = TCP_ESTABLISHED}, true, EISCONN, "connected"},
+        {"half closed", {.state = TCP_CLOSE_WAIT}, true, EISCONN, "connected"},
+        {"blocking", {}, false, EINVAL, "blocking"},
+        {"other netns", {.netns = 2}, true, EACCES, "another network namespace"},
+    };
+    for (const auto& c : cases) {
+        const UniqueFd fd(sys.adopt_socket(c.facts, c.nonblocking));
+        auto r = inspect_adopted(sys, fd.get(), kOwnNetns, false);
+        ASSERT_FALSE(r) << c.what;
+        EXPECT_TRUE(IsError(r, c.err, {c.says})) << c.what << ": " << r.error().message;
+    }
+    // A pipe is not a socket: SO_DOMAIN says so.
+    int p[2];
+    ASSERT_EQ(::pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
+    const UniqueFd r0(p[0]), r1(p[1]);
+    FakeSyscalls plain;  // knows no socket by that number
+    EXPECT_TRUE(IsError(inspect_adopted(plain, p[0], kOwnNetns, false), ENOTSOCK, {"not a socket"}));
+    // Nothing was changed on any of them: only reads.
+    EXPECT_TRUE(sys.of(Call::setsockopt).empty());
+    EXPECT_TRUE(sys.of(Call::fcntl_setfl).empty());
+    EXPECT_TRUE(sys.of(Call::bind).empty());
+}
+
+TEST_F(ConnectorTest, AdoptNamespaceCheckFailsClosedAndARuleMayWaiveIt) {
+    const UniqueFd other(sys.adopt_socket({.netns = 2}));
+    EXPECT_EQ(inspect_error(sys, other.get(), kOwnNetns, true), 0);
+    const UniqueFd own(sys.adopt_socket());
+    EXPECT_EQ(inspect_error(sys, own.get()), 0);
+    EXPECT_EQ(inspect_error(sys, own.get(), std::nullopt), EACCES);  // egressd could not read its own
+}
+
+TEST_F(ConnectorTest, AdoptReportsWhatTheProgramBound) {
+    const UniqueFd fresh(sys.adopt_socket({.domain = AF_INET6}));
+    auto r = inspect_adopted(sys, fresh.get(), kOwnNetns, false);
+    ASSERT_TRUE(IsOk(r));
+    EXPECT_TRUE(r->v6);
+    EXPECT_FALSE(r->bound);
+    const UniqueFd addr(sys.adopt_socket({.bound = ip("192.0.2.7")}));
+    r = inspect_adopted(sys, addr.get(), kOwnNetns, false);
+    ASSERT_TRUE(IsOk(r));
+    EXPECT_EQ(r->bound, ip("192.0.2.7"));
+    const UniqueFd port(sys.adopt_socket({.bound = ep("0.0.0.0:5555")}));
+    r = inspect_adopted(sys, port.get(), kOwnNetns, false);
+    ASSERT_TRUE(IsOk(r));
+    EXPECT_EQ(r->bound, ep("0.0.0.0:5555"));
+}
+
+ConnectPlan adopt_plan(ConnectPlan p, int fd, bool v6 = false) {
+    p.adopted = UniqueFd(fd);
+    p.adopted_v6 = v6;
+    return p;
+}
+
+TEST_F(ConnectorTest, AdoptedUnboundSocketGetsThePoolSourceOnItself) {
+    const int fd = sys.adopt_socket();
+    Reported run;
+    start(adopt_plan(plan({ip("192.0.2.1")}, kernel_range_policy({40000, 59999})), fd), run);
+    ASSERT_EQ(run.done_calls, 1);
+    ASSERT_EQ(run.out->err, 0) << run.out->message;
+    EXPECT_TRUE(sys.of(Call::socket).empty()) << "adopt mode opens no socket";
+    EXPECT_EQ(sys.kinds(), (std::vector<Call::Kind>{Call::setsockopt, Call::bind, Call::setsockopt, Call::connect,
+                                                     Call::getpeername, Call::getsockname}));
+    for (const auto& c : sys.calls) EXPECT_EQ(c.fd, fd);
+    EXPECT_EQ(sys.calls[0].name, kIpBindAddressNoPort);
+    EXPECT_EQ(sys.of(Call::bind).at(0).addr, ip("192.0.2.1"));
+    EXPECT_EQ(sys.calls[2].name, kIpLocalPortRange);
+    EXPECT_EQ(run.out->fd.get(), fd);  // egressd's copy, for the caller to close
+    EXPECT_EQ(run.out->local, ep("192.0.2.1:40000"));
+    EXPECT_EQ(run.out->source, 0u);
+}
+
+TEST_F(ConnectorTest, AdoptedSocketBoundToAnAddressKeepsItAndGetsThePortStrategy) {
+    const int fd = sys.adopt_socket({.bound = ip("192.0.2.7")});
+    Reported run;
+    // The session gives a socket the program bound no source of the pool.
+    start(adopt_plan(plan({}, kernel_range_policy({40000, 49999})), fd), run);
+    ASSERT_EQ(run.done_calls, 1);
+    ASSERT_EQ(run.out->err, 0) << run.out->message;
+    EXPECT_TRUE(sys.of(Call::bind).empty());
+    EXPECT_TRUE(sys.options(kIpBindAddressNoPort).empty());
+    ASSERT_EQ(sys.options(kIpLocalPortRange).size(), 1u);
+    EXPECT_EQ(sys.options(kIpLocalPortRange)[0].value, encode_local_port_range({40000, 49999}));
+    EXPECT_EQ(run.out->local, ep("192.0.2.7:40000"));
+    EXPECT_FALSE(run.out->source);
+}
+
+TEST_F(ConnectorTest, AdoptedSocketBoundToAPortIsConnectedAsItIs) {
+    const int fd = sys.adopt_socket({.bound = ep("0.0.0.0:5555")});
+    Reported run;
+    PortPolicy as_is;
+    as_is.strategy = PortStrategy::kernel_default;  // what the session asks for a bound port
+    auto p = adopt_plan(plan({}, as_is), fd);
+    p.flags = EGRESS_CONNECT_TCP_NODELAY;
+    start(std::move(p), run);
+    ASSERT_EQ(run.done_calls, 1);
+    ASSERT_EQ(run.out->err, 0) << run.out->message;
+    EXPECT_EQ(sys.kinds(), (std::vector<Call::Kind>{Call::setsockopt, Call::connect, Call::getpeername,
+                                                     Call::getsockname}));
+    EXPECT_EQ(sys.calls[0].level, IPPROTO_TCP);
+    EXPECT_EQ(sys.calls[0].name, TCP_NODELAY);
+    EXPECT_EQ(run.out->local->port, 5555);
+}
+
+TEST_F(ConnectorTest, AdoptedWindowRetriesStayOnTheSameSocketAndBindOnce) {
+    const int fd = sys.adopt_socket();
+    sys.connect_results = {EADDRNOTAVAIL, EADDRNOTAVAIL, 0};
+    Reported run;
+    start(adopt_plan(plan({ip("192.0.2.1")}, window_policy(4)), fd), run);
+    ASSERT_EQ(run.done_calls, 1);
+    ASSERT_EQ(run.out->err, 0) << run.out->message;
+    EXPECT_TRUE(sys.of(Call::socket).empty());
+    EXPECT_EQ(sys.of(Call::bind).size(), 1u) << "a bound socket cannot change its address";
+    EXPECT_EQ(sys.of(Call::connect).size(), 3u);
+    const auto windows = sys.options(kIpLocalPortRange);
+    ASSERT_EQ(windows.size(), 3u);
+    for (const auto& c : sys.calls) EXPECT_EQ(c.fd, fd);
+    EXPECT_EQ(run.out->attempts, 3u);
+    EXPECT_EQ(run.out->window_retries, 2u);
+    EXPECT_EQ(sockets_open(), 1u);  // the adopted socket, egressd's copy in the outcome
+}
+
+TEST_F(ConnectorTest, AdoptedConnectUnderWayIsReportedThenWatchedWithoutSoError) {
+    const int fd = sys.adopt_socket();
+    sys.peer_errs = {ENOTCONN};  // not established inside connect()
+    Reported run;
+    std::optional<ConnectOutcome> progress;
+    auto c = std::make_shared<PendingConnect>(io(), sys, rng, adopt_plan(plan({ip("192.0.2.1")}, kernel_range_policy()), fd));
+    c->start([&run](ConnectOutcome o) {
+        ++run.done_calls;
+        run.out = std::move(o);
+    }, [&](ConnectOutcome o) { progress = std::move(o); });
+    ASSERT_TRUE(progress) << "the reply leaves while connect() is under way";
+    EXPECT_EQ(progress->err, EINPROGRESS);
+    EXPECT_FALSE(progress->fd);
+    EXPECT_EQ(progress->local, ep("192.0.2.1:40000"));
+    EXPECT_EQ(progress->attempts, 1u);
+    EXPECT_EQ(run.done_calls, 0);
+    run_loop();
+    ASSERT_EQ(run.done_calls, 1);
+    EXPECT_EQ(run.out->err, 0) << run.out->message;
+    EXPECT_EQ(run.out->remote, ep("192.0.2.80:443"));
+    for (const auto& g : sys.of(Call::getsockopt)) EXPECT_NE(g.name, SO_ERROR) << "SO_ERROR is the program's";
+    EXPECT_FALSE(sys.of(Call::getsockopt).empty());  // TCP_INFO
+}
+
+TEST_F(ConnectorTest, AdoptedConnectThatFailsAfterTheReplyIsCountedUnseen) {
+    const int fd = sys.adopt_socket();
+    sys.peer_errs = {ENOTCONN};
+    sys.state_after_connect = TCP_CLOSE;  // refused: the program's SO_ERROR holds why
+    sys.so_error = ECONNREFUSED;
+    Reported run;
+    bool told = false;
+    auto c = std::make_shared<PendingConnect>(io(), sys, rng, adopt_plan(plan({}, kernel_range_policy()), fd));
+    c->start([&run](ConnectOutcome o) {
+        ++run.done_calls;
+        run.out = std::move(o);
+    }, [&](ConnectOutcome) { told = true; });
+    EXPECT_TRUE(told);
+    run_loop();
+    ASSERT_EQ(run.done_calls, 1);
+    EXPECT_EQ(run.out->err, kAdoptedFailureUnseen);
+    EXPECT_FALSE(run.out->fd);
+    for (const auto& g : sys.of(Call::getsockopt)) EXPECT_NE(g.name, SO_ERROR);
+    EXPECT_EQ(sockets_open(), 0u) << "egressd's copy is closed";
+}
+
+TEST_F(ConnectorTest, AdoptedIpv6SocketReachesAnIpv4DestinationMapped) {
+    const int fd = sys.adopt_socket({.domain = AF_INET6});
+    Reported run;
+    start(adopt_plan(plan({ip("192.0.2.1")}, kernel_range_policy()), fd, true), run);
+    ASSERT_EQ(run.done_calls, 1);
+    ASSERT_EQ(run.out->err, 0) << run.out->message;
+    EXPECT_EQ(sys.of(Call::bind).at(0).addr, ip("::ffff:192.0.2.1"));
+    EXPECT_EQ(sys.of(Call::connect).at(0).addr, ep("[::ffff:192.0.2.80]:443"));
+    // Reported as the IPv4 endpoints the policy judged.
+    EXPECT_EQ(run.out->remote, ep("192.0.2.80:443"));
+    EXPECT_EQ(run.out->local, ep("192.0.2.1:40000"));
+}
+
+TEST_F(ConnectorTest, AdoptedConnectThatFailsAtOnceClosesOnlyEgressdsCopy) {
+    const int fd = sys.adopt_socket();
+    sys.connect_results = {ENETUNREACH};
+    Reported run;
+    start(adopt_plan(plan({}, kernel_range_policy()), fd), run);
+    ASSERT_EQ(run.done_calls, 1);
+    EXPECT_EQ(run.out->err, ENETUNREACH);
     EXPECT_EQ(sockets_open(), 0u);
 }
 

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -49,6 +50,16 @@ inline Endpoint ip(std::string_view text) {
     return a.value_or(Endpoint{});
 }
 
+// What the fake reports about a program's socket handed in for adoption.
+struct SocketFacts {
+    int domain = AF_INET;
+    int type = SOCK_STREAM;
+    int protocol = IPPROTO_TCP;
+    std::uint8_t state = TCP_CLOSE;  // TCP_INFO's tcpi_state
+    std::uint64_t netns = 1;         // SO_NETNS_COOKIE
+    std::optional<Endpoint> bound;   // what the program bound
+};
+
 struct Call {
     enum Kind { socket, setsockopt, getsockopt, bind, connect, getsockname, getpeername, fcntl_getfl, fcntl_setfl };
     Kind kind;
@@ -78,6 +89,24 @@ public:
         [](const std::optional<PortRange>& r, std::uint16_t bound) -> std::uint16_t {
         return bound ? bound : r ? r->lo : 45678;
     };
+
+    // Programs' sockets (adopt mode), by descriptor; any other descriptor
+    // socket() did not make is not a socket (ENOTSOCK), like a pipe.
+    std::map<int, SocketFacts> adopted;
+    std::uint8_t state_after_connect = TCP_ESTABLISHED;  // an adopted socket's state once connecting
+    // An eventfd standing in for a program's socket; `nonblocking` sets O_NONBLOCK.
+    int adopt_socket(SocketFacts facts = {}, bool nonblocking = true) {
+        const int fd = ::eventfd(0, EFD_CLOEXEC | (nonblocking ? EFD_NONBLOCK : 0));
+        EXPECT_GE(fd, 0);
+        if (!writable) {
+            const std::uint64_t full = 0xFFFFFFFFFFFFFFFEull;
+            EXPECT_EQ(::write(fd, &full, sizeof full), static_cast<ssize_t>(sizeof full));
+        }
+        state_[fd] = State{};
+        state_[fd].bound = facts.bound;
+        adopted[fd] = facts;
+        return fd;
+    }
 
     std::vector<Call> calls;
     std::vector<int> created;               // descriptors handed out by socket()
@@ -131,6 +160,28 @@ public:
     }
     SysResult getsockopt(int fd, int level, int name, void* value, socklen_t* len) override {
         calls.push_back({Call::getsockopt, fd, 0, level, name});
+        if (const auto a = adopted.find(fd); a != adopted.end()) {
+            const auto& f = a->second;
+            if (level == SOL_SOCKET && (name == SO_DOMAIN || name == SO_TYPE || name == SO_PROTOCOL)) {
+                const int v = name == SO_DOMAIN ? f.domain : name == SO_TYPE ? f.type : f.protocol;
+                std::memcpy(value, &v, sizeof v);
+                *len = sizeof v;
+                return {0, 0};
+            }
+            if (level == SOL_SOCKET && name == 71 /* SO_NETNS_COOKIE */) {
+                std::memcpy(value, &f.netns, sizeof f.netns);
+                *len = sizeof f.netns;
+                return {0, 0};
+            }
+            if (level == IPPROTO_TCP && name == TCP_INFO) {
+                tcp_info info{};
+                info.tcpi_state = f.state;
+                std::memcpy(value, &info, std::min<socklen_t>(*len, sizeof info));
+                return {0, 0};
+            }
+        } else if (!state_.count(fd)) {
+            return {-1, ENOTSOCK};
+        }
         if (level == SOL_SOCKET && name == SO_ERROR && *len >= sizeof(int)) {
             std::memcpy(value, &so_error, sizeof(int));
             *len = sizeof(int);
@@ -146,14 +197,22 @@ public:
     }
     SysResult connect(int fd, const sockaddr* addr, socklen_t len) override {
         calls.push_back({Call::connect, fd, 0, 0, 0, 0, from_sockaddr(addr, len)});
-        state_[fd].dest = from_sockaddr(addr, len);
         const int r = pop(connect_results, connect_default);
+        if (const auto a = adopted.find(fd); a != adopted.end() && (r == 0 || r == EINPROGRESS))
+            a->second.state = r == 0 ? std::uint8_t{TCP_ESTABLISHED} : state_after_connect;
+        if (r == 0 || r == EINPROGRESS || !adopted.count(fd)) state_[fd].dest = from_sockaddr(addr, len);
         return r ? SysResult{-1, r} : SysResult{0, 0};
     }
     SysResult getsockname(int fd, sockaddr* addr, socklen_t* len) override {
         calls.push_back({Call::getsockname, fd});
         if (getsockname_err) return {-1, getsockname_err};
         const auto& s = state_[fd];
+        if (const auto a = adopted.find(fd); a != adopted.end() && !s.dest) {
+            // Not connecting yet: what the program bound, or the unspecified address.
+            Endpoint e = s.bound.value_or(Endpoint{});
+            e.v6 = s.bound ? s.bound->v6 : a->second.domain == AF_INET6;
+            return fill(e, addr, len);
+        }
         Endpoint local = s.bound.value_or(Endpoint{});
         local.v6 = s.dest && s.dest->v6;
         if (local.addr == Endpoint{}.addr) local.addr = ip(local.v6 ? "2001:db8:ff::1" : "198.51.100.1").addr;
