@@ -149,8 +149,7 @@ int run(const Options& opt) {
     RealSyscalls sys;
     Stats stats;
     Random random{std::random_device{}()};
-    // One turn is about a read batch of requests, or as many connects finished.
-    FairQueue turns([&io, &turns] { asio::post(io, [&turns] { turns.run(); }); }, RecvBatch::kSize);
+    FairQueue turns([&io, &turns] { asio::post(io, [&turns] { turns.run(); }); }, kTurnQuantum);
     BrokerContext ctx{io, sys, config, stats, metrics, make_pools(*config, kernel, metrics), random, turns,
                       DaemonInfo{kernel, choice}};
     // Adopted sockets must live in this namespace (unless a rule says

@@ -37,7 +37,7 @@ struct DatagramBatch {
 
 // Requests: one client's turn (see session.cpp), with room to see (and
 // close) descriptors a client wrongly attaches.
-struct RecvBatch : DatagramBatch<8, 32> {
+struct RecvBatch : DatagramBatch<32, 32> {
     std::array<std::array<std::uint8_t, EGRESS_MAX_DATAGRAM>, kSize> bufs;
     void prepare() {
         for (std::size_t i = 0; i < kSize; ++i) set(i, bufs[i].data(), bufs[i].size());

@@ -12,9 +12,13 @@
 namespace egress {
 namespace {
 
-// Requests read in one turn of the client's lane: few, so that a client with
-// a long queue of requests delays the others by little.
-constexpr unsigned kReadBatch = RecvBatch::kSize;
+// Requests read in one turn of the client's lane: few while other clients
+// wait for their turn, so that a client with a long queue of requests delays
+// them by little; a whole batch when no one else waits, so that a lone busy
+// client pays fewer system calls per request. Either way the turn is charged
+// what it read.
+constexpr unsigned kContendedBatch = kTurnQuantum;
+constexpr unsigned kLoneBatch = RecvBatch::kSize;
 
 std::uint64_t next_session_id = 1;
 
@@ -42,12 +46,13 @@ std::uint32_t Session::read_some() {
     auto& b = ctx_.recv_batch;
     bool drained = false;
     std::uint32_t handled = 0;
+    const unsigned batch = ctx_.turns.ready_lanes() > 0 ? kContendedBatch : kLoneBatch;
     batching_ = true;  // replies made meanwhile go out together, below
     // Until the batch is full or the socket has nothing more: only a read
     // that found nothing makes an edge-triggered wait safe.
-    while (handled < kReadBatch && !closed_ && !drained) {
+    while (handled < batch && !closed_ && !drained) {
         b.prepare();
-        const auto r = ctx_.sys.recvmmsg(sock_.native_handle(), b.msgs.data(), kReadBatch - handled,
+        const auto r = ctx_.sys.recvmmsg(sock_.native_handle(), b.msgs.data(), batch - handled,
                                          MSG_DONTWAIT | MSG_CMSG_CLOEXEC | MSG_TRUNC);
         if (!r.ok()) {
             if (r.err == EAGAIN || r.err == EWOULDBLOCK) drained = true;

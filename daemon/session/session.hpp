@@ -25,6 +25,10 @@
 
 namespace egress {
 
+// The work one client may do in one turn of the FairQueue, in requests read
+// or connects finished: a turn of a busy client delays the others by this.
+inline constexpr std::uint32_t kTurnQuantum = 8;
+
 class Session : public std::enable_shared_from_this<Session> {
 public:
     using Closed = std::function<void(Session*)>;
