@@ -35,7 +35,7 @@ struct DatagramBatch {
     }
 };
 
-// Requests: one client's turn (see session.cpp), with room to see (and
+// Requests: at most one client's turn (see session.cpp), with room to see (and
 // close) descriptors a client wrongly attaches.
 struct RecvBatch : DatagramBatch<32, 32> {
     std::array<std::array<std::uint8_t, EGRESS_MAX_DATAGRAM>, kSize> bufs;
