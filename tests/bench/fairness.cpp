@@ -16,6 +16,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <iostream>
 #include <stdexcept>
 #include <string>
@@ -54,10 +55,11 @@ bool send_all(int fd, const proto::Bytes& b) {
     }
 }
 
-// flood: connect, send `requests` CONNECTs to `closed` (refused at once, so
-// that no source port stays in use) and never read; when egressd drops the
-// connection, do it again.
-[[noreturn]] void flood(const std::string& sock, const Endpoint& closed, std::uint32_t requests) {
+// An attacker's life: connect (again and again once egressd drops it),
+// send `burst` CONNECTs to `closed`, then `after(fd, id)` until it fails.
+// Connects to a closed port are refused at once: no source port stays in use.
+[[noreturn]] void attack(const std::string& sock, const Endpoint& closed, std::uint32_t burst,
+                         const std::function<void(int, std::uint64_t&)>& after) {
     std::uint64_t id = 1;
     for (;;) {
         const int fd = unix_connect(sock);
@@ -66,37 +68,32 @@ bool send_all(int fd, const proto::Bytes& b) {
             continue;
         }
         bool alive = true;
-        for (std::uint32_t i = 0; i < requests && alive; ++i)
+        for (std::uint32_t i = 0; i < burst && alive; ++i)
             alive = send_all(fd, proto::encode_connect(id++, proto::ConnectRequest{.dest = closed}));
-        // Hold the connection without reading until egressd closes it.
-        pollfd p{fd, POLLRDHUP, 0};
-        while (alive && ::poll(&p, 1, -1) >= 0 && !(p.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
-        }
+        if (alive) after(fd, id);
         ::close(fd);
     }
 }
 
-// refused: keep `outstanding` CONNECTs to a closed port in flight, reading
-// every reply and sending a new request for each.
+// flood: never read; hold the connection until egressd closes it.
+[[noreturn]] void flood(const std::string& sock, const Endpoint& closed, std::uint32_t requests) {
+    attack(sock, closed, requests, [](int fd, std::uint64_t&) {
+        pollfd p{fd, POLLRDHUP, 0};
+        while (::poll(&p, 1, -1) >= 0 && !(p.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+        }
+    });
+}
+
+// refused: keep `outstanding` in flight, a new request for every reply read.
 [[noreturn]] void refused(const std::string& sock, const Endpoint& closed, std::uint32_t outstanding) {
-    std::uint64_t id = 1;
     std::vector<std::uint8_t> buf(EGRESS_MAX_DATAGRAM);
-    for (;;) {
-        const int fd = unix_connect(sock);
-        if (fd < 0) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(10));
-            continue;
-        }
-        bool alive = true;
-        for (std::uint32_t i = 0; i < outstanding && alive; ++i)
-            alive = send_all(fd, proto::encode_connect(id++, proto::ConnectRequest{.dest = closed}));
-        while (alive) {
+    attack(sock, closed, outstanding, [&](int fd, std::uint64_t& id) {
+        for (;;) {
             const auto n = ::recv(fd, buf.data(), buf.size(), 0);
-            if (n <= 0 && errno != EINTR) break;
-            if (n > 0) alive = send_all(fd, proto::encode_connect(id++, proto::ConnectRequest{.dest = closed}));
+            if (n <= 0 && errno != EINTR) return;
+            if (n > 0 && !send_all(fd, proto::encode_connect(id++, proto::ConnectRequest{.dest = closed}))) return;
         }
-        ::close(fd);
-    }
+    });
 }
 
 struct Phase {
