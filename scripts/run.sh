@@ -12,7 +12,8 @@ egressd is starting in the foreground; its socket: $sock
 Try it from another terminal:
   $(pwd)/build/client/egress-connect --socket $sock --status
   $(pwd)/build/client/egress-connect --socket $sock --json HOST:PORT
-Loopback (127.0.0.1:22 included), link-local, multicast and broadcast destinations are denied
-(EACCES) unless a client rule allows them: see SECURITY.md.
+Loopback (127.0.0.1:22 included), this host's own addresses, private ranges, link-local and
+cloud metadata, multicast and broadcast destinations are denied (EACCES) unless a client rule
+allows them: see SECURITY.md.
 MSG
 exec build/daemon/egressd "$@"
