@@ -33,11 +33,12 @@ UniqueFd tcp_socket(int family = AF_INET, bool nonblocking = true) {
     return UniqueFd(::socket(family, SOCK_STREAM | SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0), 0));
 }
 
-proto::Bytes adopt_request(std::uint64_t id, const Endpoint& dest, std::uint32_t flags = EGRESS_CONNECT_ADOPT) {
+proto::Bytes adopt_request(std::uint64_t id, const Endpoint& dest, std::uint32_t flags = EGRESS_CONNECT_ADOPT,
+                           std::uint32_t timeout_ms = 2000) {
     proto::ConnectRequest req;
     req.dest = dest;
     req.flags = flags;
-    req.timeout_ms = 2000;
+    req.timeout_ms = timeout_ms;
     return proto::encode_connect(id, req);
 }
 
@@ -253,6 +254,87 @@ TEST_F(Adopt, TheStatusDocumentListsTheFeatureAndTheRuleKeys) {
     EXPECT_EQ(doc["clients"][1]["adopt"], true);
     EXPECT_EQ(doc["clients"][1]["adopt_other_netns"], false);
 }
+
+// Watches toward the black hole: no answer ever comes, so each watch ends
+// at its request's deadline. The kernel picks the source (a loopback source
+// cannot leave through the black hole's veth).
+constexpr const char* kHoleConfig = R"({
+    "pools": {"hole": {}},
+    "default_pool": "hole",
+    "default_client": {"name": "anyone"}
+})";
+
+Endpoint black_hole() { return *parse_address(kBlackHole, 80); }
+
+// Polls `done` every 10 ms until it holds or `timeout` passes; its last answer.
+template <class F>
+bool eventually(F done, std::chrono::milliseconds timeout = std::chrono::seconds(3)) {
+    const auto until = std::chrono::steady_clock::now() + timeout;
+    while (!done()) {
+        if (std::chrono::steady_clock::now() >= until) return done();
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return true;
+}
+
+proto::ConnectReply connect_reply(const std::optional<proto::Reply>& r) {
+    EXPECT_TRUE(r) << "no reply";
+    if (!r) return {};
+    EXPECT_EQ(r->header.flags, 0) << "an adopt-mode reply carries no descriptor";
+    const auto* rep = std::get_if<proto::ConnectReply>(&r->body);
+    EXPECT_TRUE(rep) << "not a CONNECT_REPLY";
+    return rep ? *rep : proto::ConnectReply{};
+}
+
+int tcp_state(int fd) {
+    tcp_info info{};
+    socklen_t len = sizeof info;
+    return ::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) == 0 ? info.tcpi_state : -1;
+}
+
+// The program's side of a connect still under way: not writable, no error,
+// SYN sent (SO_ERROR last: reading it would clear an error).
+void expect_still_connecting(int fd) {
+    pollfd p{fd, POLLOUT, 0};
+    EXPECT_EQ(::poll(&p, 1, 0), 0) << "revents " << p.revents;
+    EXPECT_EQ(tcp_state(fd), TCP_SYN_SENT);
+    int err = -1;
+    socklen_t len = sizeof err;
+    ASSERT_EQ(::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len), 0);
+    EXPECT_EQ(err, 0);
+}
+
+TEST(AdoptWatch, EndsAtTheDeadlineAndLeavesTheProgramsConnectAlone) {
+    Daemon d(kHoleConfig);
+    const int idle = d.settled_fds();
+    auto conn = raw_connect(d.socket());
+    auto sock = tcp_socket();
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto rep = connect_reply(
+        exchange(conn.get(), adopt_request(1, black_hole(), EGRESS_CONNECT_ADOPT, 300), {.fds = {sock.get()}}));
+    ASSERT_EQ(rep.status, static_cast<std::uint32_t>(EINPROGRESS)) << rep.error_name << ": " << rep.message;
+    EXPECT_EQ(rep.error_name, "EINPROGRESS");
+    EXPECT_EQ(rep.pool, "hole");
+    EXPECT_EQ(d.open_fds(), idle + 2) << "the client's connection and the watched copy";
+    EXPECT_EQ(metric_value(d.scrape(), R"(egress_adopted_total{result="ETIMEDOUT"})"), -1) << "counted early";
+
+    EXPECT_EQ(d.wait_fds(idle + 1, std::chrono::seconds(3)), idle + 1) << "the watch kept its copy";
+    EXPECT_GE(ms_since(t0), 250) << "the watch ended before its deadline";
+    expect_still_connecting(sock.get());
+
+    const auto adopted = R"(egress_adopted_total{result="ETIMEDOUT"})";
+    const auto connects = R"(egress_connects_total{pool="hole",result="ETIMEDOUT",source="kernel"})";
+    EXPECT_TRUE(eventually([&] { return metric_value(d.scrape(), adopted) == 1; }));
+    const auto text = d.scrape();
+    EXPECT_EQ(metric_value(text, adopted), 1);
+    EXPECT_EQ(metric_value(text, connects), 1);
+    EXPECT_EQ(metric_value(text, "egress_requests_in_flight"), 0);
+    EXPECT_EQ(metric_value(text, R"(egress_adopted_total{result="unknown"})"), -1);
+    EXPECT_TRUE(d.alive());
+    conn.reset();
+    EXPECT_EQ(d.wait_fds(idle), idle);
+}
+
 
 }  // namespace
 }  // namespace egress::test
