@@ -335,6 +335,58 @@ TEST(AdoptWatch, EndsAtTheDeadlineAndLeavesTheProgramsConnectAlone) {
     EXPECT_EQ(d.wait_fds(idle), idle);
 }
 
+TEST(AdoptWatch, OutlivesItsClientsConnectionAndThenReleasesItsShare) {
+    Daemon d(R"({
+        "pools": {"hole": {}},
+        "default_pool": "hole",
+        "clients": [{"name": "root", "match": {"uid": 0}, "limits": {"max_connections_per_uid": 1}}]
+    })");
+    const int idle = d.settled_fds();
+    auto sock = tcp_socket();
+    auto conn = raw_connect(d.socket());
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto rep = connect_reply(
+        exchange(conn.get(), adopt_request(1, black_hole(), EGRESS_CONNECT_ADOPT, 500), {.fds = {sock.get()}}));
+    ASSERT_EQ(rep.status, static_cast<std::uint32_t>(EINPROGRESS)) << rep.error_name << ": " << rep.message;
+    conn.reset();  // at once: the watch goes on without its connection
+
+    // Until the watch ends it holds the connection's share of the quota.
+    {
+        auto early = raw_connect(d.socket());
+        const auto r = receive_reply(early.get(), std::chrono::seconds(2));
+        ASSERT_TRUE(r) << "a second connection of uid 0 was let in during the watch";
+        EXPECT_LT(ms_since(t0), 450) << "too slow to see the watch hold its share";
+        EXPECT_EQ(status_of(r->reply), static_cast<std::uint32_t>(EAGAIN)) << message_of(r->reply);
+        EXPECT_NE(message_of(r->reply).find("max_connections_per_uid"), std::string::npos) << message_of(r->reply);
+    }
+    EXPECT_EQ(metric_value(d.scrape(), "egress_requests_in_flight"), 1) << "the watch counts as in flight";
+
+    EXPECT_EQ(d.wait_fds(idle, std::chrono::seconds(3)), idle) << "the watch kept its copy";
+    EXPECT_GE(ms_since(t0), 450) << "the watch ended before its deadline";
+    EXPECT_TRUE(d.alive());
+    EXPECT_GE(::fcntl(sock.get(), F_GETFD), 0) << "the program's socket stays open";
+    expect_still_connecting(sock.get());
+    EXPECT_TRUE(eventually([&] { return metric_value(d.scrape(), "egress_requests_in_flight") == 0; }));
+    EXPECT_EQ(metric_value(d.scrape(), R"(egress_adopted_total{result="ETIMEDOUT"})"), 1);
+
+    // The share is back: a new connection gets in (the listener may still be
+    // closing the refused one), and the status document shows nothing in flight.
+    std::optional<proto::StatusReply> st;
+    EXPECT_TRUE(eventually([&] {
+        auto c = raw_connect(d.socket());
+        auto r = exchange(c.get(), proto::encode_status(7));
+        if (!r || r->header.request_id != 7) return false;
+        st = std::get<proto::StatusReply>(r->body);
+        return true;
+    })) << "no connection let in after the watch ended";
+    ASSERT_TRUE(st);
+    ASSERT_EQ(st->status, 0u) << st->message;
+    const auto doc = nlohmann::json::parse(st->json);
+    EXPECT_EQ(doc["requests_in_flight"], 0);
+    EXPECT_EQ(doc["clients_connected"], 1);
+    EXPECT_EQ(d.wait_fds(idle), idle);
+}
+
 
 }  // namespace
 }  // namespace egress::test
