@@ -387,6 +387,54 @@ TEST(AdoptWatch, OutlivesItsClientsConnectionAndThenReleasesItsShare) {
     EXPECT_EQ(d.wait_fds(idle), idle);
 }
 
+TEST(AdoptWatch, WatchesCountAgainstTheConnectionsInflightLimit) {
+    Daemon d(R"({
+        "pools": {"hole": {}},
+        "default_pool": "hole",
+        "default_client": {"name": "anyone"},
+        "limits": {"max_inflight_per_client": 2}
+    })");
+    const int idle = d.settled_fds();
+    auto conn = raw_connect(d.socket());
+    auto a = tcp_socket(), b = tcp_socket(), c = tcp_socket();
+    for (const auto& [id, fd] : {std::pair{1, a.get()}, std::pair{2, b.get()}}) {
+        const auto rep = connect_reply(
+            exchange(conn.get(), adopt_request(id, black_hole(), EGRESS_CONNECT_ADOPT, 300), {.fds = {fd}}));
+        ASSERT_EQ(rep.status, static_cast<std::uint32_t>(EINPROGRESS)) << id << ": " << rep.message;
+    }
+    EXPECT_EQ(d.open_fds(), idle + 3) << "the connection and two watched copies";
+    // Id 1 is free once its reply has gone; the limit is not.
+    const auto third = connect_reply(
+        exchange(conn.get(), adopt_request(1, black_hole(), EGRESS_CONNECT_ADOPT, 300), {.fds = {c.get()}}));
+    EXPECT_EQ(third.status, static_cast<std::uint32_t>(EAGAIN)) << third.error_name << ": " << third.message;
+    EXPECT_NE(third.message.find("2 requests in flight (limits.max_inflight_per_client)"), std::string::npos)
+        << third.message;
+    proto::ConnectRequest plain;
+    plain.dest = black_hole();
+    plain.timeout_ms = 300;
+    const auto r = exchange(conn.get(), proto::encode_connect(3, plain));
+    ASSERT_TRUE(r);
+    EXPECT_EQ(status_of(*r), static_cast<std::uint32_t>(EAGAIN)) << message_of(*r);
+    // Before any scrape: its HTTP connection may linger a moment in egressd.
+    EXPECT_EQ(d.open_fds(), idle + 3) << "the refused socket's copy is closed";
+    EXPECT_EQ(metric_value(d.scrape(), R"(egress_protocol_errors_total{kind="client_inflight_limit"})"), 2);
+    // Refused before anything touched it: neither bound nor connecting.
+    EXPECT_EQ(tcp_state(c.get()), TCP_CLOSE);
+    ASSERT_TRUE(local_of(c.get()));
+    EXPECT_EQ(endpoint_string(*local_of(c.get())), "0.0.0.0:0");
+
+    // Both watches end at their deadline: the limit lets the next one in.
+    EXPECT_EQ(d.wait_fds(idle + 1, std::chrono::seconds(3)), idle + 1);
+    EXPECT_TRUE(eventually([&] { return metric_value(d.scrape(), "egress_requests_in_flight") == 0; }));
+    const auto again = connect_reply(
+        exchange(conn.get(), adopt_request(1, black_hole(), EGRESS_CONNECT_ADOPT, 200), {.fds = {c.get()}}));
+    EXPECT_EQ(again.status, static_cast<std::uint32_t>(EINPROGRESS)) << again.error_name << ": " << again.message;
+    EXPECT_EQ(d.wait_fds(idle + 1, std::chrono::seconds(3)), idle + 1);
+    EXPECT_TRUE(eventually([&] { return metric_value(d.scrape(), R"(egress_adopted_total{result="ETIMEDOUT"})") == 3; }));
+    conn.reset();
+    EXPECT_EQ(d.wait_fds(idle), idle);
+    EXPECT_TRUE(d.alive());
+}
 
 }  // namespace
 }  // namespace egress::test
