@@ -33,11 +33,12 @@ UniqueFd tcp_socket(int family = AF_INET, bool nonblocking = true) {
     return UniqueFd(::socket(family, SOCK_STREAM | SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0), 0));
 }
 
-proto::Bytes adopt_request(std::uint64_t id, const Endpoint& dest, std::uint32_t flags = EGRESS_CONNECT_ADOPT) {
+proto::Bytes adopt_request(std::uint64_t id, const Endpoint& dest, std::uint32_t flags = EGRESS_CONNECT_ADOPT,
+                           std::uint32_t timeout_ms = 2000) {
     proto::ConnectRequest req;
     req.dest = dest;
     req.flags = flags;
-    req.timeout_ms = 2000;
+    req.timeout_ms = timeout_ms;
     return proto::encode_connect(id, req);
 }
 
@@ -252,6 +253,187 @@ TEST_F(Adopt, TheStatusDocumentListsTheFeatureAndTheRuleKeys) {
     EXPECT_EQ(doc["clients"][0]["adopt"], false);
     EXPECT_EQ(doc["clients"][1]["adopt"], true);
     EXPECT_EQ(doc["clients"][1]["adopt_other_netns"], false);
+}
+
+// Watches toward the black hole: no answer ever comes, so each watch ends
+// at its request's deadline. The kernel picks the source (a loopback source
+// cannot leave through the black hole's veth).
+constexpr const char* kHoleConfig = R"({
+    "pools": {"hole": {}},
+    "default_pool": "hole",
+    "default_client": {"name": "anyone"}
+})";
+
+Endpoint black_hole() { return *parse_address(kBlackHole, 80); }
+
+// Polls `done` every 10 ms until it holds or `timeout` passes; its last answer.
+template <class F>
+bool eventually(F done, std::chrono::milliseconds timeout = std::chrono::seconds(3)) {
+    const auto until = std::chrono::steady_clock::now() + timeout;
+    while (!done()) {
+        if (std::chrono::steady_clock::now() >= until) return done();
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return true;
+}
+
+proto::ConnectReply connect_reply(const std::optional<proto::Reply>& r) {
+    EXPECT_TRUE(r) << "no reply";
+    if (!r) return {};
+    EXPECT_EQ(r->header.flags, 0) << "an adopt-mode reply carries no descriptor";
+    const auto* rep = std::get_if<proto::ConnectReply>(&r->body);
+    EXPECT_TRUE(rep) << "not a CONNECT_REPLY";
+    return rep ? *rep : proto::ConnectReply{};
+}
+
+int tcp_state(int fd) {
+    tcp_info info{};
+    socklen_t len = sizeof info;
+    return ::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) == 0 ? info.tcpi_state : -1;
+}
+
+// The program's side of a connect still under way: not writable, no error,
+// SYN sent (SO_ERROR last: reading it would clear an error).
+void expect_still_connecting(int fd) {
+    pollfd p{fd, POLLOUT, 0};
+    EXPECT_EQ(::poll(&p, 1, 0), 0) << "revents " << p.revents;
+    EXPECT_EQ(tcp_state(fd), TCP_SYN_SENT);
+    int err = -1;
+    socklen_t len = sizeof err;
+    ASSERT_EQ(::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len), 0);
+    EXPECT_EQ(err, 0);
+}
+
+TEST(AdoptWatch, EndsAtTheDeadlineAndLeavesTheProgramsConnectAlone) {
+    Daemon d(kHoleConfig);
+    const int idle = d.settled_fds();
+    auto conn = raw_connect(d.socket());
+    auto sock = tcp_socket();
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto rep = connect_reply(
+        exchange(conn.get(), adopt_request(1, black_hole(), EGRESS_CONNECT_ADOPT, 300), {.fds = {sock.get()}}));
+    ASSERT_EQ(rep.status, static_cast<std::uint32_t>(EINPROGRESS)) << rep.error_name << ": " << rep.message;
+    EXPECT_EQ(rep.error_name, "EINPROGRESS");
+    EXPECT_EQ(rep.pool, "hole");
+    EXPECT_EQ(d.open_fds(), idle + 2) << "the client's connection and the watched copy";
+    EXPECT_EQ(metric_value(d.scrape(), R"(egress_adopted_total{result="ETIMEDOUT"})"), -1) << "counted early";
+
+    EXPECT_EQ(d.wait_fds(idle + 1, std::chrono::seconds(3)), idle + 1) << "the watch kept its copy";
+    EXPECT_GE(ms_since(t0), 250) << "the watch ended before its deadline";
+    expect_still_connecting(sock.get());
+
+    const auto adopted = R"(egress_adopted_total{result="ETIMEDOUT"})";
+    const auto connects = R"(egress_connects_total{pool="hole",result="ETIMEDOUT",source="kernel"})";
+    EXPECT_TRUE(eventually([&] { return metric_value(d.scrape(), adopted) == 1; }));
+    const auto text = d.scrape();
+    EXPECT_EQ(metric_value(text, adopted), 1);
+    EXPECT_EQ(metric_value(text, connects), 1);
+    EXPECT_EQ(metric_value(text, "egress_requests_in_flight"), 0);
+    EXPECT_EQ(metric_value(text, R"(egress_adopted_total{result="unknown"})"), -1);
+    EXPECT_TRUE(d.alive());
+    conn.reset();
+    EXPECT_EQ(d.wait_fds(idle), idle);
+}
+
+TEST(AdoptWatch, OutlivesItsClientsConnectionAndThenReleasesItsShare) {
+    Daemon d(R"({
+        "pools": {"hole": {}},
+        "default_pool": "hole",
+        "clients": [{"name": "root", "match": {"uid": 0}, "limits": {"max_connections_per_uid": 1}}]
+    })");
+    const int idle = d.settled_fds();
+    auto sock = tcp_socket();
+    auto conn = raw_connect(d.socket());
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto rep = connect_reply(
+        exchange(conn.get(), adopt_request(1, black_hole(), EGRESS_CONNECT_ADOPT, 500), {.fds = {sock.get()}}));
+    ASSERT_EQ(rep.status, static_cast<std::uint32_t>(EINPROGRESS)) << rep.error_name << ": " << rep.message;
+    conn.reset();  // at once: the watch goes on without its connection
+
+    // Until the watch ends it holds the connection's share of the quota.
+    {
+        auto early = raw_connect(d.socket());
+        const auto r = receive_reply(early.get(), std::chrono::seconds(2));
+        ASSERT_TRUE(r) << "a second connection of uid 0 was let in during the watch";
+        EXPECT_LT(ms_since(t0), 450) << "too slow to see the watch hold its share";
+        EXPECT_EQ(status_of(r->reply), static_cast<std::uint32_t>(EAGAIN)) << message_of(r->reply);
+        EXPECT_NE(message_of(r->reply).find("max_connections_per_uid"), std::string::npos) << message_of(r->reply);
+    }
+    EXPECT_EQ(metric_value(d.scrape(), "egress_requests_in_flight"), 1) << "the watch counts as in flight";
+
+    EXPECT_EQ(d.wait_fds(idle, std::chrono::seconds(3)), idle) << "the watch kept its copy";
+    EXPECT_GE(ms_since(t0), 450) << "the watch ended before its deadline";
+    EXPECT_TRUE(d.alive());
+    EXPECT_GE(::fcntl(sock.get(), F_GETFD), 0) << "the program's socket stays open";
+    expect_still_connecting(sock.get());
+    EXPECT_TRUE(eventually([&] { return metric_value(d.scrape(), "egress_requests_in_flight") == 0; }));
+    EXPECT_EQ(metric_value(d.scrape(), R"(egress_adopted_total{result="ETIMEDOUT"})"), 1);
+
+    // The share is back: a new connection gets in (the listener may still be
+    // closing the refused one), and the status document shows nothing in flight.
+    std::optional<proto::StatusReply> st;
+    EXPECT_TRUE(eventually([&] {
+        auto c = raw_connect(d.socket());
+        auto r = exchange(c.get(), proto::encode_status(7));
+        if (!r || r->header.request_id != 7) return false;
+        st = std::get<proto::StatusReply>(r->body);
+        return true;
+    })) << "no connection let in after the watch ended";
+    ASSERT_TRUE(st);
+    ASSERT_EQ(st->status, 0u) << st->message;
+    const auto doc = nlohmann::json::parse(st->json);
+    EXPECT_EQ(doc["requests_in_flight"], 0);
+    EXPECT_EQ(doc["clients_connected"], 1);
+    EXPECT_EQ(d.wait_fds(idle), idle);
+}
+
+TEST(AdoptWatch, WatchesCountAgainstTheConnectionsInflightLimit) {
+    Daemon d(R"({
+        "pools": {"hole": {}},
+        "default_pool": "hole",
+        "default_client": {"name": "anyone"},
+        "limits": {"max_inflight_per_client": 2}
+    })");
+    const int idle = d.settled_fds();
+    auto conn = raw_connect(d.socket());
+    auto a = tcp_socket(), b = tcp_socket(), c = tcp_socket();
+    for (const auto& [id, fd] : {std::pair{1, a.get()}, std::pair{2, b.get()}}) {
+        const auto rep = connect_reply(
+            exchange(conn.get(), adopt_request(id, black_hole(), EGRESS_CONNECT_ADOPT, 300), {.fds = {fd}}));
+        ASSERT_EQ(rep.status, static_cast<std::uint32_t>(EINPROGRESS)) << id << ": " << rep.message;
+    }
+    EXPECT_EQ(d.open_fds(), idle + 3) << "the connection and two watched copies";
+    // Id 1 is free once its reply has gone; the limit is not.
+    const auto third = connect_reply(
+        exchange(conn.get(), adopt_request(1, black_hole(), EGRESS_CONNECT_ADOPT, 300), {.fds = {c.get()}}));
+    EXPECT_EQ(third.status, static_cast<std::uint32_t>(EAGAIN)) << third.error_name << ": " << third.message;
+    EXPECT_NE(third.message.find("2 requests in flight (limits.max_inflight_per_client)"), std::string::npos)
+        << third.message;
+    proto::ConnectRequest plain;
+    plain.dest = black_hole();
+    plain.timeout_ms = 300;
+    const auto r = exchange(conn.get(), proto::encode_connect(3, plain));
+    ASSERT_TRUE(r);
+    EXPECT_EQ(status_of(*r), static_cast<std::uint32_t>(EAGAIN)) << message_of(*r);
+    // Before any scrape: its HTTP connection may linger a moment in egressd.
+    EXPECT_EQ(d.open_fds(), idle + 3) << "the refused socket's copy is closed";
+    EXPECT_EQ(metric_value(d.scrape(), R"(egress_protocol_errors_total{kind="client_inflight_limit"})"), 2);
+    // Refused before anything touched it: neither bound nor connecting.
+    EXPECT_EQ(tcp_state(c.get()), TCP_CLOSE);
+    ASSERT_TRUE(local_of(c.get()));
+    EXPECT_EQ(endpoint_string(*local_of(c.get())), "0.0.0.0:0");
+
+    // Both watches end at their deadline: the limit lets the next one in.
+    EXPECT_EQ(d.wait_fds(idle + 1, std::chrono::seconds(3)), idle + 1);
+    EXPECT_TRUE(eventually([&] { return metric_value(d.scrape(), "egress_requests_in_flight") == 0; }));
+    const auto again = connect_reply(
+        exchange(conn.get(), adopt_request(1, black_hole(), EGRESS_CONNECT_ADOPT, 200), {.fds = {c.get()}}));
+    EXPECT_EQ(again.status, static_cast<std::uint32_t>(EINPROGRESS)) << again.error_name << ": " << again.message;
+    EXPECT_EQ(d.wait_fds(idle + 1, std::chrono::seconds(3)), idle + 1);
+    EXPECT_TRUE(eventually([&] { return metric_value(d.scrape(), R"(egress_adopted_total{result="ETIMEDOUT"})") == 3; }));
+    conn.reset();
+    EXPECT_EQ(d.wait_fds(idle), idle);
+    EXPECT_TRUE(d.alive());
 }
 
 }  // namespace
