@@ -160,15 +160,13 @@ void PendingConnect::on_writable(const error_code& ec) {
         if (info.tcpi_state == TCP_SYN_SENT) return wait_writable();  // a wake with no change behind it
         if (info.tcpi_state == TCP_CLOSE)
             return fail(kAdoptedFailureUnseen, "the connect failed; its errno is the program's to read (SO_ERROR)");
-    }
-    int err = 0;
-    socklen_t len = sizeof err;
-    if (adopt_) {
         // Established (or already past it): SO_ERROR stays the program's.
-    } else if (auto r = sys_.getsockopt(sock_.native_handle(), SOL_SOCKET, SO_ERROR, &err, &len); !r.ok()) {
-        err = r.err;
+    } else {
+        int err = 0;
+        socklen_t len = sizeof err;
+        if (auto r = sys_.getsockopt(sock_.native_handle(), SOL_SOCKET, SO_ERROR, &err, &len); !r.ok()) err = r.err;
+        if (err) return fail(err, "connect to the destination failed");
     }
-    if (err) return fail(err, "connect to the destination failed");
 
     SockAddr remote;
     remote.len = sizeof remote.storage;
