@@ -313,6 +313,7 @@ Bytes encode_connect_reply(std::uint64_t id, const ConnectReply& rep, bool fd_at
     if (!rep.pool.empty()) w.text(EGRESS_FIELD_POOL, rep.pool, EGRESS_MAX_NAME);
     if (rep.attempts) w.u32(EGRESS_FIELD_ATTEMPTS, rep.attempts);
     if (rep.connect_us) w.u64(EGRESS_FIELD_CONNECT_US, rep.connect_us);
+    if (rep.timeout_ms) w.u32(EGRESS_FIELD_TIMEOUT_MS, rep.timeout_ms);
     return w.finish();
 }
 
@@ -374,6 +375,9 @@ Result<Reply> decode_reply(ByteView d) {
             break;
         case EGRESS_FIELD_CONNECT_US:
             if (want_len(r, f, 8, "connect_us")) c.connect_us = get_le(f.value, 0, 8);
+            break;
+        case EGRESS_FIELD_TIMEOUT_MS:
+            if (want_len(r, f, 4, "timeout_ms")) c.timeout_ms = static_cast<std::uint32_t>(get_le(f.value, 0, 4));
             break;
         default:
             r.fail("field " + hex16(f.type) + " is not valid in a CONNECT reply");

@@ -44,6 +44,10 @@ struct ConnectReply {
     std::string pool;
     std::uint32_t attempts = 0;
     std::uint64_t connect_us = 0;
+    // Only in an adopt-mode reply with status EINPROGRESS: the deadline egressd
+    // applied (after its default and its maximum), so the program knows how
+    // long the connect may still take. 0: absent.
+    std::uint32_t timeout_ms = 0;
 };
 
 // The reply to STATUS: status 0 and a JSON document (see PROTOCOL.md).

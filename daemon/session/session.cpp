@@ -279,8 +279,8 @@ void Session::handle_connect(std::uint64_t id, proto::ByteView payload, Attached
         op->start(
             [self = shared_from_this(), id, watch, tag, pools, c = *choice, dest = req->dest, port_given](
                 ConnectOutcome out) { self->on_adopt_done(id, watch, tag, *pools, c, dest, port_given, std::move(out)); },
-            [self = shared_from_this(), id, watch](ConnectOutcome out) {
-                self->on_adopt_in_progress(id, watch, std::move(out));
+            [self = shared_from_this(), id, watch, ms](ConnectOutcome out) {
+                self->on_adopt_in_progress(id, watch, ms, std::move(out));
             });
         return;
     }
@@ -297,7 +297,8 @@ void Session::finished(InFlight& f) {
     ctx_.metrics.inflight.Decrement();
 }
 
-void Session::on_adopt_in_progress(std::uint64_t id, std::uint64_t watch, ConnectOutcome out) {
+void Session::on_adopt_in_progress(std::uint64_t id, std::uint64_t watch, std::uint32_t timeout_ms,
+                                   ConnectOutcome out) {
     auto it = inflight_.find(id);
     if (it == inflight_.end()) return;  // cannot happen: this runs inside start()
     const auto& pool = it->second.pool->name;
@@ -310,6 +311,7 @@ void Session::on_adopt_in_progress(std::uint64_t id, std::uint64_t watch, Connec
     rep.pool = pool;
     rep.attempts = out.attempts;
     rep.connect_us = out.connect_us;
+    rep.timeout_ms = timeout_ms;
     // The id is free once the reply has gone; the watch keeps the counts.
     watches_.emplace(watch, std::move(it->second));
     inflight_.erase(it);

@@ -72,7 +72,7 @@ private:
     // section 6a); false when a refusal has been sent.
     bool admit_adopted(std::uint64_t id, const proto::ConnectRequest& req, const ClientRule& rule, Attached& attached,
                        AdoptedSocket& out);
-    void on_adopt_in_progress(std::uint64_t id, std::uint64_t watch, ConnectOutcome out);
+    void on_adopt_in_progress(std::uint64_t id, std::uint64_t watch, std::uint32_t timeout_ms, ConnectOutcome out);
     void on_adopt_done(std::uint64_t id, std::uint64_t watch, const void* op, PoolSet& pools, const Choice& choice,
                        const Endpoint& dest, bool port_given, ConnectOutcome out);
     // Records a finished connect in the pool's and source's figures.

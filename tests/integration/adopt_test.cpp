@@ -315,6 +315,7 @@ TEST(AdoptWatch, EndsAtTheDeadlineAndLeavesTheProgramsConnectAlone) {
     ASSERT_EQ(rep.status, static_cast<std::uint32_t>(EINPROGRESS)) << rep.error_name << ": " << rep.message;
     EXPECT_EQ(rep.error_name, "EINPROGRESS");
     EXPECT_EQ(rep.pool, "hole");
+    EXPECT_EQ(rep.timeout_ms, 300u) << "the reply names the deadline it applies";
     EXPECT_EQ(d.open_fds(), idle + 2) << "the client's connection and the watched copy";
     EXPECT_EQ(metric_value(d.scrape(), R"(egress_adopted_total{result="ETIMEDOUT"})"), -1) << "counted early";
 

@@ -93,6 +93,7 @@ void expect_same(const ConnectReply& a, const ConnectReply& b) {
     EXPECT_EQ(a.pool, b.pool);
     EXPECT_EQ(a.attempts, b.attempts);
     EXPECT_EQ(a.connect_us, b.connect_us);
+    EXPECT_EQ(a.timeout_ms, b.timeout_ms);
 }
 
 // Decodes a request the way the daemon does: frame, check header, decode.
@@ -592,6 +593,22 @@ TEST(Reply, ErrorConnectReplyRoundTrip) {
     EXPECT_FALSE(c.remote);
 }
 
+TEST(Reply, AdoptInProgressCarriesTheAppliedDeadline) {
+    ConnectReply rep;
+    rep.status = EINPROGRESS;
+    rep.error_name = "EINPROGRESS";
+    rep.message = "Operation now in progress";
+    rep.pool = "edge";
+    rep.attempts = 1;
+    rep.timeout_ms = 2500;
+    const auto d = encode_connect_reply(9, rep, false);
+    auto r = decode_reply(d);
+    ASSERT_TRUE(IsOk(r));
+    EXPECT_EQ(std::get<ConnectReply>(r->body).timeout_ms, 2500u);
+    const auto tail = field(EGRESS_FIELD_TIMEOUT_MS, le(2500, 4));
+    EXPECT_TRUE(std::equal(tail.begin(), tail.end(), d.end() - static_cast<long>(tail.size())));
+}
+
 TEST(Reply, ErrorReplyRoundTrip) {
     ErrorReply rep;
     rep.status = EOPNOTSUPP;
@@ -709,6 +726,8 @@ TEST(ReplyMalformed, Fields) {
                         {"0x0015", "got 8"}));
     EXPECT_TRUE(IsError(decode_reply(reply(cat({status, field(EGRESS_FIELD_CONNECT_US, le(1, 4))}))), EBADMSG,
                         {"0x0016", "got 4"}));
+    EXPECT_TRUE(IsError(decode_reply(reply(cat({status, field(EGRESS_FIELD_TIMEOUT_MS, le(1, 8))}))), EBADMSG,
+                        {"0x0003", "got 8"}));
     EXPECT_TRUE(IsError(decode_reply(reply(cat({status, field(EGRESS_FIELD_ERROR_NAME, {})}))), EBADMSG,
                         {"0x0011", "got 0"}));
     EXPECT_TRUE(IsError(decode_reply(reply(cat({status, field(EGRESS_FIELD_MESSAGE, Bytes(513, 'm'))}))), EBADMSG,
