@@ -13,6 +13,10 @@
 #include "worker.hpp"
 
 namespace egress::bench {
+
+// The drop-in scenario (dropin.cpp).
+int cmd_dropin(const Args& a);
+
 namespace {
 
 const char* const kUsage =
@@ -64,6 +68,14 @@ const char* const kUsage =
     "      CONNECTs (default 3000) without reading ('flood'), then while A clients\n"
     "      each keep K refused connects in flight (default 1024, 'refused'). Reports\n"
     "      the probe's p99 under each attack as a ratio to its p99 without one.\n"
+    "\n"
+    "  dropin [--connections N] [--range LO-HI] [--runs R] [--strategy S]\n"
+    "         [--egress-run PATH] [--preload PATH] [--client PATH]\n"
+    "      An unmodified program (egress-dropin-client) makes N plain blocking\n"
+    "      connects (default 19500, at most 19900) to one listener in a peer\n"
+    "      namespace and holds them all, once on its own and once under egress-run\n"
+    "      with egressd's one-source pool (strategy S, default kernel-range).\n"
+    "      Total time, errors, latency by port parity, and the ratio (target 5x).\n"
     "\n"
     "  common: --json (one JSON object per run), --no-netns (use the current namespace),\n"
     "          --egressd PATH (default: the egressd built beside this tool)\n";
@@ -147,5 +159,6 @@ int main(int argc, char** argv) {
     if (scenario == "plot") return cmd_plot(args);
     if (scenario == "vs-socks") return cmd_vs_socks(args);
     if (scenario == "fairness") return cmd_fairness(args);
+    if (scenario == "dropin") return cmd_dropin(args);
     usage("unknown scenario '" + scenario + "'");
 }
