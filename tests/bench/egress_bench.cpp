@@ -14,8 +14,9 @@
 
 namespace egress::bench {
 
-// The drop-in scenario (dropin.cpp).
+// The drop-in scenarios (dropin.cpp, nginx_bench.cpp).
 int cmd_dropin(const Args& a);
+int cmd_nginx(const Args& a);
 
 namespace {
 
@@ -76,6 +77,14 @@ const char* const kUsage =
     "      namespace and holds them all, once on its own and once under egress-run\n"
     "      with egressd's one-source pool (strategy S, default kernel-range).\n"
     "      Total time, errors, latency by port parity, and the ratio (target 5x).\n"
+    "\n"
+    "  nginx [--duration S | --requests N] [--connections C] [--workers W]\n"
+    "        [--threads T] [--sources K] [--runs R] [--nginx PATH] [--wrk PATH]\n"
+    "      nginx as a reverse proxy (W workers, default 2; no upstream keepalive)\n"
+    "      to an nginx in a peer namespace, loaded by wrk (T threads, default 1;\n"
+    "      C connections, default 64; for S seconds, default 10, or N requests),\n"
+    "      once on its own and once under egress-run (pool of K sources, default 4).\n"
+    "      Requests/s, latency percentiles, and the ratio (target 0.8x).\n"
     "\n"
     "  common: --json (one JSON object per run), --no-netns (use the current namespace),\n"
     "          --egressd PATH (default: the egressd built beside this tool)\n";
@@ -160,5 +169,6 @@ int main(int argc, char** argv) {
     if (scenario == "vs-socks") return cmd_vs_socks(args);
     if (scenario == "fairness") return cmd_fairness(args);
     if (scenario == "dropin") return cmd_dropin(args);
+    if (scenario == "nginx") return cmd_nginx(args);
     usage("unknown scenario '" + scenario + "'");
 }
