@@ -158,10 +158,17 @@ json parse_wrk(const std::string& out) {
     return j;
 }
 
-// wrk's standard output, read to its end (bounded wait).
-std::string run_wrk(const std::vector<std::string>& argv, int timeout_s) {
+// The line the --requests script prints when a thread has had its share.
+constexpr const char* kThreadDone = "egress-bench: thread done";
+
+// wrk's standard output, read to its end (bounded wait). With `threads` > 0
+// (--requests), once that many threads have printed kThreadDone, wrk gets
+// SIGINT: a stopped thread does not end wrk's run before its duration, and
+// on SIGINT wrk reports what it did up to then, over the time it took.
+std::string run_wrk(const std::vector<std::string>& argv, int timeout_s, std::uint32_t threads) {
     auto c = spawn(argv);
     std::string out;
+    std::uint32_t done = 0;
     const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
     for (;;) {
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now());
@@ -175,6 +182,12 @@ std::string run_wrk(const std::vector<std::string>& argv, int timeout_s) {
         const auto n = ::read(c.out.get(), buf, sizeof buf);
         if (n <= 0) break;
         out.append(buf, static_cast<std::size_t>(n));
+        if (threads > 0 && done < threads) {
+            std::uint32_t seen = 0;
+            for (auto at = out.find(kThreadDone); at != std::string::npos; at = out.find(kThreadDone, at + 1)) ++seen;
+            if (seen >= threads && done < threads) ::kill(c.pid, SIGINT);
+            done = seen;
+        }
     }
     reap(c);
     return out;
@@ -225,12 +238,15 @@ json nginx_once(const Args& a, const Setup& s, const std::string& mode) {
     std::vector<std::string> wrk{s.wrk, "-t", std::to_string(s.threads), "-c", std::to_string(s.connections),
                                  "--latency", "--timeout", "5s"};
     if (s.requests) {
-        // Each thread stops after its share of the requests (wrk counts the
-        // time until its threads have stopped).
+        // Each thread stops after its share of the requests and says so
+        // (run_wrk then ends the run).
         const auto script = dir.path + "/stop.lua";
         std::ofstream(script) << "local done, limit = 0, " << (s.requests + s.threads - 1) / s.threads << "\n"
                               << "function response(status, headers, body)\n"
-                              << "  done = done + 1\n  if done >= limit then wrk.thread:stop() end\nend\n";
+                              << "  done = done + 1\n"
+                              << "  if done == limit then\n"
+                              << "    io.write(\"" << kThreadDone << "\\n\"); io.stdout:flush(); wrk.thread:stop()\n"
+                              << "  end\nend\n";
         wrk.insert(wrk.end(), {"-d", "600s", "-s", script});
     } else {
         wrk.insert(wrk.end(), {"-d", std::to_string(s.duration_s) + "s"});
@@ -238,7 +254,7 @@ json nginx_once(const Args& a, const Setup& s, const std::string& mode) {
     wrk.push_back("http://" + endpoint_string(proxy_at) + "/");
     const auto egressd_cpu = [&] { return daemon ? cpu_seconds(daemon->pid()) : 0.0; };
     const double px0 = proxy.cpu_seconds(), up0 = upstream.cpu_seconds(), eg0 = egressd_cpu();
-    auto j = parse_wrk(run_wrk(wrk, s.requests ? 600 : static_cast<int>(s.duration_s) + 60));
+    auto j = parse_wrk(run_wrk(wrk, s.requests ? 600 : static_cast<int>(s.duration_s) + 60, s.requests ? s.threads : 0));
     const auto requests = j.value("requests", 0ULL);
     j["cpu_us_per_request"] = {{"proxy", per_request_us(proxy.cpu_seconds() - px0, requests)},
                                {"upstream", per_request_us(upstream.cpu_seconds() - up0, requests)},
