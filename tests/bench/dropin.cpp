@@ -241,14 +241,15 @@ json pool_counts(const std::string& socket) {
     auto st = c->status();
     if (!st) throw std::runtime_error("egressd's status: " + st.error().message);
     json out{{"connects_ok", 0}, {"errors", json::object()}, {"by_source", json::object()}};
-    const auto doc = json::parse(*st);
+    const auto doc = json::parse(*st);  // named: a loop over a temporary's member would dangle
     for (const auto& p : doc.at("pools")) {
         if (p.value("name", "") != kDropinPool) continue;
         for (const auto& s : p.at("sources")) {
             const auto ok = s.value("connects_ok", 0ULL);
             out["connects_ok"] = out["connects_ok"].get<unsigned long long>() + ok;
             out["by_source"][s.value("address", "?")] = ok;
-            for (const auto& [name, count] : s.value("errors", json::object()).items())
+            const auto errors = s.value("errors", json::object());  // the loop must not outlive it
+            for (const auto& [name, count] : errors.items())
                 out["errors"][name] = out["errors"].value(name, 0ULL) + count.get<unsigned long long>();
         }
     }
