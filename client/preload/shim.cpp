@@ -15,6 +15,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -134,9 +135,25 @@ std::uint32_t send_timeout_ms(int fd) {
     return ms > 0x7fffffff ? 0x7fffffffu : static_cast<std::uint32_t>(ms);
 }
 
+// Would the kernel restart a blocking connect() that a signal handler
+// interrupted? Only without SO_SNDTIMEO, and when the handler has
+// SA_RESTART. The shim cannot tell which signal came, so it restarts only
+// when every handler the program installed has SA_RESTART, and otherwise
+// returns EINTR (the connect carries on, as in the kernel).
+bool kernel_would_restart(bool has_sndtimeo) {
+    if (has_sndtimeo) return false;
+    for (int sig = 1; sig < NSIG; ++sig) {
+        struct sigaction sa;
+        if (::sigaction(sig, nullptr, &sa) != 0) continue;  // reserved by libc
+        if (!(sa.sa_flags & SA_SIGINFO) && (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN)) continue;
+        if (!(sa.sa_flags & SA_RESTART)) return false;
+    }
+    return true;
+}
+
 // Blocking semantics for a blocking caller: waits for the connect egressd
 // started, `wait_ms` at most. 0, or an errno.
-int wait_connected(int fd, std::uint32_t wait_ms) {
+int wait_connected(int fd, std::uint32_t wait_ms, bool has_sndtimeo) {
     const long deadline = now_ms() + wait_ms;
     for (;;) {
         const long left = deadline - now_ms();
@@ -144,7 +161,8 @@ int wait_connected(int fd, std::uint32_t wait_ms) {
         if (left > 0) {
             pollfd p{fd, POLLOUT, 0};
             r = ::poll(&p, 1, static_cast<int>(left));
-            if (r < 0) return errno;  // EINTR: as the kernel's connect(), which then carries on
+            if (r < 0 && errno == EINTR && kernel_would_restart(has_sndtimeo)) continue;
+            if (r < 0) return errno;
         }
         if (r == 0) {
             // Out of time: abort the half-open connect, so that it cannot
@@ -239,7 +257,7 @@ int connect_via_egressd(int fd, const sockaddr* sa, socklen_t len, const Addr& d
             const long spent = now_ms() - start;
             wait = spent >= static_cast<long>(sndtimeo) ? 0 : sndtimeo - static_cast<std::uint32_t>(spent);
         }
-        status = static_cast<std::uint32_t>(wait_connected(fd, wait));
+        status = static_cast<std::uint32_t>(wait_connected(fd, wait, sndtimeo != 0));
         if (s.debug && status != 0) (Line() << "connect fd " << long{fd} << " to " << dest << ": ").err(static_cast<int>(status)).write();
     }
     restore();
