@@ -1,0 +1,289 @@
+// libegress-preload.so: loaded with LD_PRELOAD, it hands a program's TCP
+// connects to egressd in adopt mode (PROTOCOL.md section 6a): the program's
+// own socket travels to egressd, which binds a pool source, applies the
+// pool's port strategy and connects it in place. The descriptor, its flags,
+// options and event-loop registrations stay the program's.
+//
+// Written for any host program: no allocation, no locks, no exceptions and
+// no C++ runtime on the connect path; errno is preserved on success; its
+// own descriptors are close-on-exec; a forked child never uses the parent's
+// connection to egressd.
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+
+#include "channel.hpp"
+#include "egress_proto.h"
+#include "log.hpp"
+#include "settings.hpp"
+
+namespace egress::preload {
+namespace {
+
+using ConnectFn = int (*)(int, const sockaddr*, socklen_t);
+using SendtoFn = ssize_t (*)(int, const void*, size_t, int, const sockaddr*, socklen_t);
+using SendmsgFn = ssize_t (*)(int, const msghdr*, int);
+
+ConnectFn g_connect;
+SendtoFn g_sendto;
+SendmsgFn g_sendmsg;
+Settings g_settings;
+RealCalls g_real;
+pthread_once_t g_once = PTHREAD_ONCE_INIT;
+std::atomic<bool> g_warned_unreachable{false};
+
+// How long the shim waits for egressd's reply: it leaves as soon as
+// egressd's connect() returns, so only a stuck egressd takes this long.
+constexpr int kReplyWaitMs = 5000;
+// A blocking caller's wait when the reply names no deadline.
+constexpr std::uint32_t kDefaultWaitMs = 3000;
+
+void warn(void*, const char* text) { (Line() << text).write(); }
+
+void init() {
+    g_connect = reinterpret_cast<ConnectFn>(::dlsym(RTLD_NEXT, "connect"));
+    g_sendto = reinterpret_cast<SendtoFn>(::dlsym(RTLD_NEXT, "sendto"));
+    g_sendmsg = reinterpret_cast<SendmsgFn>(::dlsym(RTLD_NEXT, "sendmsg"));
+    g_real.connect = g_connect;
+    g_real.sendmsg = g_sendmsg;
+    Environment env;
+    env.socket = ::getenv("EGRESS_SOCKET");
+    env.pool = ::getenv("EGRESS_POOL");
+    env.bypass = ::getenv("EGRESS_BYPASS");
+    env.fallback = ::getenv("EGRESS_FALLBACK");
+    env.debug = ::getenv("EGRESS_DEBUG");
+    parse_settings(env, g_settings, warn, nullptr);
+    channels_init();
+}
+
+__attribute__((constructor)) void on_load() { ::pthread_once(&g_once, init); }
+
+void ready() { ::pthread_once(&g_once, init); }
+
+bool to_addr(const sockaddr* sa, socklen_t len, Addr& out) {
+    if (!sa || len < sizeof(sa_family_t)) return false;
+    out = Addr{};
+    if (sa->sa_family == AF_INET && len >= sizeof(sockaddr_in)) {
+        const auto* in = reinterpret_cast<const sockaddr_in*>(sa);
+        std::memcpy(out.bytes, &in->sin_addr, 4);
+        out.port = ntohs(in->sin_port);
+        return true;
+    }
+    if (sa->sa_family == AF_INET6 && len >= sizeof(sockaddr_in6)) {
+        const auto* in6 = reinterpret_cast<const sockaddr_in6*>(sa);
+        out.v6 = true;
+        std::memcpy(out.bytes, &in6->sin6_addr, 16);
+        out.port = ntohs(in6->sin6_port);
+        return true;
+    }
+    return false;
+}
+
+int tcp_state(int fd) {
+    tcp_info info{};
+    socklen_t len = sizeof info;
+    return ::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) == 0 ? info.tcpi_state : -1;
+}
+
+// Should this call go to egressd? Only for an unconnected TCP socket and a
+// destination that does not bypass it; everything else is the kernel's.
+bool brokered(int fd, const sockaddr* sa, socklen_t len, Addr& dest) {
+    if (!to_addr(sa, len, dest) || dest.port == 0) return false;
+    int protocol = 0;
+    socklen_t plen = sizeof protocol;
+    if (::getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &protocol, &plen) != 0 || protocol != IPPROTO_TCP) {
+        if (g_settings.debug && protocol != 0) (Line() << "connect fd " << long{fd} << " to " << dest
+                                                       << ": not TCP, passed to the kernel").write();
+        return false;
+    }
+    if (bypassed(g_settings, dest)) {
+        if (g_settings.debug) (Line() << "connect fd " << long{fd} << " to " << dest << ": bypass, direct").write();
+        return false;
+    }
+    // A connect already under way or done: the kernel answers (EALREADY,
+    // EISCONN, or the outcome), as it would without the shim.
+    return tcp_state(fd) == TCP_CLOSE;
+}
+
+long now_ms() {
+    timespec ts;
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+// The socket's SO_SNDTIMEO in ms (rounded up), 0 when none.
+std::uint32_t send_timeout_ms(int fd) {
+    timeval tv{};
+    socklen_t len = sizeof tv;
+    if (::getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &len) != 0 || (tv.tv_sec == 0 && tv.tv_usec == 0)) return 0;
+    const long long ms = tv.tv_sec * 1000LL + (tv.tv_usec + 999) / 1000;
+    return ms > 0x7fffffff ? 0x7fffffffu : static_cast<std::uint32_t>(ms);
+}
+
+// Blocking semantics for a blocking caller: waits for the connect egressd
+// started, `wait_ms` at most. 0, or an errno.
+int wait_connected(int fd, std::uint32_t wait_ms) {
+    const long deadline = now_ms() + wait_ms;
+    for (;;) {
+        const long left = deadline - now_ms();
+        int r = 0;
+        if (left > 0) {
+            pollfd p{fd, POLLOUT, 0};
+            r = ::poll(&p, 1, static_cast<int>(left));
+            if (r < 0) return errno;  // EINTR: as the kernel's connect(), which then carries on
+        }
+        if (r == 0) {
+            // Out of time: abort the half-open connect, so that it cannot
+            // complete behind the caller's back, and say so.
+            sockaddr unspec{};
+            unspec.sa_family = AF_UNSPEC;
+            g_connect(fd, &unspec, sizeof unspec);
+            return ETIMEDOUT;
+        }
+        int err = 0;
+        socklen_t len = sizeof err;
+        if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return errno;
+        return err;
+    }
+}
+
+int fail(int code) {
+    errno = code;
+    return -1;
+}
+
+// egressd could not take the request (`err` says why): fail closed with
+// ENETUNREACH, or connect directly when EGRESS_FALLBACK=direct.
+int unreachable(int fd, const sockaddr* sa, socklen_t len, const Addr& dest, int err) {
+    const Settings& s = g_settings;
+    const bool direct = s.fallback == Fallback::direct;
+    if (s.debug || (!direct && !g_warned_unreachable.exchange(true))) {
+        Line l;
+        l << "connect fd " << long{fd} << " to " << dest << ": egressd unreachable at " << s.socket_path << ": ";
+        l.err(err);
+        l << (direct ? "; connecting directly (EGRESS_FALLBACK=direct)"
+                     : "; failing closed with ENETUNREACH (EGRESS_FALLBACK=direct would connect directly)");
+        l.write();
+    }
+    return direct ? g_connect(fd, sa, len) : fail(ENETUNREACH);
+}
+
+// The connect of `fd` to `sa` through egressd; the return value and errno
+// of connect(2).
+int connect_via_egressd(int fd, const sockaddr* sa, socklen_t len, const Addr& dest, int saved_errno) {
+    const Settings& s = g_settings;
+    if (s.pool_too_long) return fail(EINVAL);
+    const int fl = ::fcntl(fd, F_GETFL);
+    if (fl < 0) return -1;
+    const bool blocking = !(fl & O_NONBLOCK);
+    const std::uint32_t sndtimeo = blocking ? send_timeout_ms(fd) : 0;
+    if (blocking && ::fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0) return -1;
+    const auto restore = [&] {
+        if (blocking) ::fcntl(fd, F_SETFL, fl);
+    };
+
+    Reply rep;
+    int err = 0;
+    const Exchange got = exchange_adopt(s, g_real, fd, dest, sndtimeo, kReplyWaitMs, rep, err);
+    // egressd closed the connection without acting on the request (it
+    // cancels what is in flight when it closes): as if it were unreachable.
+    const bool dropped = got == Exchange::lost && err == ECONNRESET && tcp_state(fd) == TCP_CLOSE;
+    if (got == Exchange::not_delivered || dropped) {
+        restore();
+        return unreachable(fd, sa, len, dest, err);
+    }
+    std::uint32_t status = rep.status;
+    if (got == Exchange::lost) {
+        // egressd took the request but no reply came: if it started the
+        // connect, that connect is the caller's now; otherwise it failed.
+        const int st = tcp_state(fd);
+        status = st == TCP_SYN_SENT ? EINPROGRESS : st == TCP_ESTABLISHED ? 0 : static_cast<std::uint32_t>(err);
+        if (s.debug) (Line() << "connect fd " << long{fd} << " to " << dest << ": no reply from egressd: ").err(err).write();
+    } else if (s.debug) {
+        Line l;
+        l << "connect fd " << long{fd} << " to " << dest << " via egressd";
+        if (rep.pool[0]) l << " (pool " << rep.pool << ")";
+        if (rep.has_local) l << " from " << rep.local;
+        l << ": ";
+        if (status == 0) l << "connected";
+        else l.err(static_cast<int>(status));
+        if (status != 0 && status != EINPROGRESS && rep.message[0]) l << ": " << rep.message;
+        l.write();
+    }
+    if (status == EINPROGRESS && blocking) {
+        const std::uint32_t wait = sndtimeo ? sndtimeo : rep.timeout_ms ? rep.timeout_ms : kDefaultWaitMs;
+        status = static_cast<std::uint32_t>(wait_connected(fd, wait));
+        if (s.debug && status != 0) (Line() << "connect fd " << long{fd} << " to " << dest << ": ").err(static_cast<int>(status)).write();
+    }
+    restore();
+    if (status == 0) {
+        errno = saved_errno;
+        return 0;
+    }
+    return fail(static_cast<int>(status));
+}
+
+}  // namespace
+}  // namespace egress::preload
+
+using namespace egress::preload;
+
+extern "C" __attribute__((visibility("default"))) int connect(int fd, const sockaddr* sa, socklen_t len) {
+    const int saved = errno;
+    ready();
+    if (!g_connect) return fail(ENOSYS);
+    Addr dest;
+    if (!brokered(fd, sa, len, dest)) {
+        errno = saved;
+        return g_connect(fd, sa, len);
+    }
+    return connect_via_egressd(fd, sa, len, dest, saved);
+}
+
+// TCP Fast Open (MSG_FASTOPEN on an unconnected socket): the connect goes
+// through egressd, then the data is sent; no data rides on the SYN. A
+// non-blocking caller whose connect did not complete at once gets
+// EINPROGRESS and sends again once the socket is writable, as the kernel
+// asks when it has no Fast Open cookie.
+extern "C" __attribute__((visibility("default"))) ssize_t sendto(int fd, const void* buf, size_t n, int flags,
+                                                                 const sockaddr* sa, socklen_t len) {
+    const int saved = errno;
+    ready();
+    if (!g_sendto) return fail(ENOSYS);
+    Addr dest;
+    if (!(flags & MSG_FASTOPEN) || !brokered(fd, sa, len, dest)) {
+        errno = saved;
+        return g_sendto(fd, buf, n, flags, sa, len);
+    }
+    if (connect_via_egressd(fd, sa, len, dest, saved) != 0) return -1;
+    return g_sendto(fd, buf, n, flags & ~MSG_FASTOPEN, nullptr, 0);
+}
+
+extern "C" __attribute__((visibility("default"))) ssize_t sendmsg(int fd, const msghdr* msg, int flags) {
+    const int saved = errno;
+    ready();
+    if (!g_sendmsg) return fail(ENOSYS);
+    Addr dest;
+    if (!(flags & MSG_FASTOPEN) || !msg ||
+        !brokered(fd, static_cast<const sockaddr*>(msg->msg_name), msg->msg_namelen, dest)) {
+        errno = saved;
+        return g_sendmsg(fd, msg, flags);
+    }
+    if (connect_via_egressd(fd, static_cast<const sockaddr*>(msg->msg_name), msg->msg_namelen, dest, saved) != 0)
+        return -1;
+    msghdr rest = *msg;
+    rest.msg_name = nullptr;
+    rest.msg_namelen = 0;
+    return g_sendmsg(fd, &rest, flags & ~MSG_FASTOPEN);
+}
