@@ -106,6 +106,21 @@ std::string kernel_source(const std::string& remote) {
     return address_string(*from_sockaddr(local.get(), local.len));
 }
 
+// The test's environment with DROPIN_PROGRAM_ENV's entries (NAME=VALUE,
+// space-separated) set: what a sanitized build needs the programs to have.
+std::vector<std::string> program_environment() {
+    std::map<std::string, std::string> vars;
+    for (char** e = environ; *e; ++e) {
+        const std::string entry(*e);
+        vars[entry.substr(0, entry.find('='))] = entry;
+    }
+    if (const char* extra = std::getenv("DROPIN_PROGRAM_ENV"))
+        for (const auto& entry : words_of(extra)) vars[entry.substr(0, entry.find('='))] = entry;
+    std::vector<std::string> out;
+    for (auto& [name, entry] : vars) out.push_back(std::move(entry));
+    return out;
+}
+
 // A program the test started, in a process group of its own, its output in
 // files. The destructor ends the whole group (nginx's workers too) whatever
 // the test's outcome, and prints the output when the test failed.
@@ -118,6 +133,10 @@ public:
         std::vector<char*> args;
         for (auto& a : argv_) args.push_back(a.data());
         args.push_back(nullptr);
+        env_ = program_environment();
+        std::vector<char*> envp;
+        for (auto& e : env_) envp.push_back(e.data());
+        envp.push_back(nullptr);
         pid_ = ::fork();
         if (pid_ == 0) {
             // Only async-signal-safe calls: the test process has threads.
@@ -129,7 +148,7 @@ public:
             ::dup2(out, 1);
             ::dup2(err, 2);
             ::close_range(3, ~0U, 0);
-            ::execve(args[0], args.data(), environ);
+            ::execve(args[0], args.data(), envp.data());
             ::_exit(127);
         }
         if (pid_ < 0) ADD_FAILURE() << name_ << ": fork: " << std::strerror(errno);
@@ -200,7 +219,7 @@ private:
     }
 
     std::string name_;
-    std::vector<std::string> argv_;
+    std::vector<std::string> argv_, env_;
     std::string out_path_, err_path_;
     pid_t pid_ = -1;
     std::optional<int> status_;
