@@ -114,6 +114,12 @@ constexpr std::string_view kGoldenConnect =
 constexpr std::string_view kGoldenAdopt =
     "45 47 52 53 01 01 00 00 03 00 00 00 00 00 00 00 1a 00 00 00 01 00 06 00 c0 00 02 0a bb 01 03 00 "
     "04 00 d0 07 00 00 04 00 04 00 05 00 00 00";
+// CONNECT_REPLY id 3 to the adopt request: EINPROGRESS, no descriptor, the deadline applied.
+constexpr std::string_view kGoldenAdoptReply =
+    "45 47 52 53 01 81 00 00 03 00 00 00 00 00 00 00 56 00 00 00 10 00 04 00 73 00 00 00 11 00 0b 00 "
+    "45 49 4e 50 52 4f 47 52 45 53 53 12 00 19 00 4f 70 65 72 61 74 69 6f 6e 20 6e 6f 77 20 69 6e 20 "
+    "70 72 6f 67 72 65 73 73 13 00 06 00 c6 33 64 07 41 9c 05 00 04 00 65 64 67 65 15 00 04 00 01 00 "
+    "00 00 03 00 04 00 d0 07 00 00";
 // CONNECT_REPLY id 1, success, descriptor attached.
 constexpr std::string_view kGoldenReplyOk =
     "45 47 52 53 01 81 01 00 01 00 00 00 00 00 00 00 3b 00 00 00 10 00 04 00 00 00 00 00 13 00 06 00 "
@@ -159,6 +165,18 @@ ConnectReply golden_reply_ok() {
     return r;
 }
 
+ConnectReply golden_adopt_reply() {
+    ConnectReply r;
+    r.status = EINPROGRESS;
+    r.error_name = "EINPROGRESS";
+    r.message = "Operation now in progress";
+    r.local = ep("198.51.100.7:40001");
+    r.pool = "edge";
+    r.attempts = 1;
+    r.timeout_ms = 2000;
+    return r;
+}
+
 ConnectReply golden_reply_refused() {
     ConnectReply r;
     r.status = ECONNREFUSED;
@@ -192,6 +210,14 @@ TEST(Golden, AdoptConnectRequestBytes) {
     ASSERT_TRUE(IsOk(r));
     expect_same(*r, golden_adopt());
     EXPECT_EQ(EGRESS_CONNECT_ADOPT, 0x4u);
+}
+
+TEST(Golden, AdoptReplyInProgressBytes) {
+    EXPECT_EQ(encode_connect_reply(3, golden_adopt_reply(), false), from_hex(kGoldenAdoptReply));
+    auto r = decode_reply(from_hex(kGoldenAdoptReply));
+    ASSERT_TRUE(IsOk(r));
+    EXPECT_EQ(r->header.flags, 0);
+    expect_same(std::get<ConnectReply>(r->body), golden_adopt_reply());
 }
 
 TEST(Golden, ConnectReplySuccessBytes) {
@@ -247,6 +273,7 @@ TEST(Golden, ProtocolDocumentShowsTheseBytes) {
     doc << f.rdbuf();
     EXPECT_EQ(doc_dump(doc.str(), "connect_request"), from_hex(kGoldenConnect));
     EXPECT_EQ(doc_dump(doc.str(), "connect_adopt"), from_hex(kGoldenAdopt));
+    EXPECT_EQ(doc_dump(doc.str(), "connect_adopt_reply"), from_hex(kGoldenAdoptReply));
     EXPECT_EQ(doc_dump(doc.str(), "connect_reply_ok"), from_hex(kGoldenReplyOk));
     EXPECT_EQ(doc_dump(doc.str(), "connect_reply_refused"), from_hex(kGoldenReplyRefused));
     EXPECT_EQ(doc_dump(doc.str(), "error_reply"), from_hex(kGoldenErrorReply));
