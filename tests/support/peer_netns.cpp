@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <sched.h>
 #include <signal.h>
@@ -12,6 +13,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <chrono>
 #include <stdexcept>
 #include <thread>
 
@@ -81,6 +83,11 @@ PeerNetns::~PeerNetns() {
     if (holder_ > 0) {
         ::kill(holder_, SIGKILL);
         ::waitpid(holder_, nullptr, 0);
+        // The kernel tears the namespace and its veth down after the holder
+        // is gone: wait, so that the next peer with this index can be made.
+        const auto here = "pe" + std::to_string(index_) + "a";
+        for (int i = 0; i < 500 && ::if_nametoindex(here.c_str()) != 0; ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
 }
 
@@ -95,6 +102,18 @@ std::vector<std::string> PeerNetns::wrap(const std::vector<std::string>& argv) c
 
 std::string PeerNetns::wrap_shell(const std::string& command) const {
     return "nsenter --net=" + ns_path(holder_) + " -- " + command;
+}
+
+int PeerNetns::make_socket(int domain, int type) const {
+    int result = -1;
+    std::thread t([&] {
+        const int ns = ::open(ns_path(holder_).c_str(), O_RDONLY | O_CLOEXEC);
+        if (ns < 0) return;
+        if (::setns(ns, CLONE_NEWNET) == 0) result = ::socket(domain, type | SOCK_CLOEXEC, 0);
+        ::close(ns);
+    });
+    t.join();
+    return result;
 }
 
 int PeerNetns::listen_tcp(const std::string& address, int port, int backlog) const {
