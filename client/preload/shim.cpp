@@ -236,9 +236,16 @@ int connect_via_egressd(int fd, const sockaddr* sa, socklen_t len, const Addr& d
     std::uint32_t status = rep.status;
     if (got == Exchange::lost) {
         // egressd took the request but no reply came: if it started the
-        // connect, that connect is the caller's now; otherwise it failed.
+        // connect, that connect is the caller's now. If it has not yet, it
+        // still may (a stalled egressd reads its queue when it wakes): a
+        // non-blocking caller is told EINPROGRESS, the one answer under
+        // which a later connect is no surprise; a blocking caller's socket
+        // is blocking again by then, which egressd refuses to adopt.
         const int st = tcp_state(fd);
-        status = st == TCP_SYN_SENT ? EINPROGRESS : st == TCP_ESTABLISHED ? 0 : static_cast<std::uint32_t>(err);
+        status = st == TCP_SYN_SENT ? EINPROGRESS
+                 : st == TCP_ESTABLISHED ? 0
+                 : (!blocking && err == ETIMEDOUT) ? EINPROGRESS
+                                                  : static_cast<std::uint32_t>(err);
         if (s.debug) (Line() << "connect fd " << long{fd} << " to " << dest << ": no reply from egressd: ").err(err).write();
     } else if (s.debug) {
         Line l;
