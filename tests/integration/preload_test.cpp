@@ -811,6 +811,28 @@ TEST_F(Preload, ConnectsFromASignalHandlerThatInterruptsConnectsAllWork) {
     EXPECT_EQ(h["fail"], "0") << h.text;
 }
 
+// A daemon that closes every descriptor it did not open (and so the shim's
+// connection) and reuses the numbers: the shim must not close them later.
+TEST_F(Preload, AForkedChildKeepsTheDescriptorsTheProgramReopened) {
+    PeerServer sink(p_.remote_v4(), PeerServer::Mode::close);
+    const auto r = probe({"closefork", p_.remote_v4(), sink.port()});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(first_of(r.out, "child")["open"], "8") << "the fork closed a descriptor of the program's:\n" << r.out;
+    EXPECT_EQ(first_of(r.out, "parent")["open"], "8") << r.out;
+    const auto cs = lines_of(r.out, "connect");
+    ASSERT_EQ(cs.size(), 2u) << r.out;
+    expect_connected_from(cs[1], peer_pool_v4(), p_.remote_v4());
+}
+
+TEST_F(Preload, AnEndingThreadClosesNoDescriptorOfTheProgram) {
+    PeerServer sink(p_.remote_v4(), PeerServer::Mode::close);
+    const auto r = probe({"closethread", p_.remote_v4(), sink.port()});
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(first_of(r.out, "after-thread")["open"], "8")
+        << "the thread's end closed a descriptor of the program's:\n"
+        << r.out;
+}
+
 // ---- MSG_FASTOPEN ----
 
 TEST_F(Preload, FastOpenSendtoAndSendmsgConnectThroughEgressdThenSendTheData) {
