@@ -935,6 +935,15 @@ TEST_F(Preload, EgressBypassSendsListedSubnetsDirect) {
     EXPECT_GT(requests_seen(*d_), 0) << "egressd's counts miss a request";
 }
 
+// The kernel takes an AF_INET6 address of 24 bytes (RFC 2133's sockaddr_in6,
+// without sin6_scope_id): it is no less a TCP connect to the peer.
+TEST_F(Preload, AShortSockaddrIn6StillGoesThroughEgressd) {
+    PeerServer sink(p_.remote_v6(), PeerServer::Mode::close);
+    const auto r = probe({"connect", "--addrlen", "24", p_.remote_v6(), sink.port()});
+    expect_connected_from(first_of(r.out, "connect"), peer_pool_v6(), p_.remote_v6());
+    EXPECT_GT(requests_seen(*d_), 0) << "the connect bypassed egressd";
+}
+
 // ---- egressd unreachable, restarted ----
 
 TEST_F(Preload, AnUnreachableEgressdFailsClosedWithOneLinePerProcess) {
