@@ -944,7 +944,22 @@ TEST_F(Preload, AShortSockaddrIn6StillGoesThroughEgressd) {
     EXPECT_GT(requests_seen(*d_), 0) << "the connect bypassed egressd";
 }
 
-// ---- egressd unreachable, restarted ----
+// ---- egressd unreachable, stuck, restarted ----
+
+// A stopped egressd still accepts on its socket (the kernel's backlog) and
+// takes the request, but never answers: the caller's bound still holds.
+TEST_F(Preload, AStuckEgressdHoldsABlockingCallerNoLongerThanItsSoSndtimeo) {
+    PeerServer sink(p_.remote_v4(), PeerServer::Mode::close);
+    ASSERT_EQ(::kill(d_->pid(), SIGSTOP), 0);
+    struct Resume {
+        pid_t pid;
+        ~Resume() { ::kill(pid, SIGCONT); }
+    } resume{d_->pid()};
+    const auto c = first_of(probe({"connect", "--sndtimeo", "500", p_.remote_v4(), sink.port()}).out, "connect");
+    EXPECT_EQ(c.word(1), "-1") << c.text;
+    EXPECT_LT(c.num("ms"), 1400) << "SO_SNDTIMEO is 500 ms: " << c.text;
+    EXPECT_EQ(c["flags"], "same") << c.text;
+}
 
 TEST_F(Preload, AnUnreachableEgressdFailsClosedWithOneLinePerProcess) {
     PeerServer sink(p_.remote_v4(), PeerServer::Mode::close);
