@@ -1000,6 +1000,7 @@ TEST_F(Preload, FallbackDirectConnectsDirectlyOnlyWhenEgressdIsUnreachable) {
     const auto c = first_of(r.out, "connect");
     EXPECT_EQ(c.word(1), "0") << c.text;
     EXPECT_EQ(host_of(c["local"]), p_.local_v4()[0]) << "the kernel's source: " << c.text;
+    EXPECT_EQ(c["errno"], "kept") << "errno changed by a successful connect: " << c.text;
     EXPECT_EQ(sink.sources(1).size(), 1u);
     // egressd up: its answer stands, a denial is not retried directly.
     const auto denied = first_of(probe({"connect", p_.remote_v4(), "9"}, {"EGRESS_FALLBACK=direct"}).out, "connect");
