@@ -1044,6 +1044,18 @@ TEST_F(Preload, EgressDebugPrintsOneLinePerDecisionWithThePid) {
     Listener local(Listener::Mode::echo, "127.0.0.1");
     const auto adopted = probe({"connect", "--count", "2", p_.remote_v4(), sink.port()}, {"EGRESS_DEBUG=1"});
     const auto bypassed = probe({"connect", "127.0.0.1", std::to_string(local.endpoint().port)}, {"EGRESS_DEBUG=1"});
+    const auto refused = probe({"connect", p_.remote_v4(), closed_peer_port()}, {"EGRESS_DEBUG=1"});
+    const auto timed_out = probe({"connect", "--sndtimeo", "200", kBlackHole, "80"}, {"EGRESS_DEBUG=1"});
+    const auto denied = probe({"connect", p_.remote_v4(), "9"}, {"EGRESS_DEBUG=1"});
+    const auto udp = probe({"connect", "--udp", p_.remote_v4(), "53"}, {"EGRESS_DEBUG=1"});
+    for (const auto* r : {&refused, &timed_out, &denied, &udp}) {
+        const auto prefix = "egress-preload[" + first_of(r->out, "probe")["pid"] + "]: ";
+        const auto lines = split_lines(r->err);
+        EXPECT_EQ(lines.size(), 1u) << first_of(r->out, "connect").text << ": one line per decision, got:\n" << r->err;
+        for (const auto& l : lines) {
+            EXPECT_EQ(l.rfind(prefix, 0), 0u) << "'" << l << "' lacks '" << prefix << "'";
+        }
+    }
     std::vector<std::string> said;  // each run's first line, without its prefix
     for (const auto* r : {&adopted, &bypassed}) {
         const auto prefix = "egress-preload[" + first_of(r->out, "probe")["pid"] + "]: ";
