@@ -65,7 +65,8 @@
  *   unix PATH          connect() an AF_UNIX stream socket: "unix RC ERR".
  *   env [ARGS...]      "env NAME=VALUE" (or "env NAME" when unset) for each
  *                      EGRESS_* variable and LD_PRELOAD, then "arg I VALUE".
- * Exit status: 0, or 2 on a usage error.
+ *   exit N             exits with status N.
+ * Exit status: 0 (or exit's N), or 2 on a usage error.
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -596,6 +597,11 @@ static int cmd_threads(int argc, char** argv) {
         for (int k = 0; k < jobs[i].ok; ++k) close(jobs[i].fds[k]);
     }
     say("joined fds=%d", list_fds(NULL));
+    for (int k = 0; k < total; ++k) free(locals[k]);
+    free(locals);
+    for (int i = 0; i < nt; ++i) free(jobs[i].fds);
+    free(jobs);
+    free(tids);
     if (hold) {
         say("hold joined");
         wait_line();
@@ -664,6 +670,7 @@ static int cmd_fork(int argc, char** argv) {
         waitpid(kids[i], &status, 0);
         say("reaped %d status=%d", i, WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
     }
+    free(kids);
     one_connect(&o, &t);
     return 0;
 }
@@ -894,6 +901,7 @@ int main(int argc, char** argv) {
     if (!strcmp(cmd, "sigstorm")) return cmd_sigstorm(argc, argv);
     if (!strcmp(cmd, "unix")) return cmd_unix(argc, argv);
     if (!strcmp(cmd, "env")) return cmd_env(argc, argv);
+    if (!strcmp(cmd, "exit") && argc == 1) return atoi(argv[0]);
     usage("unknown command");
     return 2;
 }
