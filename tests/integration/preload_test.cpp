@@ -1166,6 +1166,8 @@ TEST_F(Preload, EgressRunExitCodesAndMessages) {
         {{"--bypass", "nonsense", "--", probe, "exit", "0"}, 2, "nonsense"},
         {{"--bypass", "192.0.2.0/24,fd00::/129", "--", probe, "exit", "0"}, 2, "fd00::/129"},
         {{"--fallback", "maybe", "--", probe, "exit", "0"}, 2, "maybe"},
+        {{"--socket"}, 2, "--socket"},  // an option without its value
+        {{"--pool"}, 2, "--pool"},
         {{"--"}, 2, "command"},
         {{}, 2, "command"},
         {{"--", probe, "exit", "7"}, 7, ""},
