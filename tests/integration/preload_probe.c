@@ -22,13 +22,14 @@
  *       the call. --wait: after EINPROGRESS, wait up to MS (default 10000)
  *       for the connect to finish; --then-wait: the same after EINTR (default:
  *       no wait). --addrlen: pass N as connect()'s address length (24: the
- *       RFC 2133 sockaddr_in6, which the kernel accepts). --count: N sockets, kept open unless --close. --step: before
- *       each connect after the first, print "step I" and wait for a line on
- *       stdin. --hold: at the end print "hold" and wait for a line.
- *   fastopen [--nonblock] [--v6] [--sendmsg] ADDR PORT TEXT
- *       sendto() (or sendmsg()) with MSG_FASTOPEN on a fresh socket; after
- *       EINPROGRESS, waits, then sends "+later" itself; then half-closes
- *       and prints what the echo server returned.
+ *       RFC 2133 sockaddr_in6, which the kernel accepts). --count: N
+ *       sockets, kept open unless --close. --step: before each connect after
+ *       the first, print "step I" and wait for a line on stdin. --hold: at
+ *       the end print "hold" and wait for a line.
+ *   fastopen [--nonblock] [--dontwait] [--v6] [--sendmsg] ADDR PORT TEXT
+ *       sendto() (or sendmsg()) with MSG_FASTOPEN (and MSG_DONTWAIT) on a
+ *       fresh socket; after EINPROGRESS, waits, then sends "+later" itself;
+ *       then half-closes and prints what the echo server returned.
  *   threads T M ADDR PORT [--hold]
  *       T threads start together and make M blocking connects each, holding
  *       every socket: "thread I ok=K fail=F err=E", then
@@ -431,7 +432,7 @@ static int cmd_connect(int argc, char** argv) {
 }
 
 static int cmd_fastopen(int argc, char** argv) {
-    int nonblock = 0, v6 = 0, use_sendmsg = 0;
+    int nonblock = 0, v6 = 0, use_sendmsg = 0, dontwait = 0;
     const char* pos[3];
     int npos = 0;
     for (int i = 0; i < argc; ++i) {
@@ -441,6 +442,8 @@ static int cmd_fastopen(int argc, char** argv) {
             v6 = 1;
         else if (!strcmp(argv[i], "--sendmsg"))
             use_sendmsg = 1;
+        else if (!strcmp(argv[i], "--dontwait"))
+            dontwait = MSG_DONTWAIT;
         else if (npos < 3)
             pos[npos++] = argv[i];
         else
@@ -467,9 +470,9 @@ static int cmd_fastopen(int argc, char** argv) {
         m.msg_namelen = t.len;
         m.msg_iov = &iov;
         m.msg_iovlen = 1;
-        rc = sendmsg(fd, &m, MSG_FASTOPEN | MSG_NOSIGNAL);
+        rc = sendmsg(fd, &m, MSG_FASTOPEN | MSG_NOSIGNAL | dontwait);
     } else {
-        rc = sendto(fd, text, len, MSG_FASTOPEN | MSG_NOSIGNAL, (const struct sockaddr*)&t.ss, t.len);
+        rc = sendto(fd, text, len, MSG_FASTOPEN | MSG_NOSIGNAL | dontwait, (const struct sockaddr*)&t.ss, t.len);
     }
     const int err = errno;
     const int ms = (int)(now_ms() - t0);

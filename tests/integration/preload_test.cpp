@@ -877,6 +877,17 @@ TEST_F(Preload, ANonBlockingFastOpenSendsNothingUntilTheConnectHasCompleted) {
     }
 }
 
+// MSG_DONTWAIT makes the one call non-blocking on a blocking socket: the
+// kernel answers EINPROGRESS at once, whatever the destination does.
+TEST_F(Preload, FastOpenWithMsgDontwaitDoesNotWaitForTheConnect) {
+    const auto r = probe({"fastopen", "--dontwait", kBlackHole, "80", "early"});
+    const auto f = first_of(r.out, "fastopen");
+    EXPECT_EQ(f.word(1), "-1") << f.text;
+    EXPECT_EQ(f.word(2), "EINPROGRESS") << f.text;
+    EXPECT_LT(f.num("ms"), 500) << "the call waited for the connect: " << f.text;
+    EXPECT_EQ(f["flags"], "same") << f.text;
+}
+
 // ---- what the shim leaves to libc ----
 
 TEST_F(Preload, UdpAndUnixSocketsGoStraightToLibc) {
