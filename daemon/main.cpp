@@ -110,15 +110,26 @@ int run(const Options& opt) {
     spdlog::set_default_logger(logger);
     spdlog::set_level(spdlog::level::from_str(opt.log_level.value_or(config->log_level)));
 
-    const auto path = opt.socket_path.value_or(config->socket_path.empty() ? default_socket_path()
-                                                                           : config->socket_path);
+    auto path = opt.socket_path.value_or(config->socket_path.empty() ? default_socket_path() : config->socket_path);
     // Clients may connect as soon as the socket listens, before the reload
     // handler below is in place: a SIGHUP then must not kill the daemon, and
     // there is nothing to reload yet (the config was just read).
     std::signal(SIGHUP, SIG_IGN);
     UniqueFd listen_fd;
+    bool passed = false;
     try {
-        listen_fd = open_listen_socket(path, config->socket_mode, config->socket_owner, config->socket_group);
+        // A socket systemd holds (egressd.socket) outlives egressd: clients
+        // wait in its backlog across a restart instead of being refused.
+        if (auto handed = passed_listen_socket()) {
+            listen_fd = std::move(handed->fd);
+            passed = true;
+            if (opt.socket_path || !config->socket_path.empty())
+                spdlog::warn("serving the socket systemd passed ({}); --socket and socket.path are ignored",
+                             handed->path.empty() ? "unnamed" : handed->path);
+            path = handed->path;
+        } else {
+            listen_fd = open_listen_socket(path, config->socket_mode, config->socket_owner, config->socket_group);
+        }
     } catch (const std::exception& e) {
         spdlog::critical("cannot start: {}", e.what());
         return 1;
@@ -161,7 +172,7 @@ int run(const Options& opt) {
     if (!ctx.info.netns_cookie)
         spdlog::warn("cannot read this network namespace's cookie (SO_NETNS_COOKIE, Linux 5.14): adopt mode "
                      "refuses sockets unless a client rule sets adopt_other_netns");
-    Listener listener(ctx, std::move(listen_fd), path);
+    Listener listener(ctx, std::move(listen_fd), path, !passed);
     // The policy denies this host's addresses (kept current from netlink) and
     // egressd's own listeners.
     std::vector<OwnListener> own;
@@ -196,9 +207,9 @@ int run(const Options& opt) {
     hangup.async_wait(on_hangup);
 
     listener.start();
-    spdlog::info("egressd {} listening on {} (kernel {}, connect timeout {} ms default / {} ms max, "
+    spdlog::info("egressd {} listening on {}{} (kernel {}, connect timeout {} ms default / {} ms max, "
                  "limits: {} in flight, {} per client, {} clients)",
-                 EGRESSD_VERSION, path, kernel.release, config->default_timeout_ms, config->max_timeout_ms,
+                 EGRESSD_VERSION, path, passed ? " (passed by systemd)" : "", kernel.release, config->default_timeout_ms, config->max_timeout_ms,
                  config->limits.max_inflight, config->limits.max_inflight_per_client, config->limits.max_clients);
     spdlog::info("port strategy auto = {}: {}", to_string(choice.strategy), choice.reason);
     for (const auto& p : ctx.pools->pools())

@@ -1,6 +1,7 @@
 #include "listener.hpp"
 
 #include <spdlog/spdlog.h>
+#include <systemd/sd-daemon.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -143,8 +144,38 @@ UniqueFd open_listen_socket(const std::string& path, unsigned mode, std::optiona
     return fd;
 }
 
-Listener::Listener(BrokerContext& ctx, UniqueFd listen_fd, std::string path)
-    : ctx_(ctx), sock_(ctx.io), retry_(ctx.io), path_(std::move(path)) {
+std::optional<PassedSocket> passed_listen_socket() {
+    // 1: unset LISTEN_FDS and LISTEN_PID, which are meant for this process only.
+    const int n = sd_listen_fds(1);
+    if (n < 0) throw std::runtime_error(std::string("cannot read the sockets systemd passed (LISTEN_FDS): ") +
+                                        std::strerror(-n));
+    if (n == 0) return std::nullopt;
+    if (n > 1)
+        throw std::runtime_error("systemd passed " + std::to_string(n) +
+                                 " sockets (LISTEN_FDS); egressd serves exactly one (one ListenSequentialPacket= "
+                                 "in egressd.socket)");
+    UniqueFd fd(SD_LISTEN_FDS_START);
+    const int ok = sd_is_socket_unix(fd.get(), SOCK_SEQPACKET, 1, nullptr, 0);
+    if (ok < 0) throw std::runtime_error(std::string("cannot inspect the passed socket: ") + std::strerror(-ok));
+    if (ok == 0)
+        throw std::runtime_error("the passed socket (descriptor 3) is not an AF_UNIX SOCK_SEQPACKET socket that "
+                                 "listens; egressd.socket needs ListenSequentialPacket=");
+    const int flags = ::fcntl(fd.get(), F_GETFL);
+    if (flags < 0 || ::fcntl(fd.get(), F_SETFL, flags | O_NONBLOCK) != 0 || ::fcntl(fd.get(), F_SETFD, FD_CLOEXEC) != 0)
+        throw std::runtime_error(sys_error("cannot make the passed socket non-blocking and close-on-exec"));
+    sockaddr_un a{};
+    socklen_t len = sizeof a;
+    std::string path;
+    if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&a), &len) == 0 && len > sizeof(sa_family_t)) {
+        const std::size_t n_path = len - sizeof(sa_family_t);
+        if (a.sun_path[0] == '\0') path = "@" + std::string(a.sun_path + 1, n_path - 1);
+        else path = std::string(a.sun_path, strnlen(a.sun_path, n_path));
+    }
+    return PassedSocket{std::move(fd), path};
+}
+
+Listener::Listener(BrokerContext& ctx, UniqueFd listen_fd, std::string path, bool owns_path)
+    : ctx_(ctx), sock_(ctx.io), retry_(ctx.io), path_(std::move(path)), owns_path_(owns_path) {
     sock_.assign(listen_fd.release());
     take_reserve();
 }
@@ -258,7 +289,7 @@ void Listener::stop() {
     // sockets' copies close now, without figures.
     for (auto& [key, watch] : std::exchange(ctx_.adopt_watches, {}))
         if (auto op = watch.lock()) op->cancel();
-    ::unlink(path_.c_str());
+    if (owns_path_) ::unlink(path_.c_str());
 }
 
 }  // namespace egress

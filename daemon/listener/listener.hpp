@@ -23,13 +23,27 @@ UniqueFd open_listen_socket(const std::string& path, unsigned mode, std::optiona
 // Where the socket goes when neither config nor command line says.
 std::string default_socket_path();
 
+// A listening socket handed over by systemd (or any supervisor speaking the
+// sd_listen_fds protocol: LISTEN_FDS, LISTEN_PID), and the path it is bound to.
+struct PassedSocket {
+    UniqueFd fd;
+    std::string path;  // "" when unnamed; "@name" for an abstract address
+};
+// nullopt when no socket was passed. Throws std::runtime_error when one was
+// but egressd cannot serve it: more than one, or not an AF_UNIX
+// SOCK_SEQPACKET socket that listens.
+std::optional<PassedSocket> passed_listen_socket();
+
 class Listener {
 public:
-    Listener(BrokerContext& ctx, UniqueFd listen_fd, std::string path);
+    // `owns_path`: egressd created the socket file, and removes it on stop();
+    // a passed socket's file belongs to whoever passed it.
+    Listener(BrokerContext& ctx, UniqueFd listen_fd, std::string path, bool owns_path = true);
     ~Listener();
 
     void start();
-    // Stops accepting, closes every session, removes the socket file.
+    // Stops accepting, closes every session, removes the socket file if it
+    // is egressd's own.
     void stop();
 
 private:
@@ -43,6 +57,7 @@ private:
     asio::posix::stream_descriptor sock_;
     asio::steady_timer retry_;
     std::string path_;
+    bool owns_path_;
     // One descriptor held back so that egressd can still accept, answer and
     // close a client when it is at its open-files limit (empty while spent).
     UniqueFd reserve_;

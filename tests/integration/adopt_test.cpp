@@ -15,6 +15,7 @@
 #include "egress.h"
 #include "egress_client.hpp"
 #include "harness.hpp"
+#include "peer_netns.hpp"
 #include "sockaddr.hpp"
 
 #include <nlohmann/json.hpp>
@@ -435,6 +436,67 @@ TEST(AdoptWatch, WatchesCountAgainstTheConnectionsInflightLimit) {
     conn.reset();
     EXPECT_EQ(d.wait_fds(idle), idle);
     EXPECT_TRUE(d.alive());
+}
+
+// A socket of another network namespace reaches that namespace's network,
+// not the one egressd's policy was written for: refused unless a rule says.
+TEST(AdoptNetns, ASocketOfAnotherNamespaceNeedsTheRulesConsent) {
+    PeerNetns peer;
+    UniqueFd listener(peer.listen_tcp("127.0.0.1", next_test_port()));
+    ASSERT_TRUE(listener);
+    SockAddr sa;
+    sa.len = sizeof sa.storage;
+    ASSERT_EQ(::getsockname(listener.get(), sa.get(), &sa.len), 0);
+    const auto dest = *from_sockaddr(sa.get(), sa.len);
+    for (const bool allowed : {false, true}) {
+        SCOPED_TRACE(allowed ? "adopt_other_netns: true" : "default");
+        Daemon d(std::string(R"({"default_client": {"name": "peer", "adopt_other_netns": )") +
+                 (allowed ? "true" : "false") + R"(, "destinations": [{"action": "allow", "dest": "127.0.0.0/8"}]}})");
+        const int idle = d.settled_fds();
+        auto conn = raw_connect(d.socket());
+        UniqueFd sock(peer.make_socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK));
+        ASSERT_TRUE(sock);
+        const auto rep = connect_reply(exchange(conn.get(), adopt_request(1, dest), {.fds = {sock.get()}}));
+        if (!allowed) {
+            EXPECT_EQ(rep.status, static_cast<std::uint32_t>(EACCES)) << rep.message;
+            EXPECT_NE(rep.message.find("adopt_other_netns"), std::string::npos) << rep.message;
+            EXPECT_EQ(tcp_state(sock.get()), TCP_CLOSE) << "egressd touched a socket it refused";
+        } else {
+            ASSERT_TRUE(rep.status == 0 || rep.status == EINPROGRESS) << rep.error_name << ": " << rep.message;
+            EXPECT_EQ(finish_connect(sock.get()), 0) << "the peer's own loopback, reached in its namespace";
+        }
+        conn.reset();
+        EXPECT_EQ(d.wait_fds(idle), idle);
+    }
+}
+
+// An explicit port, once bound, cannot change for a retry: an adopted socket
+// of a userspace-random pool gets the pool's whole range from the kernel.
+TEST(AdoptPorts, AUserspaceRandomPoolConnectsAdoptedSocketsThroughTheKernelRange) {
+    Daemon d(R"({
+        "pools": {"r": {"sources": ["127.0.0.2"], "port_strategy": "userspace-random", "port_range": "45000-45999"}},
+        "default_pool": "r",
+        "default_client": {"name": "loopback", "destinations": [{"action": "allow", "dest": "127.0.0.0/8"}]}
+    })");
+    Listener echo(Listener::Mode::echo);
+    auto conn = raw_connect(d.socket());
+    for (std::uint64_t id = 1; id <= 20; ++id) {
+        auto sock = tcp_socket();
+        const auto rep = connect_reply(exchange(conn.get(), adopt_request(id, echo.endpoint()), {.fds = {sock.get()}}));
+        ASSERT_TRUE(rep.status == 0 || rep.status == EINPROGRESS) << rep.error_name << ": " << rep.message;
+        ASSERT_EQ(finish_connect(sock.get()), 0);
+        std::uint32_t range = 0;
+        socklen_t len = sizeof range;
+        ASSERT_EQ(::getsockopt(sock.get(), IPPROTO_IP, 51 /* IP_LOCAL_PORT_RANGE */, &range, &len), 0);
+        EXPECT_EQ(range & 0xffff, 45000u);
+        EXPECT_EQ(range >> 16, 45999u);
+        const auto local = local_of(sock.get());
+        ASSERT_TRUE(local);
+        EXPECT_EQ(address_string(*local), "127.0.0.2");
+        EXPECT_GE(local->port, 45000);
+        EXPECT_LE(local->port, 45999);
+        EXPECT_EQ(rep.attempts, 1u);
+    }
 }
 
 }  // namespace

@@ -186,7 +186,37 @@ Daemon::Daemon(const std::string& config_json, std::vector<std::string> extra_ar
     argv.insert(argv.end(), extra_args.begin(), extra_args.end());
     for (std::size_t i = 0; i + 1 < extra_args.size(); ++i)
         if (extra_args[i] == "--socket") socket_ = extra_args[i + 1];  // the last one wins, as in egressd
+    spawn(std::move(argv), -1);
+}
+
+Daemon::Daemon(const std::string& config_json, const Passed& passed) {
+    char tmpl[] = "/tmp/egressd-test.XXXXXX";
+    dir_ = ::mkdtemp(tmpl);
+    socket_ = passed.path;
+    std::ofstream(dir_ + "/config.json") << test_config(config_json);
+    spawn({egressd_bin(), "--log-level", "debug", "--metrics-listen", "127.0.0.1:" + std::to_string(next_test_port()),
+           "--config", dir_ + "/config.json"},
+          passed.listen_fd);
+}
+
+void Daemon::spawn(std::vector<std::string> argv, int passed_fd) {
     const std::string log = dir_ + "/egressd.log";
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(a.data());
+    args.push_back(nullptr);
+    // The environment, with room for LISTEN_PID, which only the child knows:
+    // built here, since the child of a threaded process may not allocate.
+    std::vector<std::string> env_text;
+    for (char** e = environ; *e; ++e)
+        if (std::strncmp(*e, "LISTEN_", 7) != 0) env_text.emplace_back(*e);
+    if (passed_fd >= 0) {
+        env_text.emplace_back("LISTEN_FDS=1");
+        env_text.emplace_back("LISTEN_PID=" + std::string(20, '\0'));
+    }
+    std::vector<char*> env;
+    for (auto& e : env_text) env.push_back(e.data());
+    env.push_back(nullptr);
+    char* pid_slot = passed_fd >= 0 ? env_text.back().data() + std::strlen("LISTEN_PID=") : nullptr;
     pid_ = ::fork();
     if (pid_ == 0) {
         const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -194,16 +224,29 @@ Daemon::Daemon(const std::string& config_json, std::vector<std::string> extra_ar
         const int devnull = ::open("/dev/null", O_RDWR);
         ::dup2(devnull, 0);
         ::dup2(devnull, 1);
-        // Only 0, 1 and 2 cross into egressd, so its descriptor counts are its own.
-        ::close_range(3, ~0U, 0);
-        std::vector<char*> args;
-        for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-        args.push_back(nullptr);
-        ::execv(args[0], args.data());
+        if (passed_fd >= 0) {
+            // SD_LISTEN_FDS_START; dup2 clears close-on-exec, unless the
+            // descriptor is 3 already.
+            if (passed_fd == 3) ::fcntl(3, F_SETFD, 0);
+            else ::dup2(passed_fd, 3);
+            char digits[20];
+            int n = 0;
+            for (pid_t p = ::getpid(); p > 0; p /= 10) digits[n++] = static_cast<char>('0' + p % 10);
+            for (int i = 0; i < n; ++i) pid_slot[i] = digits[n - 1 - i];
+            pid_slot[n] = '\0';
+        }
+        // Only 0, 1 and 2 (and a passed socket) cross into egressd, so its
+        // descriptor counts are its own.
+        ::close_range(passed_fd >= 0 ? 4 : 3, ~0U, 0);
+        ::execve(args[0], args.data(), env.data());
         ::_exit(127);
     }
     const auto t0 = std::chrono::steady_clock::now();
-    while (!can_connect_unix(socket_)) {
+    // A passed socket accepts connections before egressd runs: wait for its log instead.
+    const auto up = [&] {
+        return passed_fd >= 0 ? this->log().find(" listening on ") != std::string::npos : can_connect_unix(socket_);
+    };
+    while (!up()) {
         if (!alive() || ms_since(t0) > 5000) {
             ADD_FAILURE() << "egressd did not come up; its log:\n" << this->log();
             return;

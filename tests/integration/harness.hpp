@@ -53,6 +53,13 @@ class Daemon {
 public:
     // `config_json` empty: built-in defaults; either way through test_config().
     explicit Daemon(const std::string& config_json = "", std::vector<std::string> extra_args = {});
+    // A socket handed over as systemd does (descriptor 3, LISTEN_FDS=1,
+    // LISTEN_PID): `listen_fd` listens at `path`; egressd gets no --socket.
+    struct Passed {
+        int listen_fd;
+        std::string path;
+    };
+    Daemon(const std::string& config_json, const Passed& passed);
     // Stops egressd with SIGTERM; fails the test unless it exits 0 and its
     // log holds no sanitizer report.
     ~Daemon();
@@ -80,6 +87,8 @@ public:
     long limit_fds(long soft) const;
 
 private:
+    void spawn(std::vector<std::string> argv, int passed_fd);
+
     std::string dir_;
     std::string socket_;
     pid_t pid_ = -1;

@@ -97,6 +97,18 @@ std::string PeerNetns::wrap_shell(const std::string& command) const {
     return "nsenter --net=" + ns_path(holder_) + " -- " + command;
 }
 
+int PeerNetns::make_socket(int domain, int type) const {
+    int result = -1;
+    std::thread t([&] {
+        const int ns = ::open(ns_path(holder_).c_str(), O_RDONLY | O_CLOEXEC);
+        if (ns < 0) return;
+        if (::setns(ns, CLONE_NEWNET) == 0) result = ::socket(domain, type | SOCK_CLOEXEC, 0);
+        ::close(ns);
+    });
+    t.join();
+    return result;
+}
+
 int PeerNetns::listen_tcp(const std::string& address, int port, int backlog) const {
     int result = -1;
     // setns() moves only the calling thread: do it on a thread of its own.

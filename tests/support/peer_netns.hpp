@@ -43,6 +43,8 @@ public:
     // A TCP socket bound to address:port and listening, made inside the peer
     // namespace (it stays there whichever thread uses it). -1 on failure.
     int listen_tcp(const std::string& address, int port, int backlog = 4096) const;
+    // socket(2) inside the peer namespace (close-on-exec added). -1 on failure.
+    int make_socket(int domain, int type) const;
     pid_t holder() const { return holder_; }
 
 private:
