@@ -1008,6 +1008,16 @@ TEST_F(Preload, AnUnreachableEgressdFailsClosedWithOneLinePerProcess) {
             EXPECT_EQ(split_lines(r.err).size(), 1u) << "one stderr line per process, got:\n" << r.err;
         }
     }
+    // Per process, not per thread: four threads, one line.
+    const auto t = Proc({probe_bin(), "threads", "4", "2", p_.remote_v4(), sink.port()},
+                        child_env({"LD_PRELOAD=" + shim_lib(), "EGRESS_SOCKET=" + d_->dir() + "/missing.sock"}))
+                       .finish();
+    EXPECT_EQ(lines_of(t.out, "thread").size(), 4u) << t.out;
+    for (const auto& l : lines_of(t.out, "thread")) {
+        EXPECT_EQ(l["fail"], "2") << l.text;
+        EXPECT_EQ(l["err"], "ENETUNREACH") << l.text;
+    }
+    EXPECT_EQ(split_lines(t.err).size(), 1u) << "one stderr line per process, got:\n" << t.err;
     EXPECT_EQ(sink.sources(0).size(), 0u) << "a connect went out directly";
 }
 
