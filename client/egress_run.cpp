@@ -127,6 +127,13 @@ int main(int argc, char** argv) {
         if (!::getcwd(cwd, sizeof cwd)) return std::cerr << "egress-run: getcwd: " << std::strerror(errno) << "\n", 125;
         preload = std::string(cwd) + "/" + preload;
     }
+    // The loader splits LD_PRELOAD at spaces and colons: such a path would
+    // be ignored and the program would run without the shim.
+    if (preload.find_first_of(" :\t") != std::string::npos) {
+        std::cerr << "egress-run: the shim's path '" << preload
+                  << "' holds a space or ':', which LD_PRELOAD cannot carry; move or link it elsewhere\n";
+        return 125;
+    }
     // Prepended, so the shim's connect() is found before any other's.
     std::string value = preload;
     if (const char* old = std::getenv("LD_PRELOAD"); old && *old) value += std::string(":") + old;

@@ -1,8 +1,14 @@
 // egressd: wires config, counters, the OS layer, the event loop and the
 // listener together, then runs the loop until SIGINT or SIGTERM.
 #include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/sinks/systemd_sink.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
+#include <unistd.h>
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+#endif
 #include <systemd/sd-daemon.h>
 
 #include <fmt/ranges.h>
@@ -34,6 +40,17 @@
 namespace {
 
 using namespace egress;
+
+// systemd sets JOURNAL_STREAM to the device and inode ("DEV:INO") of the
+// journal stream it connected to stdout/stderr; a stderr redirected since
+// (by a shell, a test) is not that stream.
+bool stderr_is_journal() {
+    const char* js = std::getenv("JOURNAL_STREAM");
+    unsigned long long dev = 0, ino = 0;
+    struct stat st {};
+    return js && std::sscanf(js, "%llu:%llu", &dev, &ino) == 2 && ::fstat(STDERR_FILENO, &st) == 0 &&
+           st.st_dev == dev && st.st_ino == ino;
+}
 
 // Reads and validates a config file; the errors name file and JSON path.
 ConfigLoad load_file(const std::string& file) {
@@ -106,7 +123,11 @@ int run(const Options& opt) {
         if (!load.config) return 1;
         config = load.config;
     }
-    auto logger = spdlog::stderr_color_mt("egressd");  // colour only on a terminal
+    // Under systemd stderr is the journal's stream: log there with
+    // priorities; elsewhere to stderr (colour only on a terminal).
+    auto logger = stderr_is_journal()
+                      ? spdlog::create<spdlog::sinks::systemd_sink_mt>("egressd", "egressd")
+                      : spdlog::stderr_color_mt("egressd");
     spdlog::set_default_logger(logger);
     spdlog::set_level(spdlog::level::from_str(opt.log_level.value_or(config->log_level)));
 
@@ -234,6 +255,11 @@ int run(const Options& opt) {
     // now, so the process ends without waiting for it.
     spdlog::shutdown();
     std::fflush(nullptr);
+#if defined(__SANITIZE_ADDRESS__)
+    // _Exit skips the leak check LeakSanitizer makes at exit: make it here
+    // (a leak ends the process with its report and a non-zero status).
+    __lsan_do_leak_check();
+#endif
     std::_Exit(0);
 }
 

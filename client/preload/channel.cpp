@@ -30,33 +30,52 @@ struct Channel {
 // Static TLS: no allocation on first use, usable from signal handlers.
 thread_local Channel t_channel __attribute__((tls_model("initial-exec")));
 
-// Every open channel's descriptor (+1; 0 = free), so that a forked child can
+// Every open channel's descriptor and identity, so that a forked child can
 // close those of the parent's other threads, whose thread-locals it cannot
-// reach. Channels beyond the slots still work; a child then inherits those
+// reach. A slot is free at fd 0, being filled at -1, in use at fd + 1.
+// Channels beyond the slots still work; a child then inherits those
 // descriptors until it execs (they are close-on-exec) but never uses them.
+struct Slot {
+    std::atomic<int> fd{0};
+    dev_t dev = 0;
+    ino_t ino = 0;
+};
 constexpr std::size_t kSlots = 256;
-std::atomic<int> g_slots[kSlots];
+Slot g_slots[kSlots];
 pthread_key_t g_exit_key;
 bool g_have_key = false;
 
-void remember(int fd) {
+// Is `fd` still the socket identified by dev and ino? A program may close
+// the shim's descriptor (daemons close all they did not open) and reuse the
+// number for a file of its own, which the shim must then never touch.
+bool same_file(int fd, dev_t dev, ino_t ino) {
+    struct stat st;
+    return ::fstat(fd, &st) == 0 && st.st_dev == dev && st.st_ino == ino;
+}
+
+void remember(int fd, dev_t dev, ino_t ino) {
     for (auto& s : g_slots) {
         int expected = 0;
-        if (s.compare_exchange_strong(expected, fd + 1)) return;
+        if (!s.fd.compare_exchange_strong(expected, -1)) continue;
+        s.dev = dev;
+        s.ino = ino;
+        s.fd.store(fd + 1, std::memory_order_release);
+        return;
     }
 }
 
 void forget(int fd) {
     for (auto& s : g_slots) {
         int expected = fd + 1;
-        if (s.compare_exchange_strong(expected, 0)) return;
+        if (s.fd.compare_exchange_strong(expected, 0)) return;
     }
 }
 
+// Closes the channel's descriptor if it is still the channel's socket.
 void close_channel(Channel& c) {
     if (c.fd >= 0) {
         forget(c.fd);
-        ::close(c.fd);
+        if (same_file(c.fd, c.dev, c.ino)) ::close(c.fd);
     }
     c.fd = -1;
 }
@@ -68,7 +87,7 @@ void on_thread_exit(void*) {
 void after_fork_in_child() {
     // The child runs one thread; the parent's channels are not its own.
     for (auto& s : g_slots)
-        if (const int v = s.exchange(0); v > 0) ::close(v - 1);
+        if (const int v = s.fd.exchange(0); v > 0 && same_file(v - 1, s.dev, s.ino)) ::close(v - 1);
     t_channel.fd = -1;
     t_channel.busy = false;
 }
@@ -76,15 +95,13 @@ void after_fork_in_child() {
 // Is c.fd still the connection this channel opened?
 bool still_ours(Channel& c) {
     if (c.fd < 0) return false;
-    if (c.pid != ::getpid()) {  // a child made without fork handlers (raw clone)
-        ::close(c.fd);
+    if (!same_file(c.fd, c.dev, c.ino)) {
+        forget(c.fd);  // the program closed it (and may reuse the number): not ours to close
         c.fd = -1;
         return false;
     }
-    struct stat st;
-    if (::fstat(c.fd, &st) != 0 || st.st_dev != c.dev || st.st_ino != c.ino) {
-        forget(c.fd);  // the program closed it (and may reuse the number): not ours to close
-        c.fd = -1;
+    if (c.pid != ::getpid()) {  // a child made without fork handlers (raw clone): our copy
+        close_channel(c);
         return false;
     }
     return true;
@@ -111,7 +128,7 @@ bool open_channel(Channel& c, const Settings& s, const RealCalls& real, int& err
     c.pid = ::getpid();
     c.dev = st.st_dev;
     c.ino = st.st_ino;
-    remember(fd);
+    remember(fd, st.st_dev, st.st_ino);
     return true;
 }
 

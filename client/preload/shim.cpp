@@ -15,6 +15,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -80,7 +81,10 @@ bool to_addr(const sockaddr* sa, socklen_t len, Addr& out) {
         out.port = ntohs(in->sin_port);
         return true;
     }
-    if (sa->sa_family == AF_INET6 && len >= sizeof(sockaddr_in6)) {
+    // The kernel takes an AF_INET6 address without sin6_scope_id (24 bytes,
+    // RFC 2133's size) as well as the full one.
+    constexpr socklen_t kSin6LenRfc2133 = 24;
+    if (sa->sa_family == AF_INET6 && len >= kSin6LenRfc2133) {
         const auto* in6 = reinterpret_cast<const sockaddr_in6*>(sa);
         out.v6 = true;
         std::memcpy(out.bytes, &in6->sin6_addr, 16);
@@ -131,9 +135,25 @@ std::uint32_t send_timeout_ms(int fd) {
     return ms > 0x7fffffff ? 0x7fffffffu : static_cast<std::uint32_t>(ms);
 }
 
+// Would the kernel restart a blocking connect() that a signal handler
+// interrupted? Only without SO_SNDTIMEO, and when the handler has
+// SA_RESTART. The shim cannot tell which signal came, so it restarts only
+// when every handler the program installed has SA_RESTART, and otherwise
+// returns EINTR (the connect carries on, as in the kernel).
+bool kernel_would_restart(bool has_sndtimeo) {
+    if (has_sndtimeo) return false;
+    for (int sig = 1; sig < NSIG; ++sig) {
+        struct sigaction sa;
+        if (::sigaction(sig, nullptr, &sa) != 0) continue;  // reserved by libc
+        if (!(sa.sa_flags & SA_SIGINFO) && (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN)) continue;
+        if (!(sa.sa_flags & SA_RESTART)) return false;
+    }
+    return true;
+}
+
 // Blocking semantics for a blocking caller: waits for the connect egressd
 // started, `wait_ms` at most. 0, or an errno.
-int wait_connected(int fd, std::uint32_t wait_ms) {
+int wait_connected(int fd, std::uint32_t wait_ms, bool has_sndtimeo) {
     const long deadline = now_ms() + wait_ms;
     for (;;) {
         const long left = deadline - now_ms();
@@ -141,7 +161,8 @@ int wait_connected(int fd, std::uint32_t wait_ms) {
         if (left > 0) {
             pollfd p{fd, POLLOUT, 0};
             r = ::poll(&p, 1, static_cast<int>(left));
-            if (r < 0) return errno;  // EINTR: as the kernel's connect(), which then carries on
+            if (r < 0 && errno == EINTR && kernel_would_restart(has_sndtimeo)) continue;
+            if (r < 0) return errno;
         }
         if (r == 0) {
             // Out of time: abort the half-open connect, so that it cannot
@@ -165,7 +186,7 @@ int fail(int code) {
 
 // egressd could not take the request (`err` says why): fail closed with
 // ENETUNREACH, or connect directly when EGRESS_FALLBACK=direct.
-int unreachable(int fd, const sockaddr* sa, socklen_t len, const Addr& dest, int err) {
+int unreachable(int fd, const sockaddr* sa, socklen_t len, const Addr& dest, int err, int saved_errno) {
     const Settings& s = g_settings;
     const bool direct = s.fallback == Fallback::direct;
     if (s.debug || (!direct && !g_warned_unreachable.exchange(true))) {
@@ -176,32 +197,41 @@ int unreachable(int fd, const sockaddr* sa, socklen_t len, const Addr& dest, int
                      : "; failing closed with ENETUNREACH (EGRESS_FALLBACK=direct would connect directly)");
         l.write();
     }
-    return direct ? g_connect(fd, sa, len) : fail(ENETUNREACH);
+    if (!direct) return fail(ENETUNREACH);
+    errno = saved_errno;  // what the failed try to reach egressd left there is not the program's
+    return g_connect(fd, sa, len);
 }
 
 // The connect of `fd` to `sa` through egressd; the return value and errno
-// of connect(2).
-int connect_via_egressd(int fd, const sockaddr* sa, socklen_t len, const Addr& dest, int saved_errno) {
+// of connect(2). `dontwait`: this one call is non-blocking (MSG_DONTWAIT).
+int connect_via_egressd(int fd, const sockaddr* sa, socklen_t len, const Addr& dest, int saved_errno,
+                        bool dontwait = false) {
     const Settings& s = g_settings;
     if (s.pool_too_long) return fail(EINVAL);
+    const long start = now_ms();
     const int fl = ::fcntl(fd, F_GETFL);
     if (fl < 0) return -1;
-    const bool blocking = !(fl & O_NONBLOCK);
+    const bool blocking = !(fl & O_NONBLOCK) && !dontwait;
     const std::uint32_t sndtimeo = blocking ? send_timeout_ms(fd) : 0;
-    if (blocking && ::fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0) return -1;
+    const bool set_flags = !(fl & O_NONBLOCK);  // egressd takes only non-blocking sockets
+    if (set_flags && ::fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0) return -1;
     const auto restore = [&] {
-        if (blocking) ::fcntl(fd, F_SETFL, fl);
+        if (set_flags) ::fcntl(fd, F_SETFL, fl);
     };
 
     Reply rep;
     int err = 0;
-    const Exchange got = exchange_adopt(s, g_real, fd, dest, sndtimeo, kReplyWaitMs, rep, err);
+    // A blocking caller's SO_SNDTIMEO bounds the whole call, the wait for a
+    // stuck egressd's reply included.
+    const int reply_wait = sndtimeo && sndtimeo < static_cast<std::uint32_t>(kReplyWaitMs)
+                               ? static_cast<int>(sndtimeo) : kReplyWaitMs;
+    const Exchange got = exchange_adopt(s, g_real, fd, dest, sndtimeo, reply_wait, rep, err);
     // egressd closed the connection without acting on the request (it
     // cancels what is in flight when it closes): as if it were unreachable.
     const bool dropped = got == Exchange::lost && err == ECONNRESET && tcp_state(fd) == TCP_CLOSE;
     if (got == Exchange::not_delivered || dropped) {
         restore();
-        return unreachable(fd, sa, len, dest, err);
+        return unreachable(fd, sa, len, dest, err, saved_errno);
     }
     std::uint32_t status = rep.status;
     if (got == Exchange::lost) {
@@ -222,8 +252,12 @@ int connect_via_egressd(int fd, const sockaddr* sa, socklen_t len, const Addr& d
         l.write();
     }
     if (status == EINPROGRESS && blocking) {
-        const std::uint32_t wait = sndtimeo ? sndtimeo : rep.timeout_ms ? rep.timeout_ms : kDefaultWaitMs;
-        status = static_cast<std::uint32_t>(wait_connected(fd, wait));
+        std::uint32_t wait = rep.timeout_ms ? rep.timeout_ms : kDefaultWaitMs;
+        if (sndtimeo) {
+            const long spent = now_ms() - start;
+            wait = spent >= static_cast<long>(sndtimeo) ? 0 : sndtimeo - static_cast<std::uint32_t>(spent);
+        }
+        status = static_cast<std::uint32_t>(wait_connected(fd, wait, sndtimeo != 0));
         if (s.debug && status != 0) (Line() << "connect fd " << long{fd} << " to " << dest << ": ").err(static_cast<int>(status)).write();
     }
     restore();
@@ -266,7 +300,7 @@ extern "C" __attribute__((visibility("default"))) ssize_t sendto(int fd, const v
         errno = saved;
         return g_sendto(fd, buf, n, flags, sa, len);
     }
-    if (connect_via_egressd(fd, sa, len, dest, saved) != 0) return -1;
+    if (connect_via_egressd(fd, sa, len, dest, saved, flags & MSG_DONTWAIT) != 0) return -1;
     return g_sendto(fd, buf, n, flags & ~MSG_FASTOPEN, nullptr, 0);
 }
 
@@ -280,7 +314,8 @@ extern "C" __attribute__((visibility("default"))) ssize_t sendmsg(int fd, const 
         errno = saved;
         return g_sendmsg(fd, msg, flags);
     }
-    if (connect_via_egressd(fd, static_cast<const sockaddr*>(msg->msg_name), msg->msg_namelen, dest, saved) != 0)
+    if (connect_via_egressd(fd, static_cast<const sockaddr*>(msg->msg_name), msg->msg_namelen, dest, saved,
+                            flags & MSG_DONTWAIT) != 0)
         return -1;
     msghdr rest = *msg;
     rest.msg_name = nullptr;

@@ -1,6 +1,8 @@
 #include "config.hpp"
 
+
 #include <algorithm>
+#include <set>
 
 #include "config/checker.hpp"
 #include "config/clients.hpp"
@@ -98,6 +100,64 @@ void parse_route(Checker& ck, const json& v, const std::string& path, std::vecto
     }
 }
 
+// Every key that appears more than once in one object, named by its path.
+// JSON parsers disagree on which of two equal keys wins (here the last, in
+// silence), so a config file that has them says two things at once.
+std::vector<std::string> duplicate_keys(std::string_view text) {
+    struct Frame {
+        bool array = false;
+        std::set<std::string> keys;
+        std::string key;        // objects: the key being read
+        std::size_t index = 0;  // arrays: the element being read
+    };
+    std::vector<Frame> stack;
+    std::vector<std::string> errors;
+    const auto path = [&] {
+        std::string out;
+        for (const auto& f : stack) {
+            if (f.array) out += "[" + std::to_string(f.index) + "]";
+            else if (!f.key.empty()) out += (out.empty() ? "" : ".") + f.key;
+        }
+        return out;
+    };
+    const auto element_done = [&] {
+        if (!stack.empty() && stack.back().array) ++stack.back().index;
+    };
+    json::parser_callback_t cb = [&](int, json::parse_event_t event, json& parsed) {
+        switch (event) {
+        case json::parse_event_t::object_start:
+            stack.push_back(Frame{});
+            break;
+        case json::parse_event_t::array_start:
+            stack.push_back(Frame{true});
+            break;
+        case json::parse_event_t::key:
+            if (!stack.empty()) {
+                auto& top = stack.back();
+                top.key = parsed.get<std::string>();
+                if (!top.keys.insert(top.key).second)
+                    errors.push_back(path() + ": duplicate key (only one of them would apply)");
+            }
+            break;
+        case json::parse_event_t::object_end:
+        case json::parse_event_t::array_end:
+            if (!stack.empty()) stack.pop_back();
+            element_done();
+            break;
+        case json::parse_event_t::value:
+            element_done();
+            break;
+        }
+        return true;
+    };
+    try {
+        [[maybe_unused]] const json whole = json::parse(text.begin(), text.end(), cb);
+    } catch (const json::exception&) {
+        // Not JSON: parse_config says so.
+    }
+    return errors;
+}
+
 }  // namespace
 
 const PoolConfig* Config::find_pool(std::string_view name) const {
@@ -129,6 +189,7 @@ ConfigLoad parse_config(std::string_view text, const NameResolver& names) {
         load.errors.push_back(std::string("(document): not valid JSON: ") + e.what());
         return load;
     }
+    load.errors = duplicate_keys(text);
     Config c;
     std::vector<std::string> route_paths;  // JSON path of each entry of c.routes
     config_detail::ClientRules clients;

@@ -126,6 +126,27 @@ TEST(Egressd, RefusesToReplaceANonSocketFile) {
     ::unlink(f.c_str());
 }
 
+// Under systemd (JOURNAL_STREAM names stderr's device and inode) the log
+// goes to the journal with priorities; a stderr redirected elsewhere keeps it.
+TEST(Egressd, LogsToTheJournalOnlyWhenStderrIsTheJournalStream) {
+    const auto f = write_temp("not-a-socket", "x");
+    char tmpl[] = "/tmp/egressd-journal.XXXXXX";
+    const std::string dir = ::mkdtemp(tmpl);
+    const auto err = dir + "/stderr";
+    for (const bool journal : {false, true}) {
+        SCOPED_TRACE(journal ? "JOURNAL_STREAM is stderr" : "JOURNAL_STREAM is another stream");
+        const std::string stream = journal ? "$(stat -L -c %d:%i " + err + ")" : "1:1";
+        sh("exec 2>" + err + "; JOURNAL_STREAM=" + stream + " " + egressd_bin() + " --socket " + f +
+           " --metrics-listen= ; test $? = 1");
+        std::ifstream in(err);
+        const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        if (journal) EXPECT_EQ(text, "") << "logged to stderr under the journal";
+        else EXPECT_NE(text.find("cannot start"), std::string::npos) << text;
+    }
+    std::system(("rm -rf " + dir).c_str());
+    ::unlink(f.c_str());
+}
+
 TEST(Egressd, DoesNotStealALiveSocket) {
     Daemon first;
     auto r = run({egressd_bin(), "--socket", first.socket()});

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <sched.h>
 #include <signal.h>
@@ -12,6 +13,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <chrono>
 #include <stdexcept>
 #include <thread>
 
@@ -81,6 +83,11 @@ PeerNetns::~PeerNetns() {
     if (holder_ > 0) {
         ::kill(holder_, SIGKILL);
         ::waitpid(holder_, nullptr, 0);
+        // The kernel tears the namespace and its veth down after the holder
+        // is gone: wait, so that the next peer with this index can be made.
+        const auto here = "pe" + std::to_string(index_) + "a";
+        for (int i = 0; i < 500 && ::if_nametoindex(here.c_str()) != 0; ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
 }
 

@@ -75,6 +75,22 @@ TEST(Config, EveryLogLevel) {
     for (const char* level : {"", "INFO", "warning", "verbose", "info "}) EXPECT_FALSE(valid_log_level(level)) << level;
 }
 
+TEST(Config, DuplicateKeysAreErrorsNamingTheirPath) {
+    EXPECT_EQ(only_error(R"({"log_level": "info", "log_level": "debug"})"),
+              "log_level: duplicate key (only one of them would apply)");
+    EXPECT_EQ(only_error(R"({"connect": {"default_timeout_ms": 1000, "default_timeout_ms": 2000}})"),
+              "connect.default_timeout_ms: duplicate key (only one of them would apply)");
+    EXPECT_EQ(only_error(R"({"clients": [{"name": "a", "match": {"uid": 1}}, {"name": "b", "match": {"uid": 2}, "match": {"uid": 3}}]})"),
+              "clients[1].match: duplicate key (only one of them would apply)");
+    EXPECT_EQ(only_error(R"({"pools": {"p": {"sources": ["192.0.2.1"]}, "q": {}, "p": {}}, "default_pool": "q"})"),
+              "pools.p: duplicate key (only one of them would apply)");
+    // Equal keys in different objects are not duplicates.
+    parse_ok(R"({"pools": {"p": {"selection": "random"}, "q": {"selection": "random"}}, "default_pool": "p"})");
+    const auto two = parse_config(R"({"log_level": "info", "log_level": "info", "socket": {"mode": "0600", "mode": "0600"}})");
+    EXPECT_FALSE(two.config);
+    EXPECT_EQ(two.errors.size(), 2u);
+}
+
 TEST(Config, UnknownKeysNameTheirPath) {
     EXPECT_EQ(only_error(R"({"colour": "blue"})"), R"(colour: unknown key, got "blue")");
     EXPECT_EQ(only_error(R"({"limits": {"max_inflght": 5}})"), "limits.max_inflght: unknown key, got 5");
@@ -111,8 +127,11 @@ TEST(Config, OutOfRangeValues) {
             EXPECT_EQ(only_error(std::string(R"({"limits": {")") + key + "\": " + v + "}}"),
                       std::string("limits.") + key + ": expected an integer 1-1000000, got " + v);
         // The range edges, each with companions that keep max_queued_replies >= max_inflight_per_client.
-        parse_ok(std::string(R"({"limits": {"max_inflight_per_client": 1, ")") + key + "\": 1}}");
-        parse_ok(std::string(R"({"limits": {"max_queued_replies": 1000000, ")") + key + "\": 1000000}}");
+        const std::string k = key;
+        parse_ok(k == "max_inflight_per_client" ? R"({"limits": {"max_inflight_per_client": 1}})"
+                                                 : R"({"limits": {"max_inflight_per_client": 1, ")" + k + "\": 1}}");
+        parse_ok(k == "max_queued_replies" ? R"({"limits": {"max_queued_replies": 1000000}})"
+                                            : R"({"limits": {"max_queued_replies": 1000000, ")" + k + "\": 1000000}}");
     }
     const auto c = parse_ok(R"({"connect": {"default_timeout_ms": 1, "max_timeout_ms": 600000}})");
     EXPECT_EQ(c->default_timeout_ms, 1u);
