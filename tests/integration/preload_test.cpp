@@ -617,24 +617,40 @@ TEST_F(Preload, ABlackHoleTimesOutAtEgressdsDeadlineWithoutSoSndtimeo) {
 // has a backlog of 0 and one connection already queued, so its kernel drops
 // SYNs; once the test accepts that one, the next SYN retransmission (a
 // second after the first SYN) gets in.
-TEST_F(Preload, ASignalInterruptsTheWaitWithEintrAndTheConnectCarriesOn) {
-    for (const bool restart : {false, true}) {
-        SCOPED_TRACE(restart ? "SA_RESTART" : "no SA_RESTART");
-        const int port = next_test_port();
-        UniqueFd listener(peer().listen_tcp(p_.remote_v4(), port, 0));
-        ASSERT_TRUE(listener);
-        UniqueFd filler(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+class HeldListener {
+public:
+    explicit HeldListener(const PeerNetns& p) : port_(next_test_port()), fd_(p.listen_tcp(p.remote_v4(), port_, 0)) {
+        EXPECT_TRUE(fd_) << "no listener in the peer namespace";
         sockaddr_in sa{};
         sa.sin_family = AF_INET;
-        sa.sin_port = htons(static_cast<std::uint16_t>(port));
-        ::inet_pton(AF_INET, p_.remote_v4().c_str(), &sa.sin_addr);
-        ASSERT_EQ(::connect(filler.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0) << std::strerror(errno);
-        pollfd queued{listener.get(), POLLIN, 0};
-        ASSERT_EQ(::poll(&queued, 1, 5000), 1) << "the filler never reached the accept queue";
+        sa.sin_port = htons(static_cast<std::uint16_t>(port_));
+        ::inet_pton(AF_INET, p.remote_v4().c_str(), &sa.sin_addr);
+        EXPECT_EQ(::connect(filler_.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0) << std::strerror(errno);
+        EXPECT_TRUE(queued(5000)) << "the filler never reached the accept queue";
+    }
+    std::string port() const { return std::to_string(port_); }
+    // Accepts the filler: the next SYN gets in.
+    void release() { first_ = UniqueFd(::accept4(fd_.get(), nullptr, nullptr, SOCK_CLOEXEC)); }
+    // Is a connection waiting in the accept queue (within `ms`)?
+    bool queued(int ms) {
+        pollfd p{fd_.get(), POLLIN, 0};
+        return ::poll(&p, 1, ms) == 1;
+    }
 
+private:
+    int port_;
+    UniqueFd fd_, filler_{::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)}, first_;
+};
+
+TEST_F(Preload, ASignalInterruptsTheWaitWithEintrAndTheConnectCarriesOn) {
+    // A handler without SA_RESTART, and one with it on a socket with
+    // SO_SNDTIMEO: the kernel's connect gives EINTR for both.
+    for (const bool restart : {false, true}) {
+        SCOPED_TRACE(restart ? "SA_RESTART, SO_SNDTIMEO" : "no SA_RESTART");
+        HeldListener held(p_);
         std::vector<std::string> argv{probe_bin(), "connect", "--alarm", "300", "--then-wait", "8000"};
-        if (restart) argv.push_back("--restart");
-        argv.insert(argv.end(), {p_.remote_v4(), std::to_string(port)});
+        if (restart) argv.insert(argv.end(), {"--restart", "--sndtimeo", "5000"});
+        argv.insert(argv.end(), {p_.remote_v4(), held.port()});
         Proc proc(argv, shim_env());
         const auto line = proc.line_starting("connect");
         ASSERT_TRUE(line);
@@ -646,15 +662,30 @@ TEST_F(Preload, ASignalInterruptsTheWaitWithEintrAndTheConnectCarriesOn) {
         EXPECT_EQ(c["state"], "SYN_SENT") << "the connect goes on after EINTR, as the kernel's does: " << c.text;
         EXPECT_EQ(c["flags"], "same") << c.text;
         // Let it through: the retransmitted SYN completes the program's connect.
-        UniqueFd first(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+        held.release();
         const auto done = proc.line_starting("so_error", 10s);
         ASSERT_TRUE(done) << "no so_error line";
         expect_connected_from(fields(*done), peer_pool_v4(), p_.remote_v4());
-        pollfd second{listener.get(), POLLIN, 0};
-        EXPECT_EQ(::poll(&second, 1, 5000), 1) << "the interrupted connect never arrived";
+        EXPECT_TRUE(held.queued(5000)) << "the interrupted connect never arrived";
         const auto r = proc.finish();
         EXPECT_EQ(r.status, 0) << r.err;
     }
+}
+
+// Without SO_SNDTIMEO the kernel restarts a connect that an SA_RESTART
+// handler interrupted: the call goes on waiting and returns its outcome.
+TEST_F(Preload, AnSaRestartHandlerLeavesABlockingConnectWaitingAsTheKernelDoes) {
+    HeldListener held(p_);
+    Proc proc({probe_bin(), "connect", "--alarm", "300", "--restart", p_.remote_v4(), held.port()}, shim_env());
+    ASSERT_TRUE(proc.line_starting("alarm")) << "the handler never ran";
+    held.release();
+    const auto line = proc.line_starting("connect");
+    ASSERT_TRUE(line);
+    const auto c = fields(*line);
+    expect_connected_from(c, peer_pool_v4(), p_.remote_v4());
+    EXPECT_EQ(c["signals"], "1") << c.text;
+    EXPECT_GE(c.num("ms"), 300) << "it returned before the handler ran: " << c.text;
+    EXPECT_EQ(proc.finish().status, 0);
 }
 
 TEST_F(Preload, APolicyDenialIsEaccesAndLeavesTheSocketUnconnected) {
