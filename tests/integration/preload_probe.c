@@ -25,7 +25,8 @@
  *       RFC 2133 sockaddr_in6, which the kernel accepts). --count: N
  *       sockets, kept open unless --close. --step: before each connect after
  *       the first, print "step I" and wait for a line on stdin. --hold: at
- *       the end print "hold" and wait for a line.
+ *       the end print "hold", wait for a line, then print each socket still
+ *       open as it is now ("held fd=N peer=A:P state=S").
  *   fastopen [--nonblock] [--dontwait] [--v6] [--sendmsg] ADDR PORT TEXT
  *       sendto() (or sendmsg()) with MSG_FASTOPEN (and MSG_DONTWAIT) on a
  *       fresh socket; after EINPROGRESS, waits, then sends "+later" itself;
@@ -418,16 +419,23 @@ static int cmd_connect(int argc, char** argv) {
     if (npos != 2) usage("connect needs ADDR PORT");
     struct target t;
     parse_target(pos[0], pos[1], o.v6, &t);
+    int held[64], nheld = 0;
     for (int k = 0; k < o.count; ++k) {
         if (k > 0 && o.step) {
             say("step %d", k);
             wait_line();
         }
-        one_connect(&o, &t);
+        const int fd = one_connect(&o, &t);
+        if (fd >= 0 && nheld < 64) held[nheld++] = fd;
     }
     if (o.hold) {
         say("hold");
         wait_line();
+        for (int k = 0; k < nheld; ++k) {
+            char peer[80];
+            peer_of(held[k], peer, sizeof peer);
+            say("held fd=%d peer=%s state=%s", held[k], peer, o.udp ? "-" : tcp_state(held[k]));
+        }
     }
     return 0;
 }

@@ -1012,6 +1012,48 @@ TEST_F(Preload, AStuckEgressdHoldsABlockingCallerNoLongerThanItsSoSndtimeo) {
     EXPECT_EQ(c["flags"], "same") << c.text;
 }
 
+// The same stuck egressd holds the request, with the program's socket in it,
+// after the caller has been given an error. Once awake it must not connect
+// that socket behind the caller's back: a connect() that failed leaves the
+// socket unconnected (as the shim's own abort at a timeout intends). Only
+// EINPROGRESS would tell the program to expect the connect to go on.
+TEST_F(Preload, ASocketWhoseConnectFailedStaysUnconnectedWhenEgressdWakesLate) {
+    for (const bool nonblock : {false, true}) {
+        SCOPED_TRACE(nonblock ? "non-blocking" : "blocking, SO_SNDTIMEO 300 ms");
+        PeerServer sink(p_.remote_v4(), PeerServer::Mode::close);
+        ASSERT_EQ(::kill(d_->pid(), SIGSTOP), 0);
+        struct Resume {
+            pid_t pid;
+            ~Resume() { ::kill(pid, SIGCONT); }
+        } resume{d_->pid()};
+        const double seen = requests_seen(*d_);
+        std::vector<std::string> argv{probe_bin(), "connect", "--hold", p_.remote_v4(), sink.port()};
+        if (nonblock) argv.insert(argv.begin() + 2, {"--nonblock", "--wait", "100"});
+        else argv.insert(argv.begin() + 2, {"--sndtimeo", "300"});
+        Proc proc(argv, shim_env());
+        const auto line = proc.line_starting("connect");
+        ASSERT_TRUE(line);
+        const auto c = fields(*line);
+        EXPECT_EQ(c.word(1), "-1") << c.text;
+        ASSERT_TRUE(proc.line_starting("hold"));
+        ::kill(d_->pid(), SIGCONT);
+        // egressd reads what it was sent while stopped; a connect it starts
+        // reaches the peer within milliseconds.
+        const auto t0 = std::chrono::steady_clock::now();
+        while (requests_seen(*d_) <= seen && ms_since(t0) < 5000) std::this_thread::sleep_for(20ms);
+        const auto arrived = sink.sources(1, 1s);
+        proc.send("go");
+        const auto held = proc.line_starting("held");
+        ASSERT_TRUE(held);
+        if (c.word(2) != "EINPROGRESS") {
+            EXPECT_TRUE(arrived.empty()) << "after " << c.word(2) << " the peer got a connection from "
+                                         << arrived.front();
+            EXPECT_EQ(fields(*held)["state"], "CLOSE") << "after " << c.word(2) << ": " << *held;
+        }
+        EXPECT_EQ(proc.finish().status, 0);
+    }
+}
+
 TEST_F(Preload, AnUnreachableEgressdFailsClosedWithOneLinePerProcess) {
     PeerServer sink(p_.remote_v4(), PeerServer::Mode::close);
     // A stale socket: a file nobody listens on (connect: ECONNREFUSED).
