@@ -27,10 +27,11 @@
  *       the first, print "step I" and wait for a line on stdin. --hold: at
  *       the end print "hold", wait for a line, then print each socket still
  *       open as it is now ("held fd=N peer=A:P state=S").
- *   fastopen [--nonblock] [--dontwait] [--v6] [--sendmsg] ADDR PORT TEXT
+ *   fastopen [--nonblock] [--dontwait] [--v6] [--sendmsg] [--wait MS] ADDR PORT TEXT
  *       sendto() (or sendmsg()) with MSG_FASTOPEN (and MSG_DONTWAIT) on a
- *       fresh socket; after EINPROGRESS, waits, then sends "+later" itself;
- *       then half-closes and prints what the echo server returned.
+ *       fresh socket; after EINPROGRESS, waits (as connect's --wait), then
+ *       sends "+later" itself; then half-closes and prints what the echo
+ *       server returned.
  *   threads T M ADDR PORT [--hold]
  *       T threads start together and make M blocking connects each, holding
  *       every socket: "thread I ok=K fail=F err=E", then
@@ -441,7 +442,7 @@ static int cmd_connect(int argc, char** argv) {
 }
 
 static int cmd_fastopen(int argc, char** argv) {
-    int nonblock = 0, v6 = 0, use_sendmsg = 0, dontwait = 0;
+    int nonblock = 0, v6 = 0, use_sendmsg = 0, dontwait = 0, wait_ms = SAFETY_MS;
     const char* pos[3];
     int npos = 0;
     for (int i = 0; i < argc; ++i) {
@@ -453,6 +454,8 @@ static int cmd_fastopen(int argc, char** argv) {
             use_sendmsg = 1;
         else if (!strcmp(argv[i], "--dontwait"))
             dontwait = MSG_DONTWAIT;
+        else if (!strcmp(argv[i], "--wait"))
+            wait_ms = need_int(argc, argv, &i);
         else if (npos < 3)
             pos[npos++] = argv[i];
         else
@@ -497,7 +500,7 @@ static int cmd_fastopen(int argc, char** argv) {
             before == after ? "same" : "changed");
     if (rc >= 0)
         echo_exchange(fd, NULL);
-    else if (err == EINPROGRESS && finish_connect(fd, SAFETY_MS) == 0)
+    else if (err == EINPROGRESS && finish_connect(fd, wait_ms) == 0)
         echo_exchange(fd, "+later");
     close(fd);
     return 0;

@@ -69,8 +69,8 @@ const PeerNetns& peer() {
 // LD_PRELOAD puts the shim ahead of the probe's own ASan runtime: ASan's
 // check that it comes first is turned off for the children.
 std::vector<std::string> child_env(const std::vector<std::string>& extra) {
-    static const char* ours[] = {"LD_PRELOAD=", "EGRESS_SOCKET=", "EGRESS_POOL=", "EGRESS_BYPASS=", "EGRESS_FALLBACK=",
-                                 "EGRESS_DEBUG=", "ASAN_OPTIONS="};
+    static const char* ours[] = {"LD_PRELOAD=",      "EGRESS_SOCKET=", "EGRESS_POOL=", "EGRESS_BYPASS=",
+                                 "EGRESS_FALLBACK=", "EGRESS_DEBUG=",  "ASAN_OPTIONS="};
     std::vector<std::string> env;
     for (char** e = environ; *e; ++e) {
         const std::string s(*e);
@@ -911,7 +911,7 @@ TEST_F(Preload, ANonBlockingFastOpenSendsNothingUntilTheConnectHasCompleted) {
 // MSG_DONTWAIT makes the one call non-blocking on a blocking socket: the
 // kernel answers EINPROGRESS at once, whatever the destination does.
 TEST_F(Preload, FastOpenWithMsgDontwaitDoesNotWaitForTheConnect) {
-    const auto r = probe({"fastopen", "--dontwait", kBlackHole, "80", "early"});
+    const auto r = probe({"fastopen", "--dontwait", "--wait", "100", kBlackHole, "80", "early"});
     const auto f = first_of(r.out, "fastopen");
     EXPECT_EQ(f.word(1), "-1") << f.text;
     EXPECT_EQ(f.word(2), "EINPROGRESS") << f.text;
@@ -1021,15 +1021,17 @@ TEST_F(Preload, ASocketWhoseConnectFailedStaysUnconnectedWhenEgressdWakesLate) {
     for (const bool nonblock : {false, true}) {
         SCOPED_TRACE(nonblock ? "non-blocking" : "blocking, SO_SNDTIMEO 300 ms");
         PeerServer sink(p_.remote_v4(), PeerServer::Mode::close);
+        const double seen = requests_seen(*d_);  // before egressd stops: it serves /metrics too
         ASSERT_EQ(::kill(d_->pid(), SIGSTOP), 0);
         struct Resume {
             pid_t pid;
             ~Resume() { ::kill(pid, SIGCONT); }
         } resume{d_->pid()};
-        const double seen = requests_seen(*d_);
         std::vector<std::string> argv{probe_bin(), "connect", "--hold", p_.remote_v4(), sink.port()};
-        if (nonblock) argv.insert(argv.begin() + 2, {"--nonblock", "--wait", "100"});
-        else argv.insert(argv.begin() + 2, {"--sndtimeo", "300"});
+        if (nonblock)
+            argv.insert(argv.begin() + 2, {"--nonblock", "--wait", "100"});
+        else
+            argv.insert(argv.begin() + 2, {"--sndtimeo", "300"});
         Proc proc(argv, shim_env());
         const auto line = proc.line_starting("connect");
         ASSERT_TRUE(line);
