@@ -688,6 +688,22 @@ TEST_F(Preload, AnSaRestartHandlerLeavesABlockingConnectWaitingAsTheKernelDoes) 
     EXPECT_EQ(proc.finish().status, 0);
 }
 
+// The same with a crash reporter's SIGSEGV and SIGBUS handlers installed
+// too (as ASan, CPython's faulthandler or Breakpad install them, without
+// SA_RESTART): a fault signal is delivered to the faulting thread at the
+// fault and never interrupts a wait, so the kernel still restarts the call.
+TEST_F(Preload, ACrashHandlerDoesNotTurnAnSaRestartSignalIntoEintr) {
+    HeldListener held(p_);
+    Proc proc({probe_bin(), "connect", "--crash-handler", "--alarm", "300", "--restart", p_.remote_v4(), held.port()},
+              shim_env());
+    ASSERT_TRUE(proc.line_starting("alarm")) << "the handler never ran";
+    held.release();
+    const auto line = proc.line_starting("connect");
+    ASSERT_TRUE(line);
+    expect_connected_from(fields(*line), peer_pool_v4(), p_.remote_v4());
+    EXPECT_EQ(proc.finish().status, 0);
+}
+
 TEST_F(Preload, APolicyDenialIsEaccesAndLeavesTheSocketUnconnected) {
     for (const bool nonblock : {false, true}) {
         std::vector<std::string> args{"connect", p_.remote_v4(), "9"};
