@@ -79,8 +79,14 @@ int main(int argc, char** argv) {
     };
     std::string preload;
     opterr = 0;
-    // "+": stop at the first non-option, so COMMAND's own options stay its own.
-    for (int c; (c = ::getopt_long(argc, argv, "+", opts, nullptr)) != -1;) {
+    const auto name_of = [&](int val) -> std::string {
+        for (const option* o = opts; o->name; ++o)
+            if (o->val == val) return std::string("--") + o->name;
+        return "";
+    };
+    // "+": stop at the first non-option, so COMMAND's own options stay its
+    // own; ":": a missing value is told apart from an unknown option.
+    for (int c; (c = ::getopt_long(argc, argv, "+:", opts, nullptr)) != -1;) {
         const std::string arg = optarg ? optarg : "";
         switch (c) {
         case kSocket:
@@ -110,9 +116,10 @@ int main(int argc, char** argv) {
         case kHelp:
             std::cout << kUsage;
             return 0;
+        case ':':
+            return usage(name_of(optopt) + " needs a value");
         default:
-            return usage(optopt ? std::string("unknown option or missing value: -") + static_cast<char>(optopt)
-                                : std::string("unknown option or missing value: ") + argv[optind - 1]);
+            return usage(std::string("unknown option ") + argv[optind - 1]);
         }
     }
     if (optind >= argc) return usage("no COMMAND to run");

@@ -181,8 +181,11 @@ Sent send_request(const RealCalls& real, int fd, const std::uint8_t* req, std::s
 
 // Reads replies until the one for `id` (or a refusal of the connection, id 0).
 Exchange receive_reply(int fd, std::uint64_t id, long deadline, Reply& reply, int& err) {
-    std::uint8_t buf[EGRESS_MAX_DATAGRAM];
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 8)];
+    // An adopt reply is at most ~800 bytes (its texts are bounded); a larger
+    // datagram arrives truncated (MSG_TRUNC) and is refused. The buffers are
+    // small because this may run on a signal handler's alternate stack.
+    std::uint8_t buf[1024];
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)];
     for (;;) {
         if ((err = wait_for(fd, POLLIN, deadline)) != 0) return Exchange::lost;
         iovec iov{buf, sizeof buf};

@@ -66,6 +66,9 @@ void init() {
     env.debug = ::getenv("EGRESS_DEBUG");
     parse_settings(env, g_settings, warn, nullptr);
     channels_init();
+    // A forked child is a process of its own: it says once for itself that
+    // egressd is unreachable.
+    ::pthread_atfork(nullptr, nullptr, [] { g_warned_unreachable.store(false); });
 }
 
 __attribute__((constructor)) void on_load() { ::pthread_once(&g_once, init); }
@@ -143,6 +146,11 @@ std::uint32_t send_timeout_ms(int fd) {
 bool kernel_would_restart(bool has_sndtimeo) {
     if (has_sndtimeo) return false;
     for (int sig = 1; sig < NSIG; ++sig) {
+        // Faults are raised by the faulting thread itself: they never
+        // interrupt a wait, so crash handlers (sanitizers, faulthandler,
+        // Breakpad) without SA_RESTART do not count.
+        if (sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE || sig == SIGTRAP || sig == SIGSYS)
+            continue;
         struct sigaction sa;
         if (::sigaction(sig, nullptr, &sa) != 0) continue;  // reserved by libc
         if (!(sa.sa_flags & SA_SIGINFO) && (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN)) continue;
@@ -236,21 +244,19 @@ int connect_via_egressd(int fd, const sockaddr* sa, socklen_t len, const Addr& d
     std::uint32_t status = rep.status;
     if (got == Exchange::lost) {
         // egressd took the request but no reply came: if it started the
-        // connect, that connect is the caller's now; otherwise it failed.
+        // connect, that connect is the caller's now. If it has not yet, it
+        // still may (a stalled egressd reads its queue when it wakes): a
+        // non-blocking caller is told EINPROGRESS, the one answer under
+        // which a later connect is no surprise; a blocking caller's socket
+        // is blocking again by then, which egressd refuses to adopt.
         const int st = tcp_state(fd);
-        status = st == TCP_SYN_SENT ? EINPROGRESS : st == TCP_ESTABLISHED ? 0 : static_cast<std::uint32_t>(err);
+        status = st == TCP_SYN_SENT ? EINPROGRESS
+                 : st == TCP_ESTABLISHED ? 0
+                 : (!blocking && err == ETIMEDOUT) ? EINPROGRESS
+                                                  : static_cast<std::uint32_t>(err);
         if (s.debug) (Line() << "connect fd " << long{fd} << " to " << dest << ": no reply from egressd: ").err(err).write();
-    } else if (s.debug) {
-        Line l;
-        l << "connect fd " << long{fd} << " to " << dest << " via egressd";
-        if (rep.pool[0]) l << " (pool " << rep.pool << ")";
-        if (rep.has_local) l << " from " << rep.local;
-        l << ": ";
-        if (status == 0) l << "connected";
-        else l.err(static_cast<int>(status));
-        if (status != 0 && status != EINPROGRESS && rep.message[0]) l << ": " << rep.message;
-        l.write();
     }
+    const bool replied_in_progress = got == Exchange::replied && status == EINPROGRESS;
     if (status == EINPROGRESS && blocking) {
         std::uint32_t wait = rep.timeout_ms ? rep.timeout_ms : kDefaultWaitMs;
         if (sndtimeo) {
@@ -258,7 +264,18 @@ int connect_via_egressd(int fd, const sockaddr* sa, socklen_t len, const Addr& d
             wait = spent >= static_cast<long>(sndtimeo) ? 0 : sndtimeo - static_cast<std::uint32_t>(spent);
         }
         status = static_cast<std::uint32_t>(wait_connected(fd, wait, sndtimeo != 0));
-        if (s.debug && status != 0) (Line() << "connect fd " << long{fd} << " to " << dest << ": ").err(static_cast<int>(status)).write();
+    }
+    if (s.debug && got == Exchange::replied) {
+        // One line per decision: for a blocking caller, the outcome it gets.
+        Line l;
+        l << "connect fd " << long{fd} << " to " << dest << " via egressd";
+        if (rep.pool[0]) l << " (pool " << rep.pool << ")";
+        if (rep.has_local) l << " from " << rep.local;
+        l << ": ";
+        if (status == 0) l << "connected";
+        else l.err(static_cast<int>(status));
+        if (!replied_in_progress && status != 0 && rep.message[0]) l << ": " << rep.message;
+        l.write();
     }
     restore();
     if (status == 0) {
