@@ -102,26 +102,23 @@ void parse_route(Checker& ck, const json& v, const std::string& path, std::vecto
 
 // Every key that appears more than once in one object, named by its path.
 // JSON parsers disagree on which of two equal keys wins (here the last, in
-// silence), so a config file that has them says two things at once.
+// silence), so a config file that has them says two things at once. Only
+// places that survive in the parsed document are named: a duplicate inside
+// a value that a later duplicate replaced is reported as that outer one.
 std::vector<std::string> duplicate_keys(std::string_view text) {
-    struct Frame {
+    struct Step {
         bool array = false;
-        std::set<std::string> keys;
         std::string key;        // objects: the key being read
         std::size_t index = 0;  // arrays: the element being read
     };
-    std::vector<Frame> stack;
-    std::vector<std::string> errors;
-    const auto path = [&] {
-        std::string out;
-        for (const auto& f : stack) {
-            if (f.array) out += "[" + std::to_string(f.index) + "]";
-            else if (!f.key.empty()) out += (out.empty() ? "" : ".") + f.key;
-        }
-        return out;
+    struct Frame {
+        Step at;
+        std::set<std::string> keys;
     };
+    std::vector<Frame> stack;
+    std::vector<std::vector<Step>> found;
     const auto element_done = [&] {
-        if (!stack.empty() && stack.back().array) ++stack.back().index;
+        if (!stack.empty() && stack.back().at.array) ++stack.back().at.index;
     };
     json::parser_callback_t cb = [&](int, json::parse_event_t event, json& parsed) {
         switch (event) {
@@ -129,14 +126,17 @@ std::vector<std::string> duplicate_keys(std::string_view text) {
             stack.push_back(Frame{});
             break;
         case json::parse_event_t::array_start:
-            stack.push_back(Frame{true});
+            stack.push_back(Frame{Step{true}, {}});
             break;
         case json::parse_event_t::key:
             if (!stack.empty()) {
                 auto& top = stack.back();
-                top.key = parsed.get<std::string>();
-                if (!top.keys.insert(top.key).second)
-                    errors.push_back(path() + ": duplicate key (only one of them would apply)");
+                top.at.key = parsed.get<std::string>();
+                if (!top.keys.insert(top.at.key).second) {
+                    std::vector<Step> path;
+                    for (const auto& f : stack) path.push_back(f.at);
+                    found.push_back(std::move(path));
+                }
             }
             break;
         case json::parse_event_t::object_end:
@@ -150,10 +150,31 @@ std::vector<std::string> duplicate_keys(std::string_view text) {
         }
         return true;
     };
+    json doc;
     try {
-        [[maybe_unused]] const json whole = json::parse(text.begin(), text.end(), cb);
+        doc = json::parse(text.begin(), text.end(), cb);
     } catch (const json::exception&) {
-        // Not JSON: parse_config says so.
+        return {};  // not JSON: parse_config says so
+    }
+    std::vector<std::string> errors;
+    for (const auto& path : found) {
+        const json* node = &doc;
+        std::string name;
+        for (std::size_t i = 0; node && i < path.size(); ++i) {
+            const auto& step = path[i];
+            // Named as Checker names paths (an empty key included).
+            if (step.array) {
+                name += "[" + std::to_string(step.index) + "]";
+                node = node->is_array() && step.index < node->size() ? &(*node)[step.index] : nullptr;
+            } else {
+                name = name.empty() ? step.key : name + "." + step.key;
+                if (i + 1 < path.size())
+                    node = node->is_object() && node->contains(step.key) ? &(*node)[step.key] : nullptr;
+                else if (!node->is_object() || !node->contains(step.key))
+                    node = nullptr;
+            }
+        }
+        if (node) errors.push_back(name + ": duplicate key (only one of them would apply)");
     }
     return errors;
 }

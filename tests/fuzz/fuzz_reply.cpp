@@ -64,7 +64,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (const auto* c = std::get_if<proto::ConnectReply>(&r->body)) {
         fuzz::require_fields(payload,
                              {EGRESS_FIELD_STATUS, EGRESS_FIELD_ERROR_NAME, EGRESS_FIELD_MESSAGE, EGRESS_FIELD_LOCAL,
-                              EGRESS_FIELD_REMOTE, EGRESS_FIELD_POOL, EGRESS_FIELD_ATTEMPTS, EGRESS_FIELD_CONNECT_US},
+                              EGRESS_FIELD_REMOTE, EGRESS_FIELD_POOL, EGRESS_FIELD_ATTEMPTS, EGRESS_FIELD_CONNECT_US,
+                              EGRESS_FIELD_TIMEOUT_MS},
                              {EGRESS_FIELD_STATUS}, c->status != 0, "CONNECT_REPLY");
         check_round_trip<proto::ConnectReply>(*r, EGRESS_MSG_CONNECT_REPLY, "CONNECT_REPLY");
     } else if (const auto* s = std::get_if<proto::StatusReply>(&r->body)) {
