@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -132,6 +133,15 @@ bool open_channel(Channel& c, const Settings& s, const RealCalls& real, int& err
     return true;
 }
 
+// How long a wait for egressd's reply spins before it sleeps.
+constexpr long kSpinNs = 50'000;
+
+long now_ns() {
+    timespec ts;
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000000000L + ts.tv_nsec;
+}
+
 long now_ms() {
     timespec ts;
     ::clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -180,14 +190,20 @@ Sent send_request(const RealCalls& real, int fd, const std::uint8_t* req, std::s
 }
 
 // Reads replies until the one for `id` (or a refusal of the connection, id 0).
-Exchange receive_reply(int fd, std::uint64_t id, long deadline, Reply& reply, int& err) {
+Exchange receive_reply(int fd, std::uint64_t id, long deadline, bool spin, Reply& reply, int& err) {
     // An adopt reply is at most ~800 bytes (its texts are bounded); a larger
     // datagram arrives truncated (MSG_TRUNC) and is refused. The buffers are
     // small because this may run on a signal handler's alternate stack.
     std::uint8_t buf[1024];
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)];
+    // egressd answers within tens of microseconds. A thread that sleeps for
+    // the answer pays a wake-up on top, and on a virtual machine whose idle
+    // vCPUs halt that costs as much again: `spin` first tries for a short
+    // while, yielding the CPU in case egressd is waiting for this very one.
+    const long spin_until = now_ns() + kSpinNs;
+    bool spinning = spin;
     for (;;) {
-        if ((err = wait_for(fd, POLLIN, deadline)) != 0) return Exchange::lost;
+        if (!spinning && (err = wait_for(fd, POLLIN, deadline)) != 0) return Exchange::lost;
         iovec iov{buf, sizeof buf};
         msghdr msg{};
         msg.msg_iov = &iov;
@@ -195,6 +211,11 @@ Exchange receive_reply(int fd, std::uint64_t id, long deadline, Reply& reply, in
         msg.msg_control = control;
         msg.msg_controllen = sizeof control;
         const ssize_t n = ::recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+        if (n < 0 && errno == EAGAIN && spinning) {
+            if (now_ns() >= spin_until) spinning = false;
+            else ::sched_yield();
+            continue;
+        }
         if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
         if (n <= 0) return err = n == 0 ? ECONNRESET : errno, Exchange::lost;
         // An adopt reply never carries a descriptor: close any that came.
@@ -214,7 +235,7 @@ Exchange receive_reply(int fd, std::uint64_t id, long deadline, Reply& reply, in
 }
 
 Exchange run(Channel& c, const Settings& s, const RealCalls& real, int sock, const Addr& dest,
-             std::uint32_t timeout_ms, int wait_ms, Reply& reply, int& err) {
+             std::uint32_t timeout_ms, int wait_ms, bool spin, Reply& reply, int& err) {
     const long deadline = now_ms() + wait_ms;
     for (int round = 0; round < 2; ++round) {
         const bool reused = still_ours(c);
@@ -232,7 +253,7 @@ Exchange run(Channel& c, const Settings& s, const RealCalls& real, int sock, con
             close_channel(c);
             return Exchange::not_delivered;
         }
-        const Exchange got = receive_reply(c.fd, id, deadline, reply, err);
+        const Exchange got = receive_reply(c.fd, id, deadline, spin, reply, err);
         // After a refusal, an end of stream or a timeout the connection is
         // done for (a late reply would answer the wrong request).
         if (got != Exchange::replied || reply.request_id != id) close_channel(c);
@@ -249,12 +270,12 @@ void channels_init() {
 }
 
 Exchange exchange_adopt(const Settings& s, const RealCalls& real, int sock, const Addr& dest,
-                        std::uint32_t timeout_ms, int wait_ms, Reply& reply, int& err) {
+                        std::uint32_t timeout_ms, int wait_ms, bool spin, Reply& reply, int& err) {
     Channel& mine = t_channel;
     if (mine.busy) {
         // Reentered from a signal handler mid-exchange: a connection of its own.
         Channel temp;
-        const auto r = run(temp, s, real, sock, dest, timeout_ms, wait_ms, reply, err);
+        const auto r = run(temp, s, real, sock, dest, timeout_ms, wait_ms, spin, reply, err);
         close_channel(temp);
         return r;
     }
@@ -265,7 +286,7 @@ Exchange exchange_adopt(const Settings& s, const RealCalls& real, int sock, cons
         ::pthread_setspecific(g_exit_key, reinterpret_cast<void*>(1));
         mine.keyed = true;
     }
-    const auto r = run(mine, s, real, sock, dest, timeout_ms, wait_ms, reply, err);
+    const auto r = run(mine, s, real, sock, dest, timeout_ms, wait_ms, spin, reply, err);
     mine.busy = false;
     return r;
 }

@@ -30,10 +30,13 @@ enum class Exchange {
 // Sends the adopt request for socket `sock` and waits (at most `wait_ms`)
 // for its reply, on this thread's connection to egressd; a connection found
 // dead before the request reached egressd (egressd restarted) is replaced
-// once. Reentrant: a call from a signal handler that interrupted another
+// once. `spin`: try for the reply for a few tens of microseconds before
+// sleeping (a blocking caller, which has nothing else to do meanwhile; an
+// event loop's CPU is better left to the others on a busy host).
+// Reentrant: a call from a signal handler that interrupted another
 // exchange on the same thread uses a connection of its own.
 Exchange exchange_adopt(const Settings& s, const RealCalls& real, int sock, const Addr& dest,
-                        std::uint32_t timeout_ms, int wait_ms, Reply& reply, int& err);
+                        std::uint32_t timeout_ms, int wait_ms, bool spin, Reply& reply, int& err);
 
 // Process-wide set-up: the thread-exit and fork handlers. Call once.
 void channels_init();

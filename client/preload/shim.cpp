@@ -233,7 +233,7 @@ int connect_via_egressd(int fd, const sockaddr* sa, socklen_t len, const Addr& d
     // stuck egressd's reply included.
     const int reply_wait = sndtimeo && sndtimeo < static_cast<std::uint32_t>(kReplyWaitMs)
                                ? static_cast<int>(sndtimeo) : kReplyWaitMs;
-    const Exchange got = exchange_adopt(s, g_real, fd, dest, sndtimeo, reply_wait, rep, err);
+    const Exchange got = exchange_adopt(s, g_real, fd, dest, sndtimeo, reply_wait, blocking, rep, err);
     // egressd closed the connection without acting on the request (it
     // cancels what is in flight when it closes): as if it were unreachable.
     const bool dropped = got == Exchange::lost && err == ECONNRESET && tcp_state(fd) == TCP_CLOSE;

@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -36,6 +37,8 @@ PeerNetns::PeerNetns(const PeerNetnsSetup& s, int index) : index_(index) {
     if (holder_ < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
     if (holder_ == 0) {
         // Only async-signal-safe calls here: the parent may have threads.
+        // The holder dies with the process that made it, however that ends.
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
         ::close(ready[0]);
         const char ok = ::unshare(CLONE_NEWNET) == 0 ? '1' : '0';
         (void)!::write(ready[1], &ok, 1);
