@@ -38,14 +38,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::string env_path(const char* name) {
-    const char* v = std::getenv(name);
-    if (!v || !*v) {
-        std::fprintf(stderr, "%s is not set (run the tests through meson test)\n", name);
-        std::abort();
-    }
-    return v;
-}
 
 std::string read_file(const std::string& path) {
     std::ifstream in(path);
@@ -71,7 +63,7 @@ std::vector<std::string> words_of(const std::string& line) {
 
 // `path`.in from tests/integration/dropin/ with each @KEY@ replaced.
 std::string from_template(const std::string& name, const std::map<std::string, std::string>& values) {
-    auto text = read_file(env_path("DROPIN_DIR") + "/" + name + ".in");
+    auto text = read_file(env_or_die("DROPIN_DIR") + "/" + name + ".in");
     for (const auto& [key, value] : values)
         for (auto at = text.find("@" + key + "@"); at != std::string::npos; at = text.find("@" + key + "@"))
             text.replace(at, key.size() + 2, value);
@@ -402,8 +394,8 @@ protected:
     // `command` under egress-run, with this test's egressd and shim.
     std::vector<std::string> under_egress_run(const std::vector<std::string>& command,
                                               const std::vector<std::string>& options = {}) const {
-        std::vector<std::string> argv{env_path("EGRESS_RUN_BIN"), "--socket", d_->socket(), "--preload",
-                                      env_path("EGRESS_PRELOAD_LIB")};
+        std::vector<std::string> argv{env_or_die("EGRESS_RUN_BIN"), "--socket", d_->socket(), "--preload",
+                                      env_or_die("EGRESS_PRELOAD_LIB")};
         argv.insert(argv.end(), options.begin(), options.end());
         argv.push_back("--");
         argv.insert(argv.end(), command.begin(), command.end());
@@ -430,7 +422,7 @@ protected:
 
     std::vector<std::string> probe(const std::string& mode, const std::string& host, int port,
                                    const std::string& seconds = "") const {
-        std::vector<std::string> argv{"/usr/bin/python3", env_path("DROPIN_DIR") + "/probe.py", mode, host,
+        std::vector<std::string> argv{"/usr/bin/python3", env_or_die("DROPIN_DIR") + "/probe.py", mode, host,
                                       std::to_string(port)};
         if (!seconds.empty()) argv.push_back(seconds);
         return argv;

@@ -24,8 +24,6 @@
 
 namespace egress::test {
 
-namespace {
-
 std::string env_or_die(const char* name) {
     const char* v = std::getenv(name);
     if (!v || !*v) {
@@ -34,6 +32,8 @@ std::string env_or_die(const char* name) {
     }
     return v;
 }
+
+namespace {
 
 std::string read_all(int fd) {
     std::string s;

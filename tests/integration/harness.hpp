@@ -40,6 +40,9 @@ std::string sanitizer_report(const std::string& output);
 // the port space a pool under test counts on.
 std::uint16_t next_test_port();
 
+// The value of a variable meson test sets (a binary's path); aborts with a
+// hint when the test runs without it.
+std::string env_or_die(const char* name);
 std::string egressd_bin();
 std::string egress_connect_bin();
 

@@ -40,17 +40,9 @@ namespace {
 using json = nlohmann::json;
 using namespace std::chrono_literals;
 
-std::string env_path(const char* name) {
-    const char* v = std::getenv(name);
-    if (!v || !*v) {
-        std::fprintf(stderr, "%s is not set (run the tests through meson test)\n", name);
-        std::abort();
-    }
-    return v;
-}
-std::string shim_lib() { return env_path("EGRESS_PRELOAD_LIB"); }
-std::string egress_run_bin() { return env_path("EGRESS_RUN_BIN"); }
-std::string probe_bin() { return env_path("PRELOAD_PROBE_BIN"); }
+std::string shim_lib() { return env_or_die("EGRESS_PRELOAD_LIB"); }
+std::string egress_run_bin() { return env_or_die("EGRESS_RUN_BIN"); }
+std::string probe_bin() { return env_or_die("PRELOAD_PROBE_BIN"); }
 
 std::string real_path(const std::string& p) {
     char buf[PATH_MAX];
