@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -172,6 +173,19 @@ std::vector<std::uint32_t> number_list(const Args& a, const std::string& key, co
 }
 
 // Runs `fn` in a child process (a fresh namespace each time) and returns its JSON.
+json median_of_runs(const std::vector<json>& runs) {
+    auto sorted = runs;
+    std::sort(sorted.begin(), sorted.end(),
+              [](const json& x, const json& y) { return x.value("total_s", 1e9) < y.value("total_s", 1e9); });
+    json m = sorted[sorted.size() / 2];
+    if (runs.size() > 1) {
+        m["runs"] = runs.size();
+        m["total_s_all"] = json::array();
+        for (const auto& r : runs) m["total_s_all"].push_back(r.value("total_s", -1.0));
+    }
+    return m;
+}
+
 json in_child(const std::function<json()>& fn) {
     int p[2];
     if (::pipe2(p, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");

@@ -88,6 +88,11 @@ double rss_bytes(pid_t pid);
 // returns its JSON; a throw becomes {"error": what}.
 json in_child(const std::function<json()>& fn);
 
+// The run of median total time ("total_s") among the runs of one mode; with
+// several runs it also carries "runs" and every run's total ("total_s_all",
+// in the order they ran).
+json median_of_runs(const std::vector<json>& runs);
+
 // Scenarios.
 int cmd_storm(const Args& a);
 int cmd_hol(const Args& a);

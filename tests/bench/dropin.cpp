@@ -118,13 +118,6 @@ bool failed(const json& j) {
     return j.contains("error") || j.contains("problem") || j.value("errored", 0ULL) > 0;
 }
 
-// The run of median total time among `runs`.
-json median_run(std::vector<json> runs) {
-    std::sort(runs.begin(), runs.end(),
-              [](const json& x, const json& y) { return x.value("total_s", 1e9) < y.value("total_s", 1e9); });
-    return runs[runs.size() / 2];
-}
-
 double median(std::vector<double> v) {
     std::sort(v.begin(), v.end());
     return v.empty() ? 0 : v[v.size() / 2];
@@ -188,15 +181,7 @@ int cmd_dropin(const Args& a) {
             ratios.push_back(std::round(d["total_s"].get<double>() / s["total_s"].get<double>() * 100) / 100);
     }
     std::vector<json> medians;
-    for (auto& runs : all) {
-        json m = median_run(runs);
-        if (repeats > 1) {
-            m["runs"] = repeats;
-            m["total_s_all"] = json::array();
-            for (const auto& r : runs) m["total_s_all"].push_back(r.value("total_s", -1.0));
-        }
-        medians.push_back(std::move(m));
-    }
+    for (const auto& runs : all) medians.push_back(median_of_runs(runs));
     if (a.has("json")) {
         for (auto& j : medians) {
             if (j["mode"] == "egress-run") j["ratio_per_run"] = ratios;

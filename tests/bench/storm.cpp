@@ -134,14 +134,6 @@ void print_storm_table(const std::vector<json>& runs) {
     }
 }
 
-// The run of median total time among `runs` (one strategy).
-const json& median_run(std::vector<json>& runs) {
-    std::sort(runs.begin(), runs.end(), [](const json& x, const json& y) {
-        return x.value("total_s", 1e9) < y.value("total_s", 1e9);
-    });
-    return runs[runs.size() / 2];
-}
-
 }  // namespace
 
 int cmd_storm(const Args& a) {
@@ -161,15 +153,7 @@ int cmd_storm(const Args& a) {
         for (std::size_t i = 0; i < strategies.size(); ++i)
             all[i].push_back(in_child([&] { return storm_once(a, *mode, strategies[i]); }));
     std::vector<json> medians;
-    for (auto& runs : all) {
-        json m = median_run(runs);
-        if (repeats > 1) {
-            m["runs"] = repeats;
-            m["total_s_all"] = json::array();
-            for (const auto& r : runs) m["total_s_all"].push_back(r.value("total_s", -1.0));
-        }
-        medians.push_back(std::move(m));
-    }
+    for (const auto& runs : all) medians.push_back(median_of_runs(runs));
     if (a.has("json")) {
         for (const auto& j : medians) std::cout << j.dump() << "\n";
     } else {

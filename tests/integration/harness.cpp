@@ -387,6 +387,16 @@ long Daemon::limit_fds(long soft) const {
     return static_cast<long>(old.rlim_cur);
 }
 
+void echo_detached(int fd) {
+    std::thread([fd] {
+        char buf[4096];
+        ssize_t n;
+        while ((n = ::read(fd, buf, sizeof buf)) > 0)
+            if (::write(fd, buf, static_cast<std::size_t>(n)) != n) break;
+        ::close(fd);
+    }).detach();
+}
+
 Listener::Listener(Mode mode, const std::string& address, int backlog) {
     auto ep = parse_address(address, 0);
     fd_ = UniqueFd(::socket(ep->v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -409,13 +419,7 @@ Listener::Listener(Mode mode, const std::string& address, int backlog) {
         for (;;) {
             const int c = ::accept4(fd, nullptr, nullptr, SOCK_CLOEXEC);
             if (c < 0) return;  // shut down
-            std::thread([c] {
-                char buf[4096];
-                ssize_t n;
-                while ((n = ::read(c, buf, sizeof buf)) > 0)
-                    if (::write(c, buf, static_cast<std::size_t>(n)) != n) break;
-                ::close(c);
-            }).detach();
+            echo_detached(c);
         }
     });
 }

@@ -117,6 +117,10 @@ private:
     UniqueFd in_, out_;
 };
 
+// Echoes every byte `fd` (a connected socket) sends until it closes, on a
+// detached thread that then closes `fd`.
+void echo_detached(int fd);
+
 // A TCP listener in the test process. Echo mode: every accepted connection
 // gets its bytes back. Hold mode: connections wait in the backlog.
 class Listener {

@@ -375,13 +375,7 @@ public:
                     ::close(c);
                     continue;
                 }
-                std::thread([c] {
-                    char buf[4096];
-                    ssize_t n;
-                    while ((n = ::read(c, buf, sizeof buf)) > 0)
-                        if (::write(c, buf, static_cast<std::size_t>(n)) != n) break;
-                    ::close(c);
-                }).detach();
+                echo_detached(c);
             }
         });
     }
