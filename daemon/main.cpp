@@ -1,5 +1,5 @@
 // egressd: wires config, counters, the OS layer, the event loop and the
-// listener together, then runs the loop until SIGINT or SIGTERM.
+// listener together, then runs the loop until SIGINT or SIGTERM has drained it.
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/sinks/systemd_sink.h>
 #include <spdlog/spdlog.h>
@@ -30,6 +30,7 @@
 #include "metrics/metrics.hpp"
 #include "metrics/process.hpp"
 #include "pool/pools.hpp"
+#include "service/notify.hpp"
 #include "sys/address_watch.hpp"
 #include "sys/kernel.hpp"
 #include "sys/names.hpp"
@@ -194,6 +195,7 @@ int run(const Options& opt) {
         spdlog::warn("cannot read this network namespace's cookie (SO_NETNS_COOKIE, Linux 5.14): adopt mode "
                      "refuses sockets unless a client rule sets adopt_other_netns");
     Listener listener(ctx, std::move(listen_fd), path, !passed);
+    bool listener_draining = false;
     // The policy denies this host's addresses (kept current from netlink) and
     // egressd's own listeners.
     std::vector<OwnListener> own;
@@ -210,19 +212,61 @@ int run(const Options& opt) {
         return 1;
     }
 
+    ServiceNotifier notifier(io, [&] {
+        return fmt::format("{}client connections: {}, connects in flight: {}", listener_draining ? "draining: " : "",
+                           ctx.stats.clients_connected, ctx.stats.inflight);
+    });
+    // SIGTERM or SIGINT: drain (answer what is in flight, refuse the rest
+    // with ESHUTDOWN) for up to shutdown.drain_timeout_ms, then exit 0. A
+    // second signal ends the drain at once, still answering every request.
     asio::signal_set signals(io, SIGINT, SIGTERM);
-    signals.async_wait([&](const error_code& ec, int sig) {
-        if (ec) return;
-        spdlog::info("received signal {}; shutting down", sig);
+    asio::steady_timer drain_deadline(io);
+    const auto finish = [&](const char* how) {
+        spdlog::info("{}", how);
+        signals.cancel();
+        drain_deadline.cancel();
         listener.stop();
         io.stop();
+    };
+    const auto abort_drain = [&](const std::string& why) {
+        const auto left = ctx.stats.inflight;
+        listener.abort_inflight(why);
+        finish(fmt::format("drain cut short: {} connect(s) in flight answered with ESHUTDOWN", left).c_str());
+    };
+    std::function<void(const error_code&, int)> on_second = [&](const error_code& ec, int sig) {
+        if (ec) return;
+        spdlog::warn("received signal {} while draining; stopping now", sig);
+        abort_drain(fmt::format("egressd is shutting down: a second signal ({}) stopped it before this connect "
+                                "finished", sig));
+    };
+    signals.async_wait([&](const error_code& ec, int sig) {
+        if (ec) return;
+        const auto drain_ms = ctx.config->drain_timeout_ms;
+        spdlog::info("received signal {}; draining: {} connect(s) in flight on {} client connection(s), waiting up to "
+                     "{} ms (shutdown.drain_timeout_ms); new requests get ESHUTDOWN",
+                     sig, ctx.stats.inflight, listener.clients(), drain_ms);
+        listener_draining = true;
+        notifier.stopping();
+        signals.async_wait(on_second);
+        drain_deadline.expires_after(std::chrono::milliseconds(drain_ms));
+        drain_deadline.async_wait([&, drain_ms](const error_code& e) {
+            if (e) return;
+            spdlog::warn("drain timed out after {} ms with {} connect(s) in flight", drain_ms, ctx.stats.inflight);
+            abort_drain(fmt::format("egressd is shutting down: this connect did not finish within "
+                                    "shutdown.drain_timeout_ms ({} ms)",
+                                    drain_ms));
+        });
+        listener.drain("egressd is shutting down and takes no new requests; connect again to reach the next egressd",
+                       [&] { finish("drained: every request in flight was answered"); });
     });
     // SIGHUP: re-read the config file and the kernel's port range. A config
     // with errors is refused whole and the one in force stays.
     asio::signal_set hangup(io, SIGHUP);
     std::function<void(const error_code&, int)> on_hangup = [&](const error_code& ec, int) {
         if (ec) return;
+        notifier.reloading();
         reload(ctx, opt, path);
+        notifier.ready();
         hangup.async_wait(on_hangup);
     };
     hangup.async_wait(on_hangup);
@@ -247,7 +291,10 @@ int run(const Options& opt) {
                  "and this host's own addresses are denied unless a rule allows them (SECURITY.md)",
                  config->clients.rules().size(), config->clients.default_rule().name);
     spdlog::info("try it: egress-connect --socket {} --status", path);
-    sd_notify(0, "READY=1");
+    if (notifier.watchdog().count())
+        spdlog::info("watchdog: a keep-alive every {} ms from the event loop (WatchdogSec={} ms)",
+                     std::min<long long>(notifier.watchdog().count() / 2000, 1000), notifier.watchdog().count() / 1000);
+    notifier.ready();
     io.run();
     spdlog::info("stopped");
     // civetweb's orderly stop inside ~Exposer takes about 1.7 s (its threads

@@ -274,6 +274,13 @@ ConfigLoad parse_config(std::string_view text, const NameResolver& names) {
                 }},
             });
         }},
+        {"shutdown", [&](const json& v, const std::string& p) {
+            ck.object(v, p, {
+                {"drain_timeout_ms", [&](const json& s, const std::string& sp) {
+                    ck.uint(s, sp, 0, 600000, c.drain_timeout_ms);
+                }},
+            });
+        }},
         {"limits", [&](const json& v, const std::string& p) {
             ck.object(v, p, {
                 {"max_inflight", [&](const json& s, const std::string& sp) {

@@ -53,6 +53,9 @@ struct Config {
     std::string metrics_listen = "127.0.0.1:9464";  // Prometheus endpoint; empty: none
     std::uint32_t default_timeout_ms = 3000;  // when a request gives none
     std::uint32_t max_timeout_ms = 30000;     // a request asking for more gets this
+    // SIGTERM/SIGINT: how long egressd waits for connects in flight before it
+    // answers them with ESHUTDOWN and exits (0: answer them at once).
+    std::uint32_t drain_timeout_ms = 5000;
     Limits limits;
     // Built-in when none are configured: one pool "default" with no sources.
     std::vector<PoolConfig> pools;

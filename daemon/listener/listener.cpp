@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -25,6 +26,8 @@ namespace {
 // trying again rather than spin on a listening socket that stays readable.
 constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
 constexpr int kAcceptBudget = 64;
+// How often a drain looks whether every session is done.
+constexpr auto kDrainPoll = std::chrono::milliseconds(10);
 // NGROUPS_MAX: no process has more supplementary groups.
 constexpr std::size_t kMaxPeerGroups = 65536;
 
@@ -175,7 +178,7 @@ std::optional<PassedSocket> passed_listen_socket() {
 }
 
 Listener::Listener(BrokerContext& ctx, UniqueFd listen_fd, std::string path, bool owns_path)
-    : ctx_(ctx), sock_(ctx.io), retry_(ctx.io), path_(std::move(path)), owns_path_(owns_path) {
+    : ctx_(ctx), sock_(ctx.io), retry_(ctx.io), path_(std::move(path)), owns_path_(owns_path), drain_poll_(ctx.io) {
     sock_.assign(listen_fd.release());
     take_reserve();
 }
@@ -185,6 +188,7 @@ Listener::~Listener() { stop(); }
 void Listener::start() { accept_some(); }
 
 void Listener::accept_some() {
+    if (!sock_.is_open()) return;  // a drain has closed it
     for (int i = 0; i < kAcceptBudget && !stopped_; ++i) {
         auto r = ctx_.sys.accept4(sock_.native_handle(), SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (!r.ok() && (r.err == EMFILE || r.err == ENFILE) && reserve_) {
@@ -208,6 +212,11 @@ void Listener::accept_some() {
         if (!r.ok()) {
             switch (r.err) {
             case EAGAIN:
+                if (draining_) {  // the backlog is empty: no one else comes
+                    error_code ignored;
+                    sock_.close(ignored);
+                    return;
+                }
                 sock_.async_wait(asio::posix::stream_descriptor::wait_read, [this](const error_code& ec) {
                     if (!ec && !stopped_) accept_some();
                 });
@@ -217,6 +226,14 @@ void Listener::accept_some() {
                 continue;
             default:  // EMFILE, ENFILE without a reserve; ENOBUFS, ENOMEM
                 ctx_.metrics.accept_errors.Increment();
+                if (draining_) {
+                    ctx_.log_event(spdlog::level::warn, "accept/" + errno_name(r.err),
+                                   "accept failed while draining: {}: {}; the clients left in the backlog are reset",
+                                   errno_name(r.err), errno_text(r.err));
+                    error_code ignored;
+                    sock_.close(ignored);
+                    return;
+                }
                 ctx_.log_event(spdlog::level::warn, "accept/" + errno_name(r.err),
                                "accept failed: {}: {}; pausing accepts for {} ms", errno_name(r.err),
                                errno_text(r.err), kAcceptBackoff.count());
@@ -250,6 +267,7 @@ void Listener::accept_some() {
         };
         auto s = std::make_shared<Session>(ctx_, std::move(client), std::move(*peer), std::move(quota), on_closed);
         sessions_.emplace(s.get(), s);
+        if (draining_) s->drain(*draining_);
         s->start();
     }
     if (!stopped_) asio::post(ctx_.io, [this] { if (!stopped_) accept_some(); });
@@ -277,11 +295,52 @@ void Listener::refuse(UniqueFd client, int err, const std::string& why) {
     close_after_reply(ctx_.sys, std::move(client));
 }
 
+void Listener::drain(std::string why, std::function<void()> drained) {
+    if (stopped_ || draining_) return;
+    draining_ = std::move(why);
+    drained_ = std::move(drained);
+    for (auto& [raw, s] : sessions_) s->drain(*draining_);
+    retry_.cancel();
+    error_code ignored;
+    sock_.cancel(ignored);
+    if (owns_path_) {
+        // No new client finds the socket from now on; a successor may bind
+        // the path at once. Those already in the backlog are taken in (and
+        // answered) rather than reset when the socket closes.
+        ::unlink(path_.c_str());
+        owns_path_ = false;
+        accept_some();
+    } else {
+        // The backlog belongs to the socket's holder: the next egressd serves it.
+        sock_.close(ignored);
+    }
+    check_drained();
+}
+
+void Listener::check_drained() {
+    if (!drained_ || stopped_) return;
+    const bool idle = !sock_.is_open() && std::all_of(sessions_.begin(), sessions_.end(),
+                                                      [](const auto& s) { return s.second->idle(); });
+    if (idle) return std::exchange(drained_, nullptr)();
+    drain_poll_.expires_after(kDrainPoll);
+    drain_poll_.async_wait([this](const error_code& ec) {
+        if (!ec) check_drained();
+    });
+}
+
+void Listener::abort_inflight(const std::string& why) {
+    // A session may close while it answers (a send fails): iterate a copy.
+    std::vector<std::shared_ptr<Session>> sessions;
+    for (auto& [raw, s] : sessions_) sessions.push_back(s);
+    for (auto& s : sessions) s->abort_inflight(why);
+}
+
 void Listener::stop() {
     if (stopped_) return;
     stopped_ = true;
     error_code ignored;
     retry_.cancel();
+    drain_poll_.cancel();
     sock_.close(ignored);
     auto sessions = std::move(sessions_);
     for (auto& [raw, s] : sessions) s->close("egressd is shutting down");

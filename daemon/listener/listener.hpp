@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -46,8 +47,23 @@ public:
     // is egressd's own.
     void stop();
 
+    // Shutdown, first step: stops accepting and tells every client's session
+    // to answer new requests with ESHUTDOWN (`why`) while its connects in
+    // flight finish; `drained` runs once, when no session has any left.
+    // egressd's own socket file goes at once, so that a successor can bind
+    // it, and the clients already in its backlog are taken in to be
+    // answered; a passed socket's backlog waits for the next egressd.
+    void drain(std::string why, std::function<void()> drained);
+    // Cancels every connect still in flight, each answered with ESHUTDOWN (`why`).
+    void abort_inflight(const std::string& why);
+
+    std::size_t clients() const { return sessions_.size(); }
+
 private:
     void accept_some();
+    // Runs drained_ once the backlog is taken in and every session is idle;
+    // otherwise looks again shortly.
+    void check_drained();
     void pause_accepting();
     void take_reserve();
     // Sends one ERROR_REPLY (request id 0) with `err` and closes the client.
@@ -63,6 +79,9 @@ private:
     UniqueFd reserve_;
     std::unordered_map<Session*, std::shared_ptr<Session>> sessions_;
     bool stopped_ = false;
+    std::optional<std::string> draining_;  // the ESHUTDOWN message, once drain() ran
+    std::function<void()> drained_;
+    asio::steady_timer drain_poll_;
 };
 
 }  // namespace egress

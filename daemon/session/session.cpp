@@ -157,6 +157,7 @@ void Session::handle_datagram(proto::ByteView d, bool truncated, Attached& attac
         return reply_error(h->request_id, reply_type,
                            Error{EEXIST, "request id " + std::to_string(h->request_id) + " is already in flight"},
                            "duplicate_id");
+    if (draining_) return reply_error(h->request_id, reply_type, Error{ESHUTDOWN, *draining_}, "shutdown");
     if (h->type == EGRESS_MSG_STATUS) return handle_status(h->request_id, d.subspan(EGRESS_HEADER_SIZE));
     if (h->type != EGRESS_MSG_CONNECT)
         return reply_error(h->request_id, EGRESS_MSG_ERROR_REPLY,
@@ -507,6 +508,22 @@ void Session::flush() {
         }
         return close(std::string("send failed: ") + errno_name(r.err));
     }
+}
+
+void Session::drain(std::string why) { draining_ = std::move(why); }
+
+void Session::abort_inflight(const std::string& why) {
+    if (closed_) return;
+    auto cancelled = std::exchange(inflight_, {});
+    batching_ = true;  // one flush for all the replies, below
+    for (auto& [rid, f] : cancelled) {
+        f.op->cancel();  // its completion never runs: this is its reply
+        finished(f);
+        ctx_.metrics.cancelled(f.pool->name).Increment();
+        reply_error(rid, EGRESS_MSG_CONNECT_REPLY, Error{ESHUTDOWN, why}, "shutdown");
+    }
+    batching_ = false;
+    if (!write_waiting_) flush();
 }
 
 void Session::close(const std::string& why) {

@@ -14,6 +14,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
@@ -43,6 +44,18 @@ public:
     // Cancels in-flight connects, closes every descriptor it holds, and tells
     // the listener. Safe to call more than once.
     void close(const std::string& why);
+
+    // Shutdown: from now on every request gets an ESHUTDOWN reply that says
+    // `why`; the connects in flight go on to their replies.
+    void drain(std::string why);
+    // The drain is out of time: every connect in flight is cancelled and
+    // answered with ESHUTDOWN, `why` as its message.
+    void abort_inflight(const std::string& why);
+    // Closed, or nothing in flight and no reply waiting to be sent: the
+    // drain is done with this client. Watched adopted connects do not count
+    // (their replies have gone).
+    bool idle() const { return closed_ || (inflight_.empty() && out_.empty()); }
+    std::size_t inflight() const { return inflight_.size(); }
 
     std::uint64_t id() const { return id_; }
 
@@ -119,6 +132,7 @@ private:
     bool batching_ = false;  // inside read_some: replies wait for one flush
     std::chrono::steady_clock::time_point request_start_;  // of the datagram being handled
     bool closed_ = false;
+    std::optional<std::string> draining_;  // set by drain(): the ESHUTDOWN message
 };
 
 }  // namespace egress

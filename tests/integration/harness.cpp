@@ -59,6 +59,9 @@ std::string describe_status(int status) {
     return "status " + std::to_string(status);
 }
 
+// The exit code, or 128+signal, as a shell reports it.
+int describe_code(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status); }
+
 }  // namespace
 
 std::string sanitizer_report(const std::string& output) {
@@ -175,7 +178,8 @@ std::string test_config(const std::string& config_json) {
 
 void sh(const std::string& command) { ASSERT_EQ(std::system(command.c_str()), 0) << command; }
 
-Daemon::Daemon(const std::string& config_json, std::vector<std::string> extra_args) {
+Daemon::Daemon(const std::string& config_json, std::vector<std::string> extra_args,
+               std::vector<std::string> extra_env) {
     char tmpl[] = "/tmp/egressd-test.XXXXXX";
     dir_ = ::mkdtemp(tmpl);
     socket_ = dir_ + "/egressd.sock";
@@ -186,7 +190,7 @@ Daemon::Daemon(const std::string& config_json, std::vector<std::string> extra_ar
     argv.insert(argv.end(), extra_args.begin(), extra_args.end());
     for (std::size_t i = 0; i + 1 < extra_args.size(); ++i)
         if (extra_args[i] == "--socket") socket_ = extra_args[i + 1];  // the last one wins, as in egressd
-    spawn(std::move(argv), -1);
+    spawn(std::move(argv), -1, extra_env);
 }
 
 Daemon::Daemon(const std::string& config_json, const Passed& passed) {
@@ -196,10 +200,10 @@ Daemon::Daemon(const std::string& config_json, const Passed& passed) {
     std::ofstream(dir_ + "/config.json") << test_config(config_json);
     spawn({egressd_bin(), "--log-level", "debug", "--metrics-listen", "127.0.0.1:" + std::to_string(next_test_port()),
            "--config", dir_ + "/config.json"},
-          passed.listen_fd);
+          passed.listen_fd, passed.env);
 }
 
-void Daemon::spawn(std::vector<std::string> argv, int passed_fd) {
+void Daemon::spawn(std::vector<std::string> argv, int passed_fd, const std::vector<std::string>& extra_env) {
     const std::string log = dir_ + "/egressd.log";
     std::vector<char*> args;
     for (auto& a : argv) args.push_back(a.data());
@@ -209,6 +213,7 @@ void Daemon::spawn(std::vector<std::string> argv, int passed_fd) {
     std::vector<std::string> env_text;
     for (char** e = environ; *e; ++e)
         if (std::strncmp(*e, "LISTEN_", 7) != 0) env_text.emplace_back(*e);
+    env_text.insert(env_text.end(), extra_env.begin(), extra_env.end());
     if (passed_fd >= 0) {
         env_text.emplace_back("LISTEN_FDS=1");
         env_text.emplace_back("LISTEN_PID=" + std::string(20, '\0'));
@@ -320,6 +325,25 @@ double metric_value(const std::string& text, const std::string& series) {
         if (line.size() > series.size() && line.compare(0, series.size(), series) == 0 && line[series.size()] == ' ')
             return std::stod(line.substr(series.size() + 1));
     return -1;
+}
+
+int Daemon::stop(int sig, std::chrono::milliseconds timeout) {
+    if (!alive()) return exit_status_ == kRunning ? -1 : describe_code(exit_status_);
+    wait_log(" listening on ");  // the handlers are in place (see ~Daemon)
+    ::kill(pid_, sig);
+    const auto t0 = std::chrono::steady_clock::now();
+    while (alive() && ms_since(t0) < static_cast<double>(timeout.count()))
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    return alive() ? -1 : describe_code(exit_status_);
+}
+
+bool Daemon::wait_log(const std::string& text, std::chrono::milliseconds timeout) const {
+    const auto t0 = std::chrono::steady_clock::now();
+    while (log().find(text) == std::string::npos) {
+        if (ms_since(t0) > static_cast<double>(timeout.count())) return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return true;
 }
 
 bool Daemon::alive() const {

@@ -3,6 +3,7 @@
 // talks to it only through its socket protocol and its command-line tools.
 #pragma once
 
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
@@ -55,12 +56,15 @@ std::string test_config(const std::string& config_json);
 class Daemon {
 public:
     // `config_json` empty: built-in defaults; either way through test_config().
-    explicit Daemon(const std::string& config_json = "", std::vector<std::string> extra_args = {});
+    // `extra_env`: NAME=VALUE entries added to egressd's environment.
+    explicit Daemon(const std::string& config_json = "", std::vector<std::string> extra_args = {},
+                    std::vector<std::string> extra_env = {});
     // A socket handed over as systemd does (descriptor 3, LISTEN_FDS=1,
     // LISTEN_PID): `listen_fd` listens at `path`; egressd gets no --socket.
     struct Passed {
         int listen_fd;
         std::string path;
+        std::vector<std::string> env = {};  // as extra_env above
     };
     Daemon(const std::string& config_json, const Passed& passed);
     // Stops egressd with SIGTERM; fails the test unless it exits 0 and its
@@ -74,6 +78,12 @@ public:
     pid_t pid() const { return pid_; }
     std::string log() const;
     bool alive() const;
+    // Sends `sig` (SIGTERM: the drain; 0: none) and waits up to `timeout` for egressd
+    // to exit; its status (exit code, or 128+signal), -1 if it still runs.
+    // The destructor then checks that status as usual.
+    int stop(int sig = SIGTERM, std::chrono::milliseconds timeout = std::chrono::seconds(30));
+    // Waits up to `timeout` for `text` to appear in the log.
+    bool wait_log(const std::string& text, std::chrono::milliseconds timeout = std::chrono::seconds(5)) const;
     // The port of its Prometheus endpoint (an ephemeral port on 127.0.0.1).
     int metrics_port() const;
     // GET /metrics: the exposition text.
@@ -90,7 +100,7 @@ public:
     long limit_fds(long soft) const;
 
 private:
-    void spawn(std::vector<std::string> argv, int passed_fd);
+    void spawn(std::vector<std::string> argv, int passed_fd, const std::vector<std::string>& extra_env);
 
     std::string dir_;
     std::string socket_;

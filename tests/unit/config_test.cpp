@@ -29,6 +29,7 @@ void expect_defaults(const Config& c) {
     EXPECT_EQ(c.log_level, "info");
     EXPECT_EQ(c.default_timeout_ms, 3000u);
     EXPECT_EQ(c.max_timeout_ms, 30000u);
+    EXPECT_EQ(c.drain_timeout_ms, 5000u);
     EXPECT_EQ(c.limits.max_inflight, 10000u);
     EXPECT_EQ(c.limits.max_inflight_per_client, 1024u);
     EXPECT_EQ(c.limits.max_clients, 2000u);
@@ -46,6 +47,7 @@ TEST(Config, EveryKeyIsParsed) {
         "socket": {"path": "/run/test/egressd.sock", "mode": "0600"},
         "log_level": "debug",
         "connect": {"default_timeout_ms": 1500, "max_timeout_ms": 9000},
+        "shutdown": {"drain_timeout_ms": 0},
         "limits": {"max_inflight": 11, "max_inflight_per_client": 12, "max_clients": 13,
                    "max_queued_replies": 14}
     })");
@@ -54,6 +56,7 @@ TEST(Config, EveryKeyIsParsed) {
     EXPECT_EQ(c->log_level, "debug");
     EXPECT_EQ(c->default_timeout_ms, 1500u);
     EXPECT_EQ(c->max_timeout_ms, 9000u);
+    EXPECT_EQ(c->drain_timeout_ms, 0u);
     EXPECT_EQ(c->limits.max_inflight, 11u);
     EXPECT_EQ(c->limits.max_inflight_per_client, 12u);
     EXPECT_EQ(c->limits.max_clients, 13u);
@@ -122,6 +125,9 @@ TEST(Config, OutOfRangeValues) {
               "connect.default_timeout_ms: expected an integer 1-600000, got 0");
     EXPECT_EQ(only_error(R"({"connect": {"max_timeout_ms": 600001}})"),
               "connect.max_timeout_ms: expected an integer 1-600000, got 600001");
+    EXPECT_EQ(only_error(R"({"shutdown": {"drain_timeout_ms": 600001}})"),
+              "shutdown.drain_timeout_ms: expected an integer 0-600000, got 600001");
+    EXPECT_EQ(only_error(R"({"shutdown": {"drain_ms": 1}})"), "shutdown.drain_ms: unknown key, got 1");
     for (const char* key : {"max_inflight", "max_inflight_per_client", "max_clients", "max_queued_replies"}) {
         for (const char* v : {"0", "-1", "1000001", "4294967297", "18446744073709551615"})
             EXPECT_EQ(only_error(std::string(R"({"limits": {")") + key + "\": " + v + "}}"),

@@ -1,0 +1,40 @@
+// What egressd tells its service manager through sd_notify(3): ready,
+// reloading, stopping, a one-line status, and the watchdog's keep-alive.
+// Every message is sent from the event loop, the watchdog's too: a loop that
+// stops turning stops the keep-alives, and systemd restarts egressd.
+// Without NOTIFY_SOCKET (not under systemd) nothing is sent and no timer runs.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <string>
+
+#include "io/asio.hpp"
+
+namespace egress {
+
+class ServiceNotifier {
+public:
+    // `status` makes the STATUS= line (clients, connects in flight).
+    ServiceNotifier(asio::io_context& io, std::function<std::string()> status);
+
+    void ready();      // READY=1 and the status; starts the keep-alives
+    void reloading();  // RELOADING=1 (with MONOTONIC_USEC, as systemd 253 asks)
+    void stopping();   // STOPPING=1 and the status
+    // Sends the status line now if it changed since the last one.
+    void status();
+    // The watchdog interval systemd asked for (WATCHDOG_USEC); 0: none.
+    std::chrono::microseconds watchdog() const { return watchdog_; }
+
+private:
+    void tick();
+
+    asio::steady_timer timer_;
+    std::function<std::string()> make_status_;
+    bool enabled_;
+    std::chrono::microseconds watchdog_{0};
+    std::string last_status_;
+    bool ticking_ = false;
+};
+
+}  // namespace egress
