@@ -174,11 +174,42 @@ TEST(Egressd, ReplacesAStaleSocket) {
 }
 
 TEST(Egressd, UsageErrorsExitTwo) {
-    auto r = run({egressd_bin(), "--no-such-flag"});
-    EXPECT_EQ(r.status, 2);
-    EXPECT_NE(r.err.find("unknown argument"), std::string::npos);
-    r = run({egressd_bin(), "--log-level", "loud"});
-    EXPECT_EQ(r.status, 2);
+    const std::vector<std::pair<std::vector<std::string>, std::string>> cases{
+        {{"--no-such-flag"}, "egressd: unknown option '--no-such-flag'\n"},
+        {{"--log-level", "loud"}, "egressd: --log-level must be"},
+        {{"--config"}, "egressd: --config needs a value\n"},
+        {{"--config="}, "egressd: --config needs a non-empty value\n"},
+        {{"--version=1"}, "egressd: --version takes no value, got '--version=1'\n"},
+        {{"config.json"}, "egressd: unexpected argument 'config.json'\n"},
+    };
+    for (const auto& [args, first_line] : cases) {
+        auto all = args;
+        all.insert(all.begin(), egressd_bin());
+        auto r = run(all);
+        EXPECT_EQ(r.status, 2) << ::testing::PrintToString(args);
+        EXPECT_EQ(r.err.substr(0, first_line.size()), first_line) << r.err;
+        EXPECT_NE(r.err.find("usage: egressd"), std::string::npos) << r.err;
+    }
+}
+
+TEST(Egressd, VersionAndHelp) {
+    auto v = run({egressd_bin(), "--version"});
+    EXPECT_EQ(v.status, 0) << v.err;
+    EXPECT_EQ(v.out, std::string("egressd ") + EGRESSD_VERSION + "\n");
+    for (const char* flag : {"--help", "-h"}) {
+        auto h = run({egressd_bin(), flag});
+        EXPECT_EQ(h.status, 0) << h.err;
+        EXPECT_EQ(h.out.rfind("usage: egressd", 0), 0u) << h.out;
+    }
+}
+
+TEST(Egressd, CheckConfigInEitherForm) {
+    const auto f = write_temp("either.json", R"({"log_level": "warn"})");
+    auto separate = run({egressd_bin(), "--check-config", f});
+    EXPECT_EQ(separate.status, 0) << separate.err;
+    auto inline_value = run({egressd_bin(), "--check-config=" + f});
+    EXPECT_EQ(inline_value.status, 0) << inline_value.err;
+    ::unlink(f.c_str());
 }
 
 }  // namespace
