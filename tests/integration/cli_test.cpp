@@ -70,14 +70,67 @@ TEST(EgressConnect, TimeoutFlagReachesTheDaemon) {
     EXPECT_NE(r.err.find("200 ms"), std::string::npos) << r.err;
 }
 
+TEST(EgressConnect, OptionsTakeTheirValueInEitherForm) {
+    Daemon d;
+    Listener echo(Listener::Mode::echo);
+    auto r = run({egress_connect_bin(), "--socket=" + d.socket(), "--pool=default", "--timeout=1000", "--json",
+                  endpoint_string(echo.endpoint())});
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(nlohmann::json::parse(r.out)["pool"], "default");
+    // Options may also follow the destination.
+    r = run({egress_connect_bin(), endpoint_string(echo.endpoint()), "--socket", d.socket(), "--json"});
+    ASSERT_EQ(r.status, 0) << r.err;
+    auto t = connect_cli(d, {"--timeout=200", std::string(kBlackHole) + ":80"});
+    EXPECT_EQ(t.status, 1);
+    EXPECT_NE(t.err.find("200 ms"), std::string::npos) << t.err;
+}
+
+TEST(EgressConnect, VersionAndHelp) {
+    auto v = run({egress_connect_bin(), "--version"});
+    EXPECT_EQ(v.status, 0) << v.err;
+    EXPECT_EQ(v.out, std::string("egress-connect ") + EGRESSD_VERSION + "\n");
+    for (const char* flag : {"--help", "-h"}) {
+        auto h = run({egress_connect_bin(), flag});
+        EXPECT_EQ(h.status, 0) << h.err;
+        EXPECT_EQ(h.out.rfind("usage: egress-connect", 0), 0u) << h.out;
+        EXPECT_NE(h.out.find("--version"), std::string::npos) << h.out;
+        EXPECT_EQ(h.err, "");
+    }
+    auto bad = run({egress_connect_bin(), "--version=2"});
+    EXPECT_EQ(bad.status, 2);
+    EXPECT_NE(bad.err.find("--version takes no value"), std::string::npos) << bad.err;
+}
+
 TEST(EgressConnect, UsageErrorsExitTwo) {
     Daemon d;
     for (const auto& args : std::vector<std::vector<std::string>>{
              {}, {"--bogus", "127.0.0.1:1"}, {"127.0.0.1"}, {"127.0.0.1:0"}, {"127.0.0.1:65536"},
-             {"example.com:80"}, {"--timeout", "soon", "127.0.0.1:1"}, {"127.0.0.1:1", "127.0.0.1:2"}}) {
+             {"example.com:80"}, {"--timeout", "soon", "127.0.0.1:1"}, {"--timeout=0", "127.0.0.1:1"},
+             {"127.0.0.1:1", "127.0.0.1:2"}, {"--json=yes", "127.0.0.1:1"}}) {
         auto r = connect_cli(d, args);
         EXPECT_EQ(r.status, 2) << ::testing::PrintToString(args) << " -> " << r.err;
         EXPECT_NE(r.err.find("usage:"), std::string::npos);
+    }
+}
+
+TEST(EgressConnect, UsageErrorsNameTheOption) {
+    const std::vector<std::pair<std::vector<std::string>, std::string>> cases{
+        {{"--bogus", "127.0.0.1:1"}, "egress-connect: unknown option '--bogus'\n"},
+        {{"--bogus=1", "127.0.0.1:1"}, "egress-connect: unknown option '--bogus'\n"},
+        {{"-x", "127.0.0.1:1"}, "egress-connect: unknown option '-x'\n"},
+        {{"127.0.0.1:1", "--timeout"}, "egress-connect: --timeout needs a value\n"},
+        {{"127.0.0.1:1", "--pool"}, "egress-connect: --pool needs a value\n"},
+        {{"--pool=", "127.0.0.1:1"}, "egress-connect: --pool needs a name\n"},
+        {{"--socket"}, "egress-connect: --socket needs a value\n"},
+        {{"--timeout=soon", "127.0.0.1:1"},
+         "egress-connect: --timeout must be a positive number of milliseconds, got 'soon'\n"},
+    };
+    for (const auto& [args, first_line] : cases) {
+        auto all = args;
+        all.insert(all.begin(), egress_connect_bin());
+        auto r = run(all, "", {"EGRESS_SOCKET=/tmp/no-egressd-here.sock"});
+        EXPECT_EQ(r.status, 2) << ::testing::PrintToString(args);
+        EXPECT_EQ(r.err.substr(0, first_line.size()), first_line) << r.err;  // getopt itself prints nothing
     }
 }
 
