@@ -192,13 +192,17 @@ int main(int argc, char** argv) {
         std::cerr << "egress-connect: " << errno_name(e.code) << ": " << e.message << "\n";
         return 1;
     }
+    const auto& m = r->meta;
+    if (m.timeout_ms)  // egressd applied its maximum instead of --timeout
+        std::cerr << "egress-connect: warning: --timeout " << opt.timeout_ms << " ms is above egressd's maximum; it applied "
+                  << m.timeout_ms << " ms (connect.max_timeout_ms)\n";
     if (json_out) {
-        const auto& m = r->meta;
         nlohmann::json j{{"local", m.local ? endpoint_string(*m.local) : ""},
                          {"remote", m.remote ? endpoint_string(*m.remote) : ""},
                          {"pool", m.pool},
                          {"attempts", m.attempts},
                          {"connect_us", m.connect_us}};
+        if (m.timeout_ms) j["timeout_ms"] = m.timeout_ms;
         std::cout << j.dump() << "\n";
         return 0;
     }

@@ -101,6 +101,21 @@ TEST(EgressConnect, VersionAndHelp) {
     EXPECT_NE(bad.err.find("--version takes no value"), std::string::npos) << bad.err;
 }
 
+TEST(EgressConnect, WarnsWhenEgressdCapsTheTimeout) {
+    Daemon d;  // connect.max_timeout_ms 30000
+    Listener echo(Listener::Mode::echo);
+    auto r = connect_cli(d, {"--timeout=90000", "--json", endpoint_string(echo.endpoint())});
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.err.find("egress-connect: warning: --timeout 90000 ms is above egressd's maximum; it applied 30000 ms"),
+              std::string::npos)
+        << r.err;
+    EXPECT_EQ(nlohmann::json::parse(r.out)["timeout_ms"], 30000);
+    auto quiet = connect_cli(d, {"--timeout=30000", "--json", endpoint_string(echo.endpoint())});
+    ASSERT_EQ(quiet.status, 0) << quiet.err;
+    EXPECT_EQ(quiet.err, "");
+    EXPECT_FALSE(nlohmann::json::parse(quiet.out).contains("timeout_ms"));
+}
+
 TEST(EgressConnect, UsageErrorsExitTwo) {
     Daemon d;
     for (const auto& args : std::vector<std::vector<std::string>>{
