@@ -24,6 +24,9 @@ struct ConnectOptions {
 };
 
 // A connected socket, owned by the caller, and what egressd said about it.
+// meta.timeout_ms is not 0 when egressd served the request with a shorter
+// deadline than options.timeout_ms asked for: its maximum
+// (connect.max_timeout_ms), which it applied instead.
 struct Connected {
     UniqueFd fd;
     proto::ConnectReply meta;

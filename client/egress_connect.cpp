@@ -13,7 +13,9 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
+#include <vector>
 
+#include "cmdline.hpp"
 #include "egress_client.hpp"
 
 namespace {
@@ -23,10 +25,25 @@ using namespace egress;
 const char* const kUsage =
     "usage: egress-connect [--socket PATH] [--timeout MS] [--pool NAME] [--nodelay] [--json] HOST:PORT\n"
     "       egress-connect [--socket PATH] --status [--json]\n"
+    "       egress-connect --version | --help\n"
     "  HOST is an IPv4 or IPv6 address; write IPv6 as [ADDR]:PORT.\n"
     "  Without --json, relays stdin to the connection and the connection to stdout.\n"
     "  --status prints egressd's status (readable, or its JSON with --json).\n"
+    "  Options take their value as --opt VALUE or --opt=VALUE.\n"
     "  EGRESS_SOCKET overrides the default socket path (/run/egressd/egressd.sock).\n";
+
+enum Id { kSocket, kTimeout, kPool, kNodelay, kJson, kStatus, kHelp, kVersion };
+
+const cmdline::OptionSpec kSpecs[] = {
+    {kSocket, "socket", true},
+    {kTimeout, "timeout", true},
+    {kPool, "pool", true},
+    {kNodelay, "nodelay", false},
+    {kJson, "json", false},
+    {kStatus, "status", false},
+    {kHelp, "help", false, 'h'},
+    {kVersion, "version", false},
+};
 
 int usage(const std::string& why) {
     std::cerr << "egress-connect: " << why << "\n" << kUsage;
@@ -123,48 +140,36 @@ int main(int argc, char** argv) {
     ConnectOptions opt;
     bool json_out = false;
     bool want_status = false;
-    std::string target;
-    for (int i = 1; i < argc; ++i) {
-        const std::string a = argv[i];
-        auto need = [&](const char* what) -> const char* {
-            if (i + 1 >= argc) return nullptr;
-            (void)what;
-            return argv[++i];
-        };
-        if (a == "--socket") {
-            const char* v = need("--socket");
-            if (!v || !*v) return usage("--socket needs a path");
-            socket_path = v;
-        } else if (a == "--timeout") {
-            const char* v = need("--timeout");
-            if (!v) return usage("--timeout needs a value in milliseconds");
-            const std::string s = v;
+    auto line = cmdline::parse(std::vector<std::string>(argv + 1, argv + argc), kSpecs);
+    if (!line) return usage(line.error().message);
+    for (const auto& o : line->options) {
+        switch (o.id) {
+        case kSocket:
+            if (o.value.empty()) return usage("--socket needs a path");
+            socket_path = o.value;
+            break;
+        case kTimeout: {
+            const auto& s = o.value;
             unsigned ms = 0;
             const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), ms);
             if (s.empty() || ec != std::errc{} || end != s.data() + s.size() || ms == 0)
                 return usage("--timeout must be a positive number of milliseconds, got '" + s + "'");
             opt.timeout_ms = ms;
-        } else if (a == "--pool") {
-            const char* v = need("--pool");
-            if (!v || !*v) return usage("--pool needs a name");
-            opt.pool = v;
-        } else if (a == "--nodelay") {
-            opt.nodelay = true;
-        } else if (a == "--json") {
-            json_out = true;
-        } else if (a == "--status") {
-            want_status = true;
-        } else if (a == "--help" || a == "-h") {
-            std::cout << kUsage;
-            return 0;
-        } else if (!a.empty() && a[0] == '-' && a != "-") {
-            return usage("unknown option '" + a + "'");
-        } else if (target.empty()) {
-            target = a;
-        } else {
-            return usage("more than one destination given");
+            break;
+        }
+        case kPool:
+            if (o.value.empty()) return usage("--pool needs a name");
+            opt.pool = o.value;
+            break;
+        case kNodelay: opt.nodelay = true; break;
+        case kJson: json_out = true; break;
+        case kStatus: want_status = true; break;
+        case kHelp: std::cout << kUsage; return 0;
+        case kVersion: std::cout << "egress-connect " << EGRESSD_VERSION << "\n"; return 0;
         }
     }
+    if (line->operands.size() > 1) return usage("more than one destination given");
+    const std::string target = line->operands.empty() ? "" : line->operands.front();
     if (want_status) {
         if (!target.empty()) return usage("--status takes no destination");
         return status(socket_path, json_out);
@@ -187,13 +192,17 @@ int main(int argc, char** argv) {
         std::cerr << "egress-connect: " << errno_name(e.code) << ": " << e.message << "\n";
         return 1;
     }
+    const auto& m = r->meta;
+    if (m.timeout_ms)  // egressd applied its maximum instead of --timeout
+        std::cerr << "egress-connect: warning: --timeout " << opt.timeout_ms << " ms is above egressd's maximum; it applied "
+                  << m.timeout_ms << " ms (connect.max_timeout_ms)\n";
     if (json_out) {
-        const auto& m = r->meta;
         nlohmann::json j{{"local", m.local ? endpoint_string(*m.local) : ""},
                          {"remote", m.remote ? endpoint_string(*m.remote) : ""},
                          {"pool", m.pool},
                          {"attempts", m.attempts},
                          {"connect_us", m.connect_us}};
+        if (m.timeout_ms) j["timeout_ms"] = m.timeout_ms;
         std::cout << j.dump() << "\n";
         return 0;
     }

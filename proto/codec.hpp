@@ -44,9 +44,11 @@ struct ConnectReply {
     std::string pool;
     std::uint32_t attempts = 0;
     std::uint64_t connect_us = 0;
-    // Only in an adopt-mode reply with status EINPROGRESS: the deadline egressd
-    // applied (after its default and its maximum), so the program knows how
-    // long the connect may still take. 0: absent.
+    // The deadline egressd applied, in two cases (PROTOCOL.md sections 6, 6a):
+    // the request asked for more than the daemon's maximum, which was applied
+    // instead; and an adopt-mode reply with status EINPROGRESS (after the
+    // default and the maximum), so the program knows how long the connect may
+    // still take. 0: absent.
     std::uint32_t timeout_ms = 0;
 };
 

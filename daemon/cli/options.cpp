@@ -2,6 +2,7 @@
 
 #include <cerrno>
 
+#include "cmdline.hpp"
 #include "config/config.hpp"
 
 namespace egress {
@@ -17,57 +18,53 @@ const char* const kUsage =
     "                       --metrics-listen= disables it)\n"
     "  --check-config FILE  validate FILE, print every error, exit 0 or 1\n"
     "  --version            print the version and exit\n"
-    "  --help               print this text and exit\n";
+    "  -h, --help           print this text and exit\n"
+    "\n"
+    "Options take their value as --opt VALUE or --opt=VALUE.\n";
+
+namespace {
+
+enum Id { kConfig, kCheckConfig, kSocket, kLogLevel, kMetricsListen, kHelp, kVersion };
+
+const cmdline::OptionSpec kSpecs[] = {
+    {kConfig, "config", true},
+    {kCheckConfig, "check-config", true},
+    {kSocket, "socket", true},
+    {kLogLevel, "log-level", true},
+    {kMetricsListen, "metrics-listen", true},
+    {kHelp, "help", false, 'h'},
+    {kVersion, "version", false},
+};
+
+}  // namespace
 
 Result<Options> parse_options(const std::vector<std::string>& args) {
+    auto line = cmdline::parse(args, kSpecs);
+    if (!line) return line.error();
+    if (!line->operands.empty()) return Error{EINVAL, "unexpected argument '" + line->operands.front() + "'"};
     Options o;
-    for (std::size_t i = 0; i < args.size(); ++i) {
-        std::string arg = args[i];
-        std::optional<std::string> inline_value;
-        if (const auto eq = arg.find('='); arg.rfind("--", 0) == 0 && eq != std::string::npos) {
-            inline_value = arg.substr(eq + 1);
-            arg = arg.substr(0, eq);
+    for (const auto& opt : line->options) {
+        // Every value but --metrics-listen's must be non-empty; a later option overrides an earlier one.
+        if (opt.id != kMetricsListen && opt.id != kHelp && opt.id != kVersion && opt.value.empty())
+            return Error{EINVAL, opt.spelling + " needs a non-empty value"};
+        switch (opt.id) {
+        case kConfig: o.config_file = opt.value; break;
+        case kCheckConfig: o.check_config_file = opt.value; break;
+        case kSocket: o.socket_path = opt.value; break;
+        case kLogLevel:
+            if (!valid_log_level(opt.value))
+                return Error{EINVAL, "--log-level must be trace, debug, info, warn, error, critical or off, got '" +
+                                         opt.value + "'"};
+            o.log_level = opt.value;
+            break;
+        case kMetricsListen:  // the one option whose empty value means something: no endpoint
+            if (!valid_listen_address(opt.value))
+                return Error{EINVAL, "--metrics-listen must be ADDRESS:PORT or [IPV6]:PORT, got '" + opt.value + "'"};
+            o.metrics_listen = opt.value;
+            break;
+        case kHelp: o.help = true; break;
+        case kVersion: o.version = true; break;
         }
-        auto value = [&](std::optional<std::string>& out) -> std::optional<Error> {
-            if (inline_value) {
-                out = *inline_value;
-            } else if (i + 1 < args.size()) {
-                out = args[++i];
-            } else {
-                return Error{EINVAL, arg + " needs a value"};
-            }
-            if (out->empty()) return Error{EINVAL, arg + " needs a non-empty value"};
-            return std::nullopt;
-        };
-        std::optional<Error> e;
-        const bool is_flag = arg == "--help" || arg == "-h" || arg == "--version";
-        if (is_flag && inline_value) return Error{EINVAL, arg + " takes no value, got '" + args[i] + "'"};
-        if (arg == "--config") {
-            e = value(o.config_file);
-        } else if (arg == "--check-config") {
-            e = value(o.check_config_file);
-        } else if (arg == "--socket") {
-            e = value(o.socket_path);
-        } else if (arg == "--log-level") {
-            e = value(o.log_level);
-            if (!e && !valid_log_level(*o.log_level))
-                e = Error{EINVAL, "--log-level must be trace, debug, info, warn, error, critical or off, got '" +
-                                      *o.log_level + "'"};
-        } else if (arg == "--metrics-listen") {
-            // The one option whose empty value means something: no endpoint.
-            if (inline_value) o.metrics_listen = *inline_value;
-            else if (i + 1 < args.size()) o.metrics_listen = args[++i];
-            else e = Error{EINVAL, "--metrics-listen needs a value"};
-            if (!e && !valid_listen_address(*o.metrics_listen))
-                e = Error{EINVAL, "--metrics-listen must be ADDRESS:PORT or [IPV6]:PORT, got '" + *o.metrics_listen + "'"};
-        } else if (arg == "--help" || arg == "-h") {
-            o.help = true;
-        } else if (arg == "--version") {
-            o.version = true;
-        } else {
-            e = Error{EINVAL, "unknown argument '" + args[i] + "'"};
-        }
-        if (e) return *e;
     }
     if (o.socket_path && o.socket_path->front() != '/')
         return Error{EINVAL, "--socket needs an absolute path, got '" + *o.socket_path + "'"};

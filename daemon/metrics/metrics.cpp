@@ -53,6 +53,12 @@ Metrics::Metrics(prometheus::Registry& r, const BuildInfo& info)
                         .Help("accept() failures on the listening socket (EMFILE, ENFILE, ...)")
                         .Register(r)
                         .Add({})),
+      timeout_clamped(prometheus::BuildCounter()
+                          .Name("egress_timeout_clamped_total")
+                          .Help("CONNECT requests served with connect.max_timeout_ms because they asked for a "
+                                "longer timeout (the reply carries TIMEOUT_MS)")
+                          .Register(r)
+                          .Add({})),
       connect_duration_(prometheus::BuildHistogram()
                             .Name("egress_connect_duration_seconds")
                             .Help("Time from the first connect() try to its outcome")

@@ -70,6 +70,8 @@ public:
     prometheus::Counter& handoffs;
     prometheus::Counter& clients_refused;
     prometheus::Counter& accept_errors;
+    // Requests served with connect.max_timeout_ms because they asked for more.
+    prometheus::Counter& timeout_clamped;
     prometheus::Counter& protocol_error(const std::string& kind);
     prometheus::Counter& client_dropped(const std::string& reason);
     prometheus::Counter& cancelled(const std::string& pool);

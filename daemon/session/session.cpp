@@ -125,6 +125,16 @@ Error descriptors_refused(int count) {
                           "closed the " + std::to_string(count) + " it received"};
 }
 
+// A request that asked for more than connect.max_timeout_ms was served with
+// the maximum: its reply carries the timeout applied (TIMEOUT_MS), and a
+// timeout's message names both numbers. `requested` 0: not clamped.
+void report_clamp(proto::ConnectReply& rep, std::uint32_t requested, std::uint32_t applied) {
+    if (!requested) return;
+    rep.timeout_ms = applied;
+    if (rep.status == ETIMEDOUT)
+        rep.message += " (requested " + std::to_string(requested) + " ms, clamped to connect.max_timeout_ms)";
+}
+
 }  // namespace
 
 void Session::handle_datagram(proto::ByteView d, bool truncated, Attached& attached) {
@@ -248,7 +258,10 @@ void Session::handle_connect(std::uint64_t id, proto::ByteView payload, Attached
     plan.pool = choice->pool->name;
     plan.policy = choice->pool->policy;
     for (auto i : choice->order) plan.sources.push_back(choice->pool->sources[i]);
-    const auto ms = req->timeout_ms == 0 ? cfg.default_timeout_ms : std::min(req->timeout_ms, cfg.max_timeout_ms);
+    // More than the maximum is served with the maximum, and the reply says so (report_clamp).
+    const bool clamped = req->timeout_ms > cfg.max_timeout_ms;
+    const auto ms = req->timeout_ms == 0 ? cfg.default_timeout_ms : clamped ? cfg.max_timeout_ms : req->timeout_ms;
+    if (clamped) ctx_.metrics.timeout_clamped.Increment();
     plan.timeout = std::chrono::milliseconds(ms);
     const bool port_given = adopted.bound && adopted.bound->port;
     if (adopt) {
@@ -267,7 +280,7 @@ void Session::handle_connect(std::uint64_t id, proto::ByteView payload, Attached
                  endpoint_string(plan.dest), plan.pool, ms);
 
     auto op = std::make_shared<PendingConnect>(ctx_.io, ctx_.sys, ctx_.random, std::move(plan), lane_);
-    inflight_.emplace(id, InFlight{op, pools, choice->pool});
+    inflight_.emplace(id, InFlight{op, pools, choice->pool, clamped ? req->timeout_ms : 0, ms});
     quota_.started();
     ++choice->pool->inflight;
     ++ctx_.stats.inflight;
@@ -340,6 +353,7 @@ void Session::on_adopt_done(std::uint64_t id, std::uint64_t watch, const void* o
     }
     auto f = inflight_.find(id);
     if (f == inflight_.end()) return;
+    const auto requested = f->second.timeout_requested, applied = f->second.timeout_ms;
     finished(f->second);
     inflight_.erase(f);
     proto::ConnectReply rep;
@@ -354,6 +368,7 @@ void Session::on_adopt_done(std::uint64_t id, std::uint64_t watch, const void* o
     rep.pool = choice.pool->name;
     rep.attempts = out.attempts;
     rep.connect_us = out.connect_us;
+    report_clamp(rep, requested, applied);
     ctx_.metrics.request_duration.Observe(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - request_start_).count());
     queue(id, proto::encode_connect_reply(id, rep, false));
@@ -388,7 +403,10 @@ void Session::handle_status(std::uint64_t id, proto::ByteView payload) {
 
 void Session::on_connect_done(std::uint64_t id, PoolSet& pools, const Choice& choice, const Endpoint& dest,
                               std::chrono::steady_clock::time_point t0, ConnectOutcome out) {
+    std::uint32_t requested = 0, applied = 0;
     if (auto f = inflight_.find(id); f != inflight_.end()) {
+        requested = f->second.timeout_requested;
+        applied = f->second.timeout_ms;
         finished(f->second);
         inflight_.erase(f);
     }
@@ -405,6 +423,7 @@ void Session::on_connect_done(std::uint64_t id, PoolSet& pools, const Choice& ch
     rep.pool = pool.name;
     rep.attempts = out.attempts;
     rep.connect_us = out.connect_us;
+    report_clamp(rep, requested, applied);
     SPDLOG_DEBUG("session {}: request {} -> {} in {} us, {} attempts", id_, id, out.err ? errno_name(out.err) : "ok",
                  out.connect_us, out.attempts);
     // Metrics before the reply: a client that has its reply sees them counted.

@@ -116,6 +116,10 @@ private:
         // the completion handler's reference, the last one to the old PoolSet.
         std::shared_ptr<PoolSet> pools;
         Pool* pool;
+        // The request's TIMEOUT_MS when above connect.max_timeout_ms, else 0;
+        // then `timeout_ms` (the maximum) was applied and the reply says so.
+        std::uint32_t timeout_requested = 0;
+        std::uint32_t timeout_ms = 0;
     };
     // One in-flight connect ends: its counts are given back.
     void finished(InFlight& f);

@@ -17,7 +17,8 @@ using egress::fuzz::require;
 
 bool same(const proto::ConnectReply& a, const proto::ConnectReply& b) {
     return a.status == b.status && a.error_name == b.error_name && a.message == b.message && a.local == b.local &&
-           a.remote == b.remote && a.pool == b.pool && a.attempts == b.attempts && a.connect_us == b.connect_us;
+           a.remote == b.remote && a.pool == b.pool && a.attempts == b.attempts && a.connect_us == b.connect_us &&
+           a.timeout_ms == b.timeout_ms;
 }
 bool same(const proto::StatusReply& a, const proto::StatusReply& b) {
     return a.status == b.status && a.error_name == b.error_name && a.message == b.message && a.json == b.json;

@@ -70,14 +70,82 @@ TEST(EgressConnect, TimeoutFlagReachesTheDaemon) {
     EXPECT_NE(r.err.find("200 ms"), std::string::npos) << r.err;
 }
 
+TEST(EgressConnect, OptionsTakeTheirValueInEitherForm) {
+    Daemon d;
+    Listener echo(Listener::Mode::echo);
+    auto r = run({egress_connect_bin(), "--socket=" + d.socket(), "--pool=default", "--timeout=1000", "--json",
+                  endpoint_string(echo.endpoint())});
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(nlohmann::json::parse(r.out)["pool"], "default");
+    // Options may also follow the destination.
+    r = run({egress_connect_bin(), endpoint_string(echo.endpoint()), "--socket", d.socket(), "--json"});
+    ASSERT_EQ(r.status, 0) << r.err;
+    auto t = connect_cli(d, {"--timeout=200", std::string(kBlackHole) + ":80"});
+    EXPECT_EQ(t.status, 1);
+    EXPECT_NE(t.err.find("200 ms"), std::string::npos) << t.err;
+}
+
+TEST(EgressConnect, VersionAndHelp) {
+    auto v = run({egress_connect_bin(), "--version"});
+    EXPECT_EQ(v.status, 0) << v.err;
+    EXPECT_EQ(v.out, std::string("egress-connect ") + EGRESSD_VERSION + "\n");
+    for (const char* flag : {"--help", "-h"}) {
+        auto h = run({egress_connect_bin(), flag});
+        EXPECT_EQ(h.status, 0) << h.err;
+        EXPECT_EQ(h.out.rfind("usage: egress-connect", 0), 0u) << h.out;
+        EXPECT_NE(h.out.find("--version"), std::string::npos) << h.out;
+        EXPECT_EQ(h.err, "");
+    }
+    auto bad = run({egress_connect_bin(), "--version=2"});
+    EXPECT_EQ(bad.status, 2);
+    EXPECT_NE(bad.err.find("--version takes no value"), std::string::npos) << bad.err;
+}
+
+TEST(EgressConnect, WarnsWhenEgressdCapsTheTimeout) {
+    Daemon d;  // connect.max_timeout_ms 30000
+    Listener echo(Listener::Mode::echo);
+    auto r = connect_cli(d, {"--timeout=90000", "--json", endpoint_string(echo.endpoint())});
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.err.find("egress-connect: warning: --timeout 90000 ms is above egressd's maximum; it applied 30000 ms"),
+              std::string::npos)
+        << r.err;
+    EXPECT_EQ(nlohmann::json::parse(r.out)["timeout_ms"], 30000);
+    auto quiet = connect_cli(d, {"--timeout=30000", "--json", endpoint_string(echo.endpoint())});
+    ASSERT_EQ(quiet.status, 0) << quiet.err;
+    EXPECT_EQ(quiet.err, "");
+    EXPECT_FALSE(nlohmann::json::parse(quiet.out).contains("timeout_ms"));
+}
+
 TEST(EgressConnect, UsageErrorsExitTwo) {
     Daemon d;
     for (const auto& args : std::vector<std::vector<std::string>>{
              {}, {"--bogus", "127.0.0.1:1"}, {"127.0.0.1"}, {"127.0.0.1:0"}, {"127.0.0.1:65536"},
-             {"example.com:80"}, {"--timeout", "soon", "127.0.0.1:1"}, {"127.0.0.1:1", "127.0.0.1:2"}}) {
+             {"example.com:80"}, {"--timeout", "soon", "127.0.0.1:1"}, {"--timeout=0", "127.0.0.1:1"},
+             {"127.0.0.1:1", "127.0.0.1:2"}, {"--json=yes", "127.0.0.1:1"}}) {
         auto r = connect_cli(d, args);
         EXPECT_EQ(r.status, 2) << ::testing::PrintToString(args) << " -> " << r.err;
         EXPECT_NE(r.err.find("usage:"), std::string::npos);
+    }
+}
+
+TEST(EgressConnect, UsageErrorsNameTheOption) {
+    const std::vector<std::pair<std::vector<std::string>, std::string>> cases{
+        {{"--bogus", "127.0.0.1:1"}, "egress-connect: unknown option '--bogus'\n"},
+        {{"--bogus=1", "127.0.0.1:1"}, "egress-connect: unknown option '--bogus'\n"},
+        {{"-x", "127.0.0.1:1"}, "egress-connect: unknown option '-x'\n"},
+        {{"127.0.0.1:1", "--timeout"}, "egress-connect: --timeout needs a value\n"},
+        {{"127.0.0.1:1", "--pool"}, "egress-connect: --pool needs a value\n"},
+        {{"--pool=", "127.0.0.1:1"}, "egress-connect: --pool needs a name\n"},
+        {{"--socket"}, "egress-connect: --socket needs a value\n"},
+        {{"--timeout=soon", "127.0.0.1:1"},
+         "egress-connect: --timeout must be a positive number of milliseconds, got 'soon'\n"},
+    };
+    for (const auto& [args, first_line] : cases) {
+        auto all = args;
+        all.insert(all.begin(), egress_connect_bin());
+        auto r = run(all, "", {"EGRESS_SOCKET=/tmp/no-egressd-here.sock"});
+        EXPECT_EQ(r.status, 2) << ::testing::PrintToString(args);
+        EXPECT_EQ(r.err.substr(0, first_line.size()), first_line) << r.err;  // getopt itself prints nothing
     }
 }
 
@@ -174,11 +242,42 @@ TEST(Egressd, ReplacesAStaleSocket) {
 }
 
 TEST(Egressd, UsageErrorsExitTwo) {
-    auto r = run({egressd_bin(), "--no-such-flag"});
-    EXPECT_EQ(r.status, 2);
-    EXPECT_NE(r.err.find("unknown argument"), std::string::npos);
-    r = run({egressd_bin(), "--log-level", "loud"});
-    EXPECT_EQ(r.status, 2);
+    const std::vector<std::pair<std::vector<std::string>, std::string>> cases{
+        {{"--no-such-flag"}, "egressd: unknown option '--no-such-flag'\n"},
+        {{"--log-level", "loud"}, "egressd: --log-level must be"},
+        {{"--config"}, "egressd: --config needs a value\n"},
+        {{"--config="}, "egressd: --config needs a non-empty value\n"},
+        {{"--version=1"}, "egressd: --version takes no value, got '--version=1'\n"},
+        {{"config.json"}, "egressd: unexpected argument 'config.json'\n"},
+    };
+    for (const auto& [args, first_line] : cases) {
+        auto all = args;
+        all.insert(all.begin(), egressd_bin());
+        auto r = run(all);
+        EXPECT_EQ(r.status, 2) << ::testing::PrintToString(args);
+        EXPECT_EQ(r.err.substr(0, first_line.size()), first_line) << r.err;
+        EXPECT_NE(r.err.find("usage: egressd"), std::string::npos) << r.err;
+    }
+}
+
+TEST(Egressd, VersionAndHelp) {
+    auto v = run({egressd_bin(), "--version"});
+    EXPECT_EQ(v.status, 0) << v.err;
+    EXPECT_EQ(v.out, std::string("egressd ") + EGRESSD_VERSION + "\n");
+    for (const char* flag : {"--help", "-h"}) {
+        auto h = run({egressd_bin(), flag});
+        EXPECT_EQ(h.status, 0) << h.err;
+        EXPECT_EQ(h.out.rfind("usage: egressd", 0), 0u) << h.out;
+    }
+}
+
+TEST(Egressd, CheckConfigInEitherForm) {
+    const auto f = write_temp("either.json", R"({"log_level": "warn"})");
+    auto separate = run({egressd_bin(), "--check-config", f});
+    EXPECT_EQ(separate.status, 0) << separate.err;
+    auto inline_value = run({egressd_bin(), "--check-config=" + f});
+    EXPECT_EQ(inline_value.status, 0) << inline_value.err;
+    ::unlink(f.c_str());
 }
 
 }  // namespace

@@ -120,11 +120,27 @@ TEST(Connect, RequestedTimeoutIsCappedByConfig) {
     auto r = c.connect(black_hole(), {.timeout_ms = 60000});
     EXPECT_EQ(r.error().code, ETIMEDOUT);
     EXPECT_LT(ms_since(t0), 1500.0);  // capped at 500 ms, not 60 s
+    EXPECT_NE(r.error().message.find("within 500 ms (requested 60000 ms, clamped to connect.max_timeout_ms)"),
+              std::string::npos)
+        << r.error().message;
     t0 = std::chrono::steady_clock::now();
     r = c.connect(black_hole());  // no timeout: the configured default
     EXPECT_EQ(r.error().code, ETIMEDOUT);
     EXPECT_GE(ms_since(t0), 300.0);
     EXPECT_LT(ms_since(t0), 1000.0);
+}
+
+// libegress hands over the deadline egressd applied when it is not the one asked for.
+TEST(Connect, MetaSaysWhenTheTimeoutWasCapped) {
+    Daemon d(R"({"connect": {"default_timeout_ms": 300, "max_timeout_ms": 500}})");
+    Listener echo(Listener::Mode::echo);
+    auto c = open_client(d);
+    auto capped = c.connect(echo.endpoint(), {.timeout_ms = 60000});
+    ASSERT_TRUE(capped) << capped.error().message;
+    EXPECT_EQ(capped->meta.timeout_ms, 500u);
+    auto asked = c.connect(echo.endpoint(), {.timeout_ms = 500});
+    ASSERT_TRUE(asked) << asked.error().message;
+    EXPECT_EQ(asked->meta.timeout_ms, 0u);
 }
 
 // The acceptance pin: connects hanging on a black hole do not slow a live one.

@@ -113,5 +113,56 @@ TEST(Protocol, ALargeStatusDocumentIsReadWhole) {
     EXPECT_TRUE(nlohmann::json::accept(out.out)) << out.out.substr(0, 200);
 }
 
+// A TIMEOUT_MS above connect.max_timeout_ms is served with the maximum, and
+// every reply after a connect attempt says so (section 6): success, failure
+// and adopt mode. A request within the maximum, or refused before any
+// connect, gets no TIMEOUT_MS; the counter counts the clamped ones served.
+TEST(Protocol, ATimeoutAboveTheMaximumIsReportedInTheReply) {
+    Daemon d(R"({"connect": {"default_timeout_ms": 200, "max_timeout_ms": 300}})");
+    Listener echo(Listener::Mode::echo);
+    auto fd = raw_connect(d.socket());
+    auto reply_to = [&](std::uint64_t id, const proto::Bytes& request) {
+        auto r = exchange(fd.get(), request);
+        EXPECT_TRUE(r);
+        EXPECT_EQ(r ? r->header.request_id : 0, id);
+        return r ? std::get<proto::ConnectReply>(r->body) : proto::ConnectReply{};
+    };
+
+    auto ok = reply_to(1, connect_to(1, echo.endpoint(), 90000));
+    EXPECT_EQ(ok.status, 0u) << ok.message;
+    EXPECT_EQ(ok.timeout_ms, 300u);
+    for (std::uint32_t asked : {0u, 250u, 300u}) {
+        auto plain = reply_to(2, connect_to(2, echo.endpoint(), asked));
+        EXPECT_EQ(plain.status, 0u) << plain.message;
+        EXPECT_EQ(plain.timeout_ms, 0u) << "asked for " << asked << " ms";
+    }
+
+    const auto t0 = std::chrono::steady_clock::now();
+    auto late = reply_to(3, connect_to(3, *parse_address(kBlackHole, 80), 90000));
+    EXPECT_LT(ms_since(t0), 3000.0);  // the maximum, not 90 s
+    EXPECT_EQ(late.status, static_cast<std::uint32_t>(ETIMEDOUT));
+    EXPECT_EQ(late.timeout_ms, 300u);
+    EXPECT_NE(late.message.find("300 ms (requested 90000 ms, clamped to connect.max_timeout_ms)"), std::string::npos)
+        << late.message;
+
+    proto::ConnectRequest unknown_pool;  // refused before any connect: nothing to report
+    unknown_pool.dest = echo.endpoint();
+    unknown_pool.timeout_ms = 90000;
+    unknown_pool.pool = "no-such-pool";
+    auto refused = reply_to(4, proto::encode_connect(4, unknown_pool));
+    EXPECT_EQ(refused.status, static_cast<std::uint32_t>(ENOENT)) << refused.message;
+    EXPECT_EQ(refused.timeout_ms, 0u);
+
+    auto c = Client::open(d.socket());
+    ASSERT_TRUE(c);
+    UniqueFd own(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    auto adopted = c->adopt(own.get(), echo.endpoint(), {.timeout_ms = 90000});
+    ASSERT_TRUE(adopted) << adopted.error().message;
+    EXPECT_TRUE(adopted->status == 0 || adopted->status == EINPROGRESS) << adopted->message;
+    EXPECT_EQ(adopted->timeout_ms, 300u);
+
+    EXPECT_EQ(metric_value(d.scrape(), "egress_timeout_clamped_total"), 3);
+}
+
 }  // namespace
 }  // namespace egress::test

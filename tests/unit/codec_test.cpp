@@ -125,6 +125,11 @@ constexpr std::string_view kGoldenReplyOk =
     "45 47 52 53 01 81 01 00 01 00 00 00 00 00 00 00 3b 00 00 00 10 00 04 00 00 00 00 00 13 00 06 00 "
     "7f 00 00 01 40 9c 14 00 06 00 7f 00 00 01 90 1f 05 00 07 00 64 65 66 61 75 6c 74 15 00 04 00 01 "
     "00 00 00 16 00 08 00 55 00 00 00 00 00 00 00";
+// CONNECT_REPLY id 4, success, descriptor attached, served with the maximum timeout.
+constexpr std::string_view kGoldenReplyClamped =
+    "45 47 52 53 01 81 01 00 04 00 00 00 00 00 00 00 43 00 00 00 10 00 04 00 00 00 00 00 13 00 06 00 "
+    "7f 00 00 01 40 9c 14 00 06 00 7f 00 00 01 90 1f 05 00 07 00 64 65 66 61 75 6c 74 15 00 04 00 01 "
+    "00 00 00 16 00 08 00 55 00 00 00 00 00 00 00 03 00 04 00 30 75 00 00";
 // CONNECT_REPLY id 2, ECONNREFUSED, as the daemon words it.
 constexpr std::string_view kGoldenReplyRefused =
     "45 47 52 53 01 81 00 00 02 00 00 00 00 00 00 00 70 00 00 00 10 00 04 00 6f 00 00 00 11 00 0c 00 "
@@ -162,6 +167,12 @@ ConnectReply golden_reply_ok() {
     r.pool = "default";
     r.attempts = 1;
     r.connect_us = 85;
+    return r;
+}
+
+ConnectReply golden_reply_clamped() {
+    ConnectReply r = golden_reply_ok();
+    r.timeout_ms = 30000;
     return r;
 }
 
@@ -228,6 +239,14 @@ TEST(Golden, ConnectReplySuccessBytes) {
     expect_same(std::get<ConnectReply>(r->body), golden_reply_ok());
 }
 
+TEST(Golden, ConnectReplyClampedTimeoutBytes) {
+    EXPECT_EQ(encode_connect_reply(4, golden_reply_clamped(), true), from_hex(kGoldenReplyClamped));
+    auto r = decode_reply(from_hex(kGoldenReplyClamped));
+    ASSERT_TRUE(IsOk(r));
+    EXPECT_EQ(r->header.flags, EGRESS_HDR_FLAG_FD_ATTACHED);
+    expect_same(std::get<ConnectReply>(r->body), golden_reply_clamped());
+}
+
 TEST(Golden, ConnectReplyRefusedBytes) {
     EXPECT_EQ(encode_connect_reply(2, golden_reply_refused(), false), from_hex(kGoldenReplyRefused));
     EXPECT_EQ(errno_name(ECONNREFUSED), "ECONNREFUSED");
@@ -275,6 +294,7 @@ TEST(Golden, ProtocolDocumentShowsTheseBytes) {
     EXPECT_EQ(doc_dump(doc.str(), "connect_adopt"), from_hex(kGoldenAdopt));
     EXPECT_EQ(doc_dump(doc.str(), "connect_adopt_reply"), from_hex(kGoldenAdoptReply));
     EXPECT_EQ(doc_dump(doc.str(), "connect_reply_ok"), from_hex(kGoldenReplyOk));
+    EXPECT_EQ(doc_dump(doc.str(), "connect_reply_clamped"), from_hex(kGoldenReplyClamped));
     EXPECT_EQ(doc_dump(doc.str(), "connect_reply_refused"), from_hex(kGoldenReplyRefused));
     EXPECT_EQ(doc_dump(doc.str(), "error_reply"), from_hex(kGoldenErrorReply));
 }
@@ -634,6 +654,31 @@ TEST(Reply, AdoptInProgressCarriesTheAppliedDeadline) {
     EXPECT_EQ(std::get<ConnectReply>(r->body).timeout_ms, 2500u);
     const auto tail = field(EGRESS_FIELD_TIMEOUT_MS, le(2500, 4));
     EXPECT_TRUE(std::equal(tail.begin(), tail.end(), d.end() - static_cast<long>(tail.size())));
+}
+
+// A request served with the maximum timeout: TIMEOUT_MS in any CONNECT_REPLY,
+// a failure's as well as a success's.
+TEST(Reply, ClampedTimeoutRoundTripsOnSuccessAndFailure) {
+    for (const int status : {0, ETIMEDOUT, ECONNREFUSED}) {
+        ConnectReply rep;
+        rep.status = static_cast<std::uint32_t>(status);
+        if (status) {
+            rep.error_name = errno_name(status);
+            rep.message = "no answer within 30000 ms (requested 90000 ms, clamped to connect.max_timeout_ms)";
+        } else {
+            rep.local = ep("127.0.0.1:40000");
+            rep.remote = ep("127.0.0.1:8080");
+        }
+        rep.pool = "default";
+        rep.attempts = 1;
+        rep.timeout_ms = 30000;
+        auto r = decode_reply(encode_connect_reply(5, rep, status == 0));
+        ASSERT_TRUE(IsOk(r)) << status;
+        expect_same(std::get<ConnectReply>(r->body), rep);
+    }
+    ConnectReply plain;  // timeout_ms 0, not clamped: STATUS and POOL only
+    plain.pool = "default";
+    EXPECT_EQ(encode_connect_reply(6, plain, true).size(), EGRESS_HEADER_SIZE + (4 + 4) + (4 + 7));
 }
 
 TEST(Reply, ErrorReplyRoundTrip) {
