@@ -11,7 +11,10 @@ packages=(
   valgrind gnuplot-nox microsocks dante-server
   clang libclang-rt-14-dev llvm
   nginx-light haproxy wrk curl python3
+  scdoc man-db groff-base
 )
+# scdoc builds the man pages; man-db and groff-base render them for the
+# man-pages test, which fails on any warning.
 # microsocks and dante-server: the SOCKS proxies egress-bench vs-socks runs.
 # dante-server's postinst starts no daemon without systemd: invoke-rc.d finds
 # no runlevel (or policy-rc.d denies), and the init script would refuse the
