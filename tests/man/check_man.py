@@ -34,7 +34,11 @@ def help_options(program):
     r = subprocess.run([program, "--help"], capture_output=True, text=True, timeout=30)
     if r.returncode != 0:
         return None, f"{program} --help exited {r.returncode}"
-    opts = sorted(set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", r.stdout)))
+    # The options the text defines (a line that starts with one) or shows in a
+    # usage line; prose such as "--opt VALUE" names none.
+    lines = [l for l in r.stdout.splitlines()
+             if re.match(r"\s*(usage:|-[a-zA-Z],\s|--[a-z])", l) or l.startswith("       ")]
+    opts = sorted(set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", "\n".join(lines))) - {"--opt"})
     return opts, None if opts else f"{program} --help prints no long option"
 
 
