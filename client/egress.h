@@ -3,11 +3,14 @@
  *
  * Every function is safe to call with the client from one thread at a time.
  * Descriptors returned are owned by the caller (close them).
+ * Installed as <egress/egress.h>; link with `pkg-config --libs egress`.
  */
 #ifndef EGRESS_H
 #define EGRESS_H
 
 #include <stdint.h>
+
+#include "egress_export.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -35,20 +38,20 @@ typedef struct egress_reply {
 /* Connects to egressd (socket_path NULL: $EGRESS_SOCKET, else
  * /run/egressd/egressd.sock). NULL on failure, with the reason in *error
  * when error is not NULL. */
-egress_client* egress_open(const char* socket_path, egress_reply* error);
-void egress_close(egress_client* client);
+EGRESS_API egress_client* egress_open(const char* socket_path, egress_reply* error);
+EGRESS_API void egress_close(egress_client* client);
 
 /* Blocking connect to address (an IPv4 or IPv6 literal) and port. Returns
  * the connected descriptor, or -1 with out->status set. */
-int egress_connect(egress_client* client, const char* address, uint16_t port,
+EGRESS_API int egress_connect(egress_client* client, const char* address, uint16_t port,
                    const egress_connect_options* options, egress_reply* out);
 
 /* Pipelining: egress_submit sends a request and stores its id; egress_next
  * waits for any reply, stores which id it answers, and returns the
  * descriptor or -1 (out->status set). */
-int egress_submit(egress_client* client, const char* address, uint16_t port,
+EGRESS_API int egress_submit(egress_client* client, const char* address, uint16_t port,
                   const egress_connect_options* options, uint64_t* request_id, egress_reply* error);
-int egress_next(egress_client* client, uint64_t* request_id, egress_reply* out);
+EGRESS_API int egress_next(egress_client* client, uint64_t* request_id, egress_reply* out);
 
 /* Adopt mode: asks egressd to connect fd, the caller's own non-blocking TCP
  * socket, to address and port; fd stays the caller's. Returns 0 when it is
@@ -56,11 +59,11 @@ int egress_next(egress_client* client, uint64_t* request_id, egress_reply* out);
  * under way (wait until fd is writable, then read SO_ERROR, as after
  * connect(2)), else the errno egressd reported. out->local is the local
  * address egressd chose. */
-int egress_adopt(egress_client* client, int fd, const char* address, uint16_t port,
+EGRESS_API int egress_adopt(egress_client* client, int fd, const char* address, uint16_t port,
                  const egress_connect_options* options, egress_reply* out);
 
 /* The descriptor to poll for readability before egress_next. */
-int egress_fd(const egress_client* client);
+EGRESS_API int egress_fd(const egress_client* client);
 
 #ifdef __cplusplus
 }

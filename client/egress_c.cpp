@@ -5,6 +5,7 @@
 
 #include "egress.h"
 #include "egress_client.hpp"
+#include "egress_proto.h"
 
 struct egress_client {
     egress::Client client;

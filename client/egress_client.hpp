@@ -1,4 +1,5 @@
 // libegress: ask egressd for connected sockets.
+// Installed as <egress/egress_client.hpp>; includes only installed headers.
 //
 // A Client owns one connection to egressd. connect() is the blocking
 // one-shot form; submit() + next() keep many requests in flight on the same
@@ -9,7 +10,8 @@
 #include <deque>
 #include <string>
 
-#include "codec.hpp"
+#include "connect_reply.hpp"
+#include "egress_export.h"
 #include "endpoint.hpp"
 #include "result.hpp"
 #include "unique_fd.hpp"
@@ -38,9 +40,9 @@ struct Completion {
 };
 
 // $EGRESS_SOCKET if set, else /run/egressd/egressd.sock.
-std::string default_client_socket_path();
+EGRESS_API std::string default_client_socket_path();
 
-class Client {
+class EGRESS_API Client {
 public:
     // Connects to egressd. The error says where it looked and why it failed.
     static Result<Client> open(const std::string& socket_path = default_client_socket_path());
@@ -73,13 +75,6 @@ public:
 
 private:
     explicit Client(UniqueFd sock) : sock_(std::move(sock)) {}
-    struct Received {
-        proto::Reply reply;
-        std::deque<UniqueFd> fds;
-    };
-    Result<Received> receive_raw(int flags, std::size_t capacity);
-    Result<Completion> receive(int flags = 0);
-    static Result<Completion> to_completion(Received r);
 
     UniqueFd sock_;
     std::uint64_t next_id_ = 1;

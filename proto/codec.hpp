@@ -9,6 +9,7 @@
 #include <variant>
 #include <vector>
 
+#include "connect_reply.hpp"
 #include "egress_proto.h"
 #include "endpoint.hpp"
 #include "result.hpp"
@@ -31,25 +32,6 @@ struct ConnectRequest {
     std::uint32_t timeout_ms = 0;  // 0: the daemon's default
     std::uint32_t flags = 0;       // EGRESS_CONNECT_* bits
     std::string pool;              // empty: the route decides
-};
-
-// status 0: success, and local/remote are set. Otherwise an errno with its
-// name and a reason; the descriptive fields may still be set where known.
-struct ConnectReply {
-    std::uint32_t status = 0;
-    std::string error_name;
-    std::string message;
-    std::optional<Endpoint> local;
-    std::optional<Endpoint> remote;
-    std::string pool;
-    std::uint32_t attempts = 0;
-    std::uint64_t connect_us = 0;
-    // The deadline egressd applied, in two cases (PROTOCOL.md sections 6, 6a):
-    // the request asked for more than the daemon's maximum, which was applied
-    // instead; and an adopt-mode reply with status EINPROGRESS (after the
-    // default and the maximum), so the program knows how long the connect may
-    // still take. 0: absent.
-    std::uint32_t timeout_ms = 0;
 };
 
 // The reply to STATUS: status 0 and a JSON document (see PROTOCOL.md).

@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "egress_export.h"
 #include "result.hpp"
 
 namespace egress {
@@ -21,15 +22,15 @@ struct Endpoint {
 };
 
 // Parses an IPv4 or IPv6 literal ("192.0.2.1", "::1"); no host names.
-std::optional<Endpoint> parse_address(std::string_view text, std::uint16_t port = 0);
+EGRESS_API std::optional<Endpoint> parse_address(std::string_view text, std::uint16_t port = 0);
 // Parses "ADDR:PORT" or "[ADDR6]:PORT". The error message says what is wrong.
-Result<Endpoint> parse_endpoint(std::string_view text);
+EGRESS_API Result<Endpoint> parse_endpoint(std::string_view text);
 // An IPv4-mapped IPv6 address (::ffff:a.b.c.d) as the IPv4 address it is
 // (a.b.c.d, same port); any other endpoint unchanged.
-Endpoint unmap_ipv4(const Endpoint& ep);
+EGRESS_API Endpoint unmap_ipv4(const Endpoint& ep);
 // "192.0.2.1" or "2001:db8::1".
-std::string address_string(const Endpoint& ep);
+EGRESS_API std::string address_string(const Endpoint& ep);
 // "192.0.2.1:80" or "[2001:db8::1]:80".
-std::string endpoint_string(const Endpoint& ep);
+EGRESS_API std::string endpoint_string(const Endpoint& ep);
 
 }  // namespace egress

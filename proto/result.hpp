@@ -5,6 +5,8 @@
 #include <utility>
 #include <variant>
 
+#include "egress_export.h"
+
 namespace egress {
 
 // A failure a client can be told about: `code` is a Linux errno value
@@ -36,8 +38,8 @@ private:
 };
 
 // "ECONNREFUSED" for ECONNREFUSED; "E<number>" for a value libc cannot name.
-std::string errno_name(int code);
+EGRESS_API std::string errno_name(int code);
 // "Connection refused" for ECONNREFUSED.
-std::string errno_text(int code);
+EGRESS_API std::string errno_text(int code);
 
 }  // namespace egress
