@@ -88,7 +88,26 @@ std::shared_ptr<PoolSet> make_pools(const Config& config, const KernelInfo& kern
     return pools;
 }
 
-void reload(BrokerContext& ctx, const Options& opt, const std::string& socket_path) {
+// connect() never picks a port something in this namespace listens on
+// (the kernel's search skips every bound port, whatever its address): each
+// of egressd's own listening ports inside a range the pools search is one
+// port fewer there, for every destination.
+void warn_own_ports_in_ranges(const std::vector<OwnListener>& own, const PoolSet& pools, const KernelInfo& kernel) {
+    for (const auto& l : own) {
+        if (kernel.ephemeral.contains(l.at.port))
+            spdlog::warn("egressd's {} listens on port {}, inside net.ipv4.ip_local_port_range ({}): connect() never "
+                         "picks that port; move the listener out of the range",
+                         l.what, l.at.port, to_string(kernel.ephemeral));
+        for (const auto& p : pools.pools())
+            if (!(p.policy.range == kernel.ephemeral) && p.policy.range.contains(l.at.port))
+                spdlog::warn("egressd's {} listens on port {}, inside pool {}'s port range ({}): connect() never "
+                             "picks that port; move the listener out of the range",
+                             l.what, l.at.port, p.name, to_string(p.policy.range));
+    }
+}
+
+void reload(BrokerContext& ctx, const Options& opt, const std::string& socket_path,
+            const std::vector<OwnListener>& own) {
     ConfigPtr next = default_config();
     if (opt.config_file) {
         auto load = load_file(*opt.config_file);
@@ -108,6 +127,7 @@ void reload(BrokerContext& ctx, const Options& opt, const std::string& socket_pa
     if (!opt.log_level) spdlog::set_level(spdlog::level::from_str(next->log_level));
     const auto kernel = probe_kernel();
     ctx.pools = make_pools(*next, kernel, ctx.metrics);
+    warn_own_ports_in_ranges(own, *ctx.pools, kernel);
     ctx.config = next;
     ctx.info.kernel = kernel;
     ctx.info.auto_choice = resolve_auto(kernel);
@@ -202,6 +222,7 @@ int run(const Options& opt) {
     if (exposer)
         own.push_back(own_listener_at(metrics_listen, static_cast<std::uint16_t>(exposer->GetListeningPorts().at(0)),
                                       "metrics endpoint"));
+    warn_own_ports_in_ranges(own, *ctx.pools, kernel);
     auto host_watch = std::make_shared<AddressWatch>(io, sys, [&ctx, own](std::vector<Endpoint> addresses) {
         ctx.host = std::make_shared<const HostFacts>(make_host_facts(std::move(addresses), own));
     });
@@ -265,7 +286,7 @@ int run(const Options& opt) {
     std::function<void(const error_code&, int)> on_hangup = [&](const error_code& ec, int) {
         if (ec) return;
         notifier.reloading();
-        reload(ctx, opt, path);
+        reload(ctx, opt, path, own);
         notifier.ready();
         hangup.async_wait(on_hangup);
     };

@@ -50,6 +50,10 @@ json storm_once(const Args& a, Mode mode, const std::string& strategy, bool seri
                     {"default_pool", "bench"},
                     {"log_level", "warn"},
                     {"limits", {{"max_inflight", 100000}, {"max_clients", 1000}}}};
+        // A port egressd listens on is one connect() never picks: its metrics
+        // endpoint stays out of the range under test.
+        const int metrics_port = range.lo > 1024 ? 1024 : range.hi < 65535 ? 65535 : 0;
+        cfg["metrics"] = {{"listen", metrics_port ? "127.0.0.1:" + std::to_string(metrics_port) : ""}};
         daemon.emplace(a, cfg);
     }
     const std::uint32_t workers = (n + kPerWorker - 1) / kPerWorker;

@@ -19,26 +19,6 @@
 namespace egress::test {
 namespace {
 
-// A listening SOCK_SEQPACKET socket at a fresh path, as egressd.socket makes.
-struct HeldSocket {
-    explicit HeldSocket(int type = SOCK_SEQPACKET, bool listening = true) {
-        char tmpl[] = "/tmp/egressd-activation.XXXXXX";
-        dir = ::mkdtemp(tmpl);
-        path = dir + "/egressd.sock";
-        fd = UniqueFd(::socket(AF_UNIX, type | SOCK_CLOEXEC, 0));
-        sockaddr_un a{};
-        a.sun_family = AF_UNIX;
-        std::strcpy(a.sun_path, path.c_str());
-        EXPECT_EQ(::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0) << std::strerror(errno);
-        if (listening) {
-            EXPECT_EQ(::listen(fd.get(), 64), 0) << std::strerror(errno);
-        }
-    }
-    ~HeldSocket() { std::filesystem::remove_all(dir); }
-    std::string dir, path;
-    UniqueFd fd;
-};
-
 // One STATUS exchange on a new connection; its status, or -1 without a reply.
 long status_via(const std::string& path) {
     auto conn = raw_connect(path);
@@ -74,7 +54,7 @@ TEST(Activation, AClientThatConnectsBetweenTwoDaemonsIsServedByTheNext) {
 
 TEST(Activation, RefusesAPassedSocketItCannotServe) {
     HeldSocket stream(SOCK_STREAM);
-    HeldSocket quiet(SOCK_SEQPACKET, false);
+    HeldSocket quiet(SOCK_SEQPACKET, -1);
     HeldSocket good;
     struct Case {
         std::vector<int> fds;

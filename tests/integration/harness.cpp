@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <dirent.h>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -462,6 +463,22 @@ Endpoint closed_port() {
     ::getsockname(fd.get(), sa.get(), &sa.len);
     return *from_sockaddr(sa.get(), sa.len);
 }
+
+HeldSocket::HeldSocket(int type, int backlog) {
+    char tmpl[] = "/tmp/egressd-held.XXXXXX";
+    dir = ::mkdtemp(tmpl);
+    path = dir + "/egressd.sock";
+    fd = UniqueFd(::socket(AF_UNIX, type | SOCK_CLOEXEC, 0));
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::strcpy(a.sun_path, path.c_str());
+    EXPECT_EQ(::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0) << path << ": " << std::strerror(errno);
+    if (backlog >= 0) {
+        EXPECT_EQ(::listen(fd.get(), backlog), 0) << std::strerror(errno);
+    }
+}
+
+HeldSocket::~HeldSocket() { std::filesystem::remove_all(dir); }
 
 UniqueFd raw_connect(const std::string& path) {
     UniqueFd fd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));

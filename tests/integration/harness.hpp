@@ -149,6 +149,18 @@ private:
 // A TCP port on 127.0.0.1 with nothing listening: connects are refused.
 Endpoint closed_port();
 
+// A Unix socket of `type` bound at a fresh path (in a temp directory removed
+// with it): listening with `backlog` as systemd's egressd.socket holds one,
+// or not listening when `backlog` is negative.
+struct HeldSocket {
+    explicit HeldSocket(int type = SOCK_SEQPACKET, int backlog = 4096);
+    ~HeldSocket();
+    HeldSocket(const HeldSocket&) = delete;
+    HeldSocket& operator=(const HeldSocket&) = delete;
+    std::string dir, path;
+    UniqueFd fd;
+};
+
 // A blocking raw client socket to egressd, for hand-made datagrams.
 UniqueFd raw_connect(const std::string& socket_path);
 

@@ -419,5 +419,24 @@ TEST(Status, ReplyArrivesBetweenConnectRepliesWithoutLosingThem) {
     EXPECT_TRUE(done->result);
 }
 
+// A port egressd listens on is one connect() never picks: inside the range
+// its pools search, egressd says so at start-up (and after a reload).
+TEST(Metrics, WarnsWhenItsOwnPortLiesInsideThePortRange) {
+    const auto inside = std::string("port 45000, inside net.ipv4.ip_local_port_range (40000-59999)");
+    {
+        Daemon d("", {"--metrics-listen", "127.0.0.1:45000"});
+        EXPECT_TRUE(d.wait_log(inside)) << d.log();
+    }
+    {
+        Daemon d(R"({"pools": {"narrow": {"port_range": "30000-31000"}}, "default_pool": "narrow"})",
+                 {"--metrics-listen", "127.0.0.1:30500"});
+        EXPECT_TRUE(d.wait_log("port 30500, inside pool narrow's port range (30000-31000)")) << d.log();
+        EXPECT_EQ(d.log().find("ip_local_port_range ("), std::string::npos) << d.log();
+    }
+    Daemon quiet;  // the tests' ports lie below the namespace's range
+    EXPECT_TRUE(quiet.wait_log(" listening on "));
+    EXPECT_EQ(quiet.log().find("connect() never picks"), std::string::npos) << quiet.log();
+}
+
 }  // namespace
 }  // namespace egress::test

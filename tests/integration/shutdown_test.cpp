@@ -114,24 +114,6 @@ TEST(Shutdown, ASecondSignalStopsAtOnceAndStillReplies) {
     EXPECT_TRUE(closed);
 }
 
-// A listening SOCK_SEQPACKET socket held by the test, as systemd's egressd.socket holds it.
-struct HeldSocket {
-    HeldSocket() {
-        char tmpl[] = "/tmp/egressd-restart.XXXXXX";
-        dir = ::mkdtemp(tmpl);
-        path = dir + "/egressd.sock";
-        fd = UniqueFd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
-        sockaddr_un a{};
-        a.sun_family = AF_UNIX;
-        std::strcpy(a.sun_path, path.c_str());
-        EXPECT_EQ(::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0) << std::strerror(errno);
-        EXPECT_EQ(::listen(fd.get(), 4096), 0) << std::strerror(errno);
-    }
-    ~HeldSocket() { std::filesystem::remove_all(dir); }
-    std::string dir, path;
-    UniqueFd fd;
-};
-
 // What the clients of the restart test saw, request by request.
 struct Tally {
     std::mutex m;
@@ -219,24 +201,13 @@ TEST(Shutdown, RestartingOnAHeldSocketLosesNoClient) {
 // A datagram socket standing in for systemd's notification socket.
 class NotifySocket {
 public:
-    NotifySocket() {
-        char tmpl[] = "/tmp/egressd-notify.XXXXXX";
-        dir_ = ::mkdtemp(tmpl);
-        path_ = dir_ + "/notify.sock";
-        fd_ = UniqueFd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-        sockaddr_un a{};
-        a.sun_family = AF_UNIX;
-        std::strcpy(a.sun_path, path_.c_str());
-        EXPECT_EQ(::bind(fd_.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0) << std::strerror(errno);
-    }
-    ~NotifySocket() { std::filesystem::remove_all(dir_); }
-    const std::string& path() const { return path_; }
+    const std::string& path() const { return sock_.path; }
     // The next message, or "" after `timeout`.
     std::string next(std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
         timeval tv{static_cast<time_t>(timeout.count() / 1000), static_cast<suseconds_t>(timeout.count() % 1000 * 1000)};
-        ::setsockopt(fd_.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        ::setsockopt(sock_.fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
         char buf[4096];
-        const auto n = ::recv(fd_.get(), buf, sizeof buf, 0);
+        const auto n = ::recv(sock_.fd.get(), buf, sizeof buf, 0);
         return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : "";
     }
     // Messages until one contains `what`; that one, or "" after `timeout`.
@@ -252,8 +223,7 @@ public:
     }
 
 private:
-    std::string dir_, path_;
-    UniqueFd fd_;
+    HeldSocket sock_{SOCK_DGRAM, -1};
 };
 
 TEST(Shutdown, TellsSystemdReadyReloadingStoppingStatusAndFeedsTheWatchdog) {
