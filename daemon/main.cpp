@@ -314,7 +314,7 @@ int run(const Options& opt) {
     spdlog::info("try it: egress-connect --socket {} --status", path);
     if (notifier.watchdog().count())
         spdlog::info("watchdog: a keep-alive every {} ms from the event loop (WatchdogSec={} ms)",
-                     std::min<long long>(notifier.watchdog().count() / 2000, 1000), notifier.watchdog().count() / 1000);
+                     notifier.period().count() / 1000, notifier.watchdog().count() / 1000);
     notifier.ready();
     io.run();
     spdlog::info("stopped");

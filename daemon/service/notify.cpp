@@ -62,11 +62,14 @@ void ServiceNotifier::status() {
     notify("STATUS=" + last_status_);
 }
 
-void ServiceNotifier::tick() {
+std::chrono::microseconds ServiceNotifier::period() const {
     // Half the watchdog interval, as sd_watchdog_enabled(3) advises.
-    const auto period = watchdog_.count() ? std::min<std::chrono::microseconds>(watchdog_ / 2, kStatusPeriod)
-                                          : std::chrono::microseconds(kStatusPeriod);
-    timer_.expires_after(period);
+    return watchdog_.count() ? std::min<std::chrono::microseconds>(watchdog_ / 2, kStatusPeriod)
+                             : std::chrono::microseconds(kStatusPeriod);
+}
+
+void ServiceNotifier::tick() {
+    timer_.expires_after(period());
     timer_.async_wait([this](const error_code& ec) {
         if (ec) return;
         if (watchdog_.count()) notify("WATCHDOG=1");

@@ -25,6 +25,8 @@ public:
     void status();
     // The watchdog interval systemd asked for (WATCHDOG_USEC); 0: none.
     std::chrono::microseconds watchdog() const { return watchdog_; }
+    // How often the loop sends its keep-alive and refreshes the status.
+    std::chrono::microseconds period() const;
 
 private:
     void tick();

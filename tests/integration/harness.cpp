@@ -61,7 +61,7 @@ std::string describe_status(int status) {
 }
 
 // The exit code, or 128+signal, as a shell reports it.
-int describe_code(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status); }
+int exit_code_of(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status); }
 
 }  // namespace
 
@@ -161,7 +161,7 @@ RunResult run(const std::vector<std::string>& argv, const std::string& stdin_dat
     ::close(err[0]);
     int status = 0;
     ::waitpid(pid, &status, 0);
-    r.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    r.status = exit_code_of(status);
     // A sanitized child's finding fails the test whatever exit code it expects.
     if (const auto report = sanitizer_report(r.err); !report.empty())
         ADD_FAILURE() << argv[0] << ": " << report << "\n" << r.err;
@@ -329,13 +329,13 @@ double metric_value(const std::string& text, const std::string& series) {
 }
 
 int Daemon::stop(int sig, std::chrono::milliseconds timeout) {
-    if (!alive()) return exit_status_ == kRunning ? -1 : describe_code(exit_status_);
+    if (!alive()) return exit_status_ == kRunning ? -1 : exit_code_of(exit_status_);
     wait_log(" listening on ");  // the handlers are in place (see ~Daemon)
     ::kill(pid_, sig);
     const auto t0 = std::chrono::steady_clock::now();
     while (alive() && ms_since(t0) < static_cast<double>(timeout.count()))
         std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    return alive() ? -1 : describe_code(exit_status_);
+    return alive() ? -1 : exit_code_of(exit_status_);
 }
 
 bool Daemon::wait_log(const std::string& text, std::chrono::milliseconds timeout) const {
@@ -573,6 +573,12 @@ std::string message_of(const proto::Reply& r) {
     if (auto* c = std::get_if<proto::ConnectReply>(&r.body)) return c->message;
     if (auto* s = std::get_if<proto::StatusReply>(&r.body)) return s->message;
     return std::get<proto::ErrorReply>(r.body).message;
+}
+
+std::string error_name_of(const proto::Reply& r) {
+    if (auto* c = std::get_if<proto::ConnectReply>(&r.body)) return c->error_name;
+    if (auto* s = std::get_if<proto::StatusReply>(&r.body)) return s->error_name;
+    return std::get<proto::ErrorReply>(r.body).error_name;
 }
 
 double ms_since(std::chrono::steady_clock::time_point t0) {

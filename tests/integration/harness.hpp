@@ -188,6 +188,7 @@ std::optional<Received> receive_reply(int sock, std::chrono::milliseconds timeou
 std::optional<proto::Reply> exchange(int sock, const proto::Bytes& datagram, const Ancillary& extra = {});
 std::uint32_t status_of(const proto::Reply& r);
 std::string message_of(const proto::Reply& r);
+std::string error_name_of(const proto::Reply& r);
 
 // A plain HTTP/1.0 GET on 127.0.0.1; returns the body ("" on failure).
 std::string http_get(int port, const std::string& path);

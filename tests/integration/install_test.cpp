@@ -155,6 +155,19 @@ protected:
         EXPECT_NE(r.out.find("\nping\n"), std::string::npos) << r.out;
     }
 
+    // The README's example in `lang` ("C++" or "C"), built as a user of the
+    // installed tree builds it (C: ADDR PORT, C++: ADDR:PORT), then run.
+    static void build_and_run_readme_example(const std::string& lang) {
+        const bool c = lang == "C";
+        const auto source = readme_example("<!-- libegress example: " + lang + " -->");
+        ASSERT_NE(source, "") << "README.md: no code block after the " << lang << " example's marker";
+        const auto exe = destdir_ + (c ? "/example-c" : "/example-cpp");
+        auto r = build(c ? "CC_CMD" : "CXX_CMD", c ? "example.c" : "example.cpp", source,
+                       {c ? "-std=c99" : "-std=c++20"}, exe);
+        ASSERT_EQ(r.status, 0) << r.err;
+        run_example(exe, c);
+    }
+
     static std::string destdir_;
     static RunResult install_;
 };
@@ -208,23 +221,9 @@ TEST_F(Installed, LibegressExportsOnlyItsPublicApi) {
     EXPECT_GT(exported, 10) << r.out;
 }
 
-TEST_F(Installed, ReadmeCppExampleBuildsAndConnectsThroughEgressd) {
-    const auto source = readme_example("<!-- libegress example: C++ -->");
-    ASSERT_NE(source, "") << "README.md: no code block after the C++ example's marker";
-    const auto exe = destdir_ + "/example-cpp";
-    auto r = build("CXX_CMD", "example.cpp", source, {"-std=c++20"}, exe);
-    ASSERT_EQ(r.status, 0) << r.err;
-    run_example(exe, false);
-}
+TEST_F(Installed, ReadmeCppExampleBuildsAndConnectsThroughEgressd) { build_and_run_readme_example("C++"); }
 
-TEST_F(Installed, ReadmeCExampleBuildsAndConnectsThroughEgressd) {
-    const auto source = readme_example("<!-- libegress example: C -->");
-    ASSERT_NE(source, "") << "README.md: no code block after the C example's marker";
-    const auto exe = destdir_ + "/example-c";
-    auto r = build("CC_CMD", "example.c", source, {"-std=c99"}, exe);
-    ASSERT_EQ(r.status, 0) << r.err;
-    run_example(exe, true);
-}
+TEST_F(Installed, ReadmeCExampleBuildsAndConnectsThroughEgressd) { build_and_run_readme_example("C"); }
 
 }  // namespace
 }  // namespace egress::test

@@ -30,13 +30,6 @@ proto::Bytes connect_to(std::uint64_t id, const Endpoint& dest, std::uint32_t ti
     return proto::encode_connect(id, req);
 }
 
-std::string error_name_of(const proto::Reply& r) {
-    if (const auto* c = std::get_if<proto::ConnectReply>(&r.body)) return c->error_name;
-    if (const auto* e = std::get_if<proto::ErrorReply>(&r.body)) return e->error_name;
-    if (const auto* s = std::get_if<proto::StatusReply>(&r.body)) return s->error_name;
-    return "";
-}
-
 TEST(Shutdown, SigtermAnswersEveryConnectInFlightThenExitsZero) {
     Daemon d(R"({"shutdown": {"drain_timeout_ms": 20000}})");
     Listener echo(Listener::Mode::echo);
