@@ -1,9 +1,10 @@
-// egressd: wires config, counters, the OS layer, the event loop and the
-// listener together, then runs the loop until SIGINT or SIGTERM has drained it.
+// egressd: wires config, counters, the OS layer, the Broker's event loops and
+// the listener together, then runs them until SIGINT or SIGTERM has drained them.
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/sinks/systemd_sink.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
+#include <sched.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 #if defined(__SANITIZE_ADDRESS__)
@@ -20,11 +21,13 @@
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <thread>
 
 #include "cli/options.hpp"
 #include "config/config.hpp"
 #include "connector/adopt.hpp"
 #include "io/asio.hpp"
+#include "broker/broker.hpp"
 #include "listener/listener.hpp"
 #include "metrics/exposer.hpp"
 #include "metrics/metrics.hpp"
@@ -106,7 +109,35 @@ void warn_own_ports_in_ranges(const std::vector<OwnListener>& own, const PoolSet
     }
 }
 
-void reload(BrokerContext& ctx, const Options& opt, const std::string& socket_path,
+// How many event loops: the option, else the config, else one per CPU this
+// process may run on (its affinity mask, as taskset or CPUAffinity= set it).
+std::size_t thread_count(const Options& opt, const Config& config) {
+    const auto wanted = opt.threads.value_or(config.threads);
+    if (wanted) return wanted;
+    cpu_set_t cpus;
+    CPU_ZERO(&cpus);
+    if (::sched_getaffinity(0, sizeof cpus, &cpus) == 0 && CPU_COUNT(&cpus) > 0)
+        return static_cast<std::size_t>(CPU_COUNT(&cpus));
+    return std::max(1U, std::thread::hardware_concurrency());
+}
+
+// One snapshot of the config in force, for start-up and for each reload:
+// the pools built from it on this kernel, and the facts the status shows.
+Snapshot make_snapshot(ConfigPtr config, const KernelInfo& kernel, Metrics& metrics, std::uint64_t generation,
+                       std::size_t threads, std::chrono::steady_clock::time_point started) {
+    auto info = std::make_shared<DaemonInfo>();
+    info->kernel = kernel;
+    info->auto_choice = resolve_auto(kernel);
+    info->generation = generation;
+    info->threads = threads;
+    info->started = started;
+    auto pools = make_pools(*config, kernel, metrics);
+    return Snapshot{std::move(config), std::move(pools), std::move(info)};
+}
+
+// SIGHUP: re-reads the config file and the kernel's port range. A config
+// with errors is refused whole and the one in force stays.
+void reload(Broker& broker, Snapshot& current, const Options& opt, const std::string& socket_path,
             const std::vector<OwnListener>& own) {
     ConfigPtr next = default_config();
     if (opt.config_file) {
@@ -118,20 +149,22 @@ void reload(BrokerContext& ctx, const Options& opt, const std::string& socket_pa
         next = load.config;
     }
     for (const auto& w : unowned_sources(*next)) spdlog::warn("{}", w);
+    const auto& before = *current.config;
     const auto wanted = next->socket_path.empty() ? default_socket_path() : next->socket_path;
     if (!opt.socket_path && wanted != socket_path)
         spdlog::warn("socket.path changed to {}; egressd keeps {} until it restarts", wanted, socket_path);
-    if (next->socket_mode != ctx.config->socket_mode || next->socket_owner != ctx.config->socket_owner ||
-        next->socket_group != ctx.config->socket_group)
+    if (next->socket_mode != before.socket_mode || next->socket_owner != before.socket_owner ||
+        next->socket_group != before.socket_group)
         spdlog::warn("socket.mode, socket.owner or socket.group changed; they apply when egressd restarts");
+    if (!opt.threads && next->threads != before.threads)
+        spdlog::warn("threads changed to {}; egressd keeps its {} event loop(s) until it restarts", next->threads,
+                     broker.threads());
     if (!opt.log_level) spdlog::set_level(spdlog::level::from_str(next->log_level));
     const auto kernel = probe_kernel();
-    ctx.pools = make_pools(*next, kernel, ctx.metrics);
-    warn_own_ports_in_ranges(own, *ctx.pools, kernel);
-    ctx.config = next;
-    ctx.info.kernel = kernel;
-    ctx.info.auto_choice = resolve_auto(kernel);
-    ++ctx.info.generation;
+    current = make_snapshot(next, kernel, broker.shared().metrics, current.info->generation + 1, broker.threads(),
+                            current.info->started);
+    warn_own_ports_in_ranges(own, *current.pools, kernel);
+    broker.publish(current);
     spdlog::info("reloaded configuration: {} pool(s), {} route(s), {} client rule(s), port range {}",
                  next->pools.size(), next->routes.size(), next->clients.rules().size(), to_string(kernel.ephemeral));
 }
@@ -198,23 +231,22 @@ int run(const Options& opt) {
         exposer->RegisterCollectable(process);
     }
 
-    asio::io_context io(1);
     RealSyscalls sys;
-    Stats stats;
-    Random random{std::random_device{}()};
-    FairQueue turns([&io, &turns] { asio::post(io, [&turns] { turns.run(); }); }, kTurnQuantum);
-    BrokerContext ctx{io, sys, config, stats, metrics, make_pools(*config, kernel, metrics), random, turns,
-                      DaemonInfo{kernel, choice}};
+    Shared shared{sys, metrics};
     // Adopted sockets must live in this namespace (unless a rule says
     // otherwise): its cookie, read once from a socket of egressd's own.
     if (auto probe = sys.socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0); probe.ok()) {
         UniqueFd own_sock(static_cast<int>(probe.value));
-        ctx.info.netns_cookie = netns_cookie(sys, own_sock.get());
+        shared.netns_cookie = netns_cookie(sys, own_sock.get());
     }
-    if (!ctx.info.netns_cookie)
+    if (!shared.netns_cookie)
         spdlog::warn("cannot read this network namespace's cookie (SO_NETNS_COOKIE, Linux 5.14): adopt mode "
                      "refuses sockets unless a client rule sets adopt_other_netns");
-    Listener listener(ctx, std::move(listen_fd), path, !passed);
+    const auto threads = thread_count(opt, *config);
+    Snapshot current = make_snapshot(config, kernel, metrics, 1, threads, std::chrono::steady_clock::now());
+    Broker broker(shared, current, threads);
+    auto& io = broker.home().io;
+    Listener listener(broker, std::move(listen_fd), path, !passed);
     bool listener_draining = false;
     // The policy denies this host's addresses (kept current from netlink) and
     // egressd's own listeners.
@@ -222,9 +254,9 @@ int run(const Options& opt) {
     if (exposer)
         own.push_back(own_listener_at(metrics_listen, static_cast<std::uint16_t>(exposer->GetListeningPorts().at(0)),
                                       "metrics endpoint"));
-    warn_own_ports_in_ranges(own, *ctx.pools, kernel);
-    auto host_watch = std::make_shared<AddressWatch>(io, sys, [&ctx, own](std::vector<Endpoint> addresses) {
-        ctx.host = std::make_shared<const HostFacts>(make_host_facts(std::move(addresses), own));
+    warn_own_ports_in_ranges(own, *current.pools, kernel);
+    auto host_watch = std::make_shared<AddressWatch>(io, sys, [&broker, own](std::vector<Endpoint> addresses) {
+        broker.publish(std::make_shared<const HostFacts>(make_host_facts(std::move(addresses), own)));
     });
     try {
         host_watch->start();
@@ -233,10 +265,14 @@ int run(const Options& opt) {
         return 1;
     }
 
-    ServiceNotifier notifier(io, [&] {
-        return fmt::format("{}client connections: {}, connects in flight: {}", listener_draining ? "draining: " : "",
-                           ctx.stats.clients_connected, ctx.stats.inflight);
-    });
+    ServiceNotifier notifier(
+        io,
+        [&] {
+            return fmt::format("{}client connections: {}, connects in flight: {}",
+                               listener_draining ? "draining: " : "", shared.stats.clients_connected.get(),
+                               shared.stats.inflight.get());
+        },
+        [&broker] { return broker.all_loops_turning(); });
     // SIGTERM or SIGINT: drain (answer what is in flight, refuse the rest
     // with ESHUTDOWN) for up to shutdown.drain_timeout_ms, then exit 0. A
     // second signal ends the drain at once, still answering every request.
@@ -247,11 +283,11 @@ int run(const Options& opt) {
         signals.cancel();
         drain_deadline.cancel();
         listener.stop();
-        io.stop();
+        broker.stop();
     };
     const auto abort_drain = [&](const std::string& why) {
-        const auto left = ctx.stats.inflight;
-        listener.abort_inflight(why);
+        const auto left = shared.stats.inflight.get();
+        broker.abort_inflight(why);
         finish(fmt::format("drain cut short: {} connect(s) in flight answered with ESHUTDOWN", left).c_str());
     };
     std::function<void(const error_code&, int)> on_second = [&](const error_code& ec, int sig) {
@@ -262,43 +298,44 @@ int run(const Options& opt) {
     };
     signals.async_wait([&](const error_code& ec, int sig) {
         if (ec) return;
-        const auto drain_ms = ctx.config->drain_timeout_ms;
+        const auto drain_ms = current.config->drain_timeout_ms;
         spdlog::info("received signal {}; draining: {} connect(s) in flight on {} client connection(s), waiting up to "
                      "{} ms (shutdown.drain_timeout_ms); new requests get ESHUTDOWN",
-                     sig, ctx.stats.inflight, listener.clients(), drain_ms);
+                     sig, shared.stats.inflight.get(), shared.stats.clients_connected.get(), drain_ms);
         listener_draining = true;
         notifier.stopping();
         signals.async_wait(on_second);
         drain_deadline.expires_after(std::chrono::milliseconds(drain_ms));
         drain_deadline.async_wait([&, drain_ms](const error_code& e) {
             if (e) return;
-            spdlog::warn("drain timed out after {} ms with {} connect(s) in flight", drain_ms, ctx.stats.inflight);
+            spdlog::warn("drain timed out after {} ms with {} connect(s) in flight", drain_ms,
+                         shared.stats.inflight.get());
             abort_drain(fmt::format("egressd is shutting down: this connect did not finish within "
                                     "shutdown.drain_timeout_ms ({} ms)",
                                     drain_ms));
         });
-        listener.drain("egressd is shutting down and takes no new requests; connect again to reach the next egressd",
-                       [&] { finish("drained: every request in flight was answered"); });
+        broker.drain("egressd is shutting down and takes no new requests; connect again to reach the next egressd",
+                     [&] { finish("drained: every request in flight was answered"); });
+        listener.drain();
     });
-    // SIGHUP: re-read the config file and the kernel's port range. A config
-    // with errors is refused whole and the one in force stays.
     asio::signal_set hangup(io, SIGHUP);
     std::function<void(const error_code&, int)> on_hangup = [&](const error_code& ec, int) {
         if (ec) return;
         notifier.reloading();
-        reload(ctx, opt, path, own);
+        reload(broker, current, opt, path, own);
         notifier.ready();
         hangup.async_wait(on_hangup);
     };
     hangup.async_wait(on_hangup);
 
     listener.start();
-    spdlog::info("egressd {} listening on {}{} (kernel {}, connect timeout {} ms default / {} ms max, "
-                 "limits: {} in flight, {} per client, {} clients)",
-                 EGRESSD_VERSION, path, passed ? " (passed by systemd)" : "", kernel.release, config->default_timeout_ms, config->max_timeout_ms,
-                 config->limits.max_inflight, config->limits.max_inflight_per_client, config->limits.max_clients);
+    spdlog::info("egressd {} listening on {}{} (kernel {}, {} event loop(s), connect timeout {} ms default / {} ms "
+                 "max, limits: {} in flight, {} per client, {} clients)",
+                 EGRESSD_VERSION, path, passed ? " (passed by systemd)" : "", kernel.release, threads,
+                 config->default_timeout_ms, config->max_timeout_ms, config->limits.max_inflight,
+                 config->limits.max_inflight_per_client, config->limits.max_clients);
     spdlog::info("port strategy auto = {}: {}", to_string(choice.strategy), choice.reason);
-    for (const auto& p : ctx.pools->pools())
+    for (const auto& p : current.pools->pools())
         spdlog::info("pool {}: {} source(s) [{}], selection {}, port strategy {}, range {}{}", p.name,
                      p.sources.size(), fmt::join(p.labels, ", "), to_string(p.selection), to_string(p.policy.strategy),
                      to_string(p.policy.range),
@@ -313,10 +350,10 @@ int run(const Options& opt) {
                  config->clients.rules().size(), config->clients.default_rule().name);
     spdlog::info("try it: egress-connect --socket {} --status", path);
     if (notifier.watchdog().count())
-        spdlog::info("watchdog: a keep-alive every {} ms from the event loop (WatchdogSec={} ms)",
+        spdlog::info("watchdog: a keep-alive every {} ms once every event loop has turned (WatchdogSec={} ms)",
                      notifier.period().count() / 1000, notifier.watchdog().count() / 1000);
     notifier.ready();
-    io.run();
+    broker.run();
     spdlog::info("stopped");
     // civetweb's orderly stop inside ~Exposer takes about 1.7 s (its threads
     // wake on timeouts). Every client is closed and the socket removed by

@@ -1,6 +1,7 @@
 #include "options.hpp"
 
 #include <cerrno>
+#include <cstdlib>
 
 #include "cmdline.hpp"
 #include "config/config.hpp"
@@ -8,7 +9,7 @@
 namespace egress {
 
 const char* const kUsage =
-    "usage: egressd [--config FILE] [--socket PATH] [--log-level LEVEL] [--metrics-listen ADDR]\n"
+    "usage: egressd [--config FILE] [--socket PATH] [--log-level LEVEL] [--metrics-listen ADDR] [--threads N]\n"
     "       egressd --check-config FILE\n"
     "\n"
     "  --config FILE        JSON configuration (default: built-in defaults)\n"
@@ -16,6 +17,8 @@ const char* const kUsage =
     "  --log-level LEVEL    trace, debug, info, warn, error, critical, off\n"
     "  --metrics-listen ADDR  Prometheus endpoint ADDRESS:PORT (overrides metrics.listen;\n"
     "                       --metrics-listen= disables it)\n"
+    "  --threads N          event loops, one thread each (overrides threads; default and 0:\n"
+    "                       one per CPU egressd may run on)\n"
     "  --check-config FILE  validate FILE, print every error, exit 0 or 1\n"
     "  --version            print the version and exit\n"
     "  -h, --help           print this text and exit\n"
@@ -24,7 +27,7 @@ const char* const kUsage =
 
 namespace {
 
-enum Id { kConfig, kCheckConfig, kSocket, kLogLevel, kMetricsListen, kHelp, kVersion };
+enum Id { kConfig, kCheckConfig, kSocket, kLogLevel, kMetricsListen, kThreads, kHelp, kVersion };
 
 const cmdline::OptionSpec kSpecs[] = {
     {kConfig, "config", true},
@@ -32,6 +35,7 @@ const cmdline::OptionSpec kSpecs[] = {
     {kSocket, "socket", true},
     {kLogLevel, "log-level", true},
     {kMetricsListen, "metrics-listen", true},
+    {kThreads, "threads", true},
     {kHelp, "help", false, 'h'},
     {kVersion, "version", false},
 };
@@ -62,6 +66,16 @@ Result<Options> parse_options(const std::vector<std::string>& args) {
                 return Error{EINVAL, "--metrics-listen must be ADDRESS:PORT or [IPV6]:PORT, got '" + opt.value + "'"};
             o.metrics_listen = opt.value;
             break;
+        case kThreads: {
+            char* end = nullptr;
+            errno = 0;
+            const auto n = std::strtoul(opt.value.c_str(), &end, 10);
+            if (errno || *end || opt.value.front() == '-' || n > kMaxThreads)
+                return Error{EINVAL, "--threads must be a number from 0 to " + std::to_string(kMaxThreads) +
+                                         " (0: one per CPU), got '" + opt.value + "'"};
+            o.threads = static_cast<std::uint32_t>(n);
+            break;
+        }
         case kHelp: o.help = true; break;
         case kVersion: o.version = true; break;
         }

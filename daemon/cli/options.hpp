@@ -1,6 +1,7 @@
 // egressd's command line. Pure: argv in, options or a usage error out.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -15,6 +16,7 @@ struct Options {
     std::optional<std::string> socket_path;
     std::optional<std::string> log_level;
     std::optional<std::string> metrics_listen;  // "" disables the endpoint
+    std::optional<std::uint32_t> threads;       // 0: one per CPU
     bool help = false;
     bool version = false;
 };

@@ -248,6 +248,7 @@ ConfigLoad parse_config(std::string_view text, const NameResolver& names) {
                 }},
             });
         }},
+        {"threads", [&](const json& v, const std::string& p) { ck.uint(v, p, 0, kMaxThreads, c.threads); }},
         {"log_level", [&](const json& v, const std::string& p) {
             if (!v.is_string() || !valid_log_level(v.get<std::string>()))
                 ck.error(p, "expected one of trace, debug, info, warn, error, critical, off", v);

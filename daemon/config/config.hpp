@@ -44,6 +44,9 @@ struct Limits {
     std::uint32_t max_queued_replies = 2048;
 };
 
+// The most event loops egressd runs (threads, --threads).
+inline constexpr std::uint32_t kMaxThreads = 1024;
+
 struct Config {
     std::string socket_path;   // empty: $RUNTIME_DIRECTORY/egressd.sock or /run/egressd/egressd.sock
     std::uint32_t socket_mode = 0660;
@@ -56,6 +59,9 @@ struct Config {
     // SIGTERM/SIGINT: how long egressd waits for connects in flight before it
     // answers them with ESHUTDOWN and exits (0: answer them at once).
     std::uint32_t drain_timeout_ms = 5000;
+    // Event loops, one thread each; 0: one per CPU egressd may run on
+    // (sched_getaffinity). Read at start-up only.
+    std::uint32_t threads = 0;
     Limits limits;
     // Built-in when none are configured: one pool "default" with no sources.
     std::vector<PoolConfig> pools;

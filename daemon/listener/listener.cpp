@@ -26,8 +26,6 @@ namespace {
 // trying again rather than spin on a listening socket that stays readable.
 constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
 constexpr int kAcceptBudget = 64;
-// How often a drain looks whether every session is done.
-constexpr auto kDrainPoll = std::chrono::milliseconds(10);
 // NGROUPS_MAX: no process has more supplementary groups.
 constexpr std::size_t kMaxPeerGroups = 65536;
 
@@ -177,8 +175,9 @@ std::optional<PassedSocket> passed_listen_socket() {
     return PassedSocket{std::move(fd), path};
 }
 
-Listener::Listener(BrokerContext& ctx, UniqueFd listen_fd, std::string path, bool owns_path)
-    : ctx_(ctx), sock_(ctx.io), retry_(ctx.io), path_(std::move(path)), owns_path_(owns_path), drain_poll_(ctx.io) {
+Listener::Listener(Broker& broker, UniqueFd listen_fd, std::string path, bool owns_path)
+    : broker_(broker), ctx_(broker.home()), sock_(ctx_.io), retry_(ctx_.io), path_(std::move(path)),
+      owns_path_(owns_path) {
     sock_.assign(listen_fd.release());
     take_reserve();
 }
@@ -189,6 +188,7 @@ void Listener::start() { accept_some(); }
 
 void Listener::accept_some() {
     if (!sock_.is_open()) return;  // a drain has closed it
+    auto& shared = broker_.shared();
     for (int i = 0; i < kAcceptBudget && !stopped_; ++i) {
         auto r = ctx_.sys.accept4(sock_.native_handle(), SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (!r.ok() && (r.err == EMFILE || r.err == ENFILE) && reserve_) {
@@ -212,11 +212,7 @@ void Listener::accept_some() {
         if (!r.ok()) {
             switch (r.err) {
             case EAGAIN:
-                if (draining_) {  // the backlog is empty: no one else comes
-                    error_code ignored;
-                    sock_.close(ignored);
-                    return;
-                }
+                if (draining_) return closed_for_good();  // the backlog is empty: no one else comes
                 sock_.async_wait(asio::posix::stream_descriptor::wait_read, [this](const error_code& ec) {
                     if (!ec && !stopped_) accept_some();
                 });
@@ -230,9 +226,7 @@ void Listener::accept_some() {
                     ctx_.log_event(spdlog::level::warn, "accept/" + errno_name(r.err),
                                    "accept failed while draining: {}: {}; the clients left in the backlog are reset",
                                    errno_name(r.err), errno_text(r.err));
-                    error_code ignored;
-                    sock_.close(ignored);
-                    return;
+                    return closed_for_good();
                 }
                 ctx_.log_event(spdlog::level::warn, "accept/" + errno_name(r.err),
                                "accept failed: {}: {}; pausing accepts for {} ms", errno_name(r.err),
@@ -241,10 +235,11 @@ void Listener::accept_some() {
             }
         }
         UniqueFd client(static_cast<int>(r.value));
-        if (sessions_.size() >= ctx_.config->limits.max_clients) {
+        const auto& config = *ctx_.now.config;
+        if (const auto open = shared.stats.clients_connected.get(); open >= config.limits.max_clients) {
             ctx_.metrics.clients_refused.Increment();
-            refuse(std::move(client), EAGAIN, "egressd already serves " + std::to_string(sessions_.size()) +
-                                                  " clients (limits.max_clients)");
+            refuse(std::move(client), EAGAIN,
+                   "egressd already serves " + std::to_string(open) + " clients (limits.max_clients)");
             continue;
         }
         auto peer = peer_credentials(ctx_.sys, client.get());
@@ -254,21 +249,14 @@ void Listener::accept_some() {
                                                   peer.error().message + ")");
             continue;
         }
-        const auto& rule = ctx_.config->clients.rule_for(*peer);
-        if (auto q = ctx_.quotas.check_connection(peer->uid, rule.name, rule.limits)) {
+        const auto& rule = config.clients.rule_for(*peer);
+        if (auto q = shared.quotas.check_connection(peer->uid, rule.name, rule.limits)) {
             ctx_.metrics.quota_refused(rule.name, q->limit);
             refuse(std::move(client), EAGAIN, q->message);
             continue;
         }
-        auto quota = ctx_.quotas.open(peer->uid);
-        auto on_closed = [this](Session* gone) {
-            // Erase later: the session may be deep inside its own call stack.
-            asio::post(ctx_.io, [this, gone] { sessions_.erase(gone); });
-        };
-        auto s = std::make_shared<Session>(ctx_, std::move(client), std::move(*peer), std::move(quota), on_closed);
-        sessions_.emplace(s.get(), s);
-        if (draining_) s->drain(*draining_);
-        s->start();
+        auto quota = shared.quotas.open(peer->uid);
+        broker_.hand_over(std::move(client), std::move(*peer), std::move(quota));
     }
     if (!stopped_) asio::post(ctx_.io, [this] { if (!stopped_) accept_some(); });
 }
@@ -295,11 +283,9 @@ void Listener::refuse(UniqueFd client, int err, const std::string& why) {
     close_after_reply(ctx_.sys, std::move(client));
 }
 
-void Listener::drain(std::string why, std::function<void()> drained) {
+void Listener::drain() {
     if (stopped_ || draining_) return;
-    draining_ = std::move(why);
-    drained_ = std::move(drained);
-    for (auto& [raw, s] : sessions_) s->drain(*draining_);
+    draining_ = true;
     retry_.cancel();
     error_code ignored;
     sock_.cancel(ignored);
@@ -312,27 +298,14 @@ void Listener::drain(std::string why, std::function<void()> drained) {
         accept_some();
     } else {
         // The backlog belongs to the socket's holder: the next egressd serves it.
-        sock_.close(ignored);
+        closed_for_good();
     }
-    check_drained();
 }
 
-void Listener::check_drained() {
-    if (!drained_ || stopped_) return;
-    const bool idle = !sock_.is_open() && std::all_of(sessions_.begin(), sessions_.end(),
-                                                      [](const auto& s) { return s.second->idle(); });
-    if (idle) return std::exchange(drained_, nullptr)();
-    drain_poll_.expires_after(kDrainPoll);
-    drain_poll_.async_wait([this](const error_code& ec) {
-        if (!ec) check_drained();
-    });
-}
-
-void Listener::abort_inflight(const std::string& why) {
-    // A session may close while it answers (a send fails): iterate a copy.
-    std::vector<std::shared_ptr<Session>> sessions;
-    for (auto& [raw, s] : sessions_) sessions.push_back(s);
-    for (auto& s : sessions) s->abort_inflight(why);
+void Listener::closed_for_good() {
+    error_code ignored;
+    sock_.close(ignored);
+    broker_.no_more_clients();
 }
 
 void Listener::stop() {
@@ -340,14 +313,7 @@ void Listener::stop() {
     stopped_ = true;
     error_code ignored;
     retry_.cancel();
-    drain_poll_.cancel();
     sock_.close(ignored);
-    auto sessions = std::move(sessions_);
-    for (auto& [raw, s] : sessions) s->close("egressd is shutting down");
-    // Adopted connects still watched, also those of closed sessions: their
-    // sockets' copies close now, without figures.
-    for (auto& [key, watch] : std::exchange(ctx_.adopt_watches, {}))
-        if (auto op = watch.lock()) op->cancel();
     if (owns_path_) ::unlink(path_.c_str());
 }
 

@@ -2,14 +2,11 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
-#include <unordered_map>
 
-#include "session/context.hpp"
-#include "session/session.hpp"
+#include "broker/broker.hpp"
 #include "unique_fd.hpp"
 
 namespace egress {
@@ -35,41 +32,38 @@ struct PassedSocket {
 // SOCK_SEQPACKET socket that listens.
 std::optional<PassedSocket> passed_listen_socket();
 
+// Accepts clients on loop 0 and hands each to the Broker, which gives it a
+// loop of its own; the limits on connections (limits.max_clients, a rule's
+// max_connections_per_uid) and the descriptor reserve for EMFILE live here.
 class Listener {
 public:
     // `owns_path`: egressd created the socket file, and removes it on stop();
     // a passed socket's file belongs to whoever passed it.
-    Listener(BrokerContext& ctx, UniqueFd listen_fd, std::string path, bool owns_path = true);
+    Listener(Broker& broker, UniqueFd listen_fd, std::string path, bool owns_path = true);
     ~Listener();
 
     void start();
-    // Stops accepting, closes every session, removes the socket file if it
-    // is egressd's own.
+    // Stops accepting and removes the socket file if it is egressd's own.
     void stop();
 
-    // Shutdown, first step: stops accepting and tells every client's session
-    // to answer new requests with ESHUTDOWN (`why`) while its connects in
-    // flight finish; `drained` runs once, when no session has any left.
-    // egressd's own socket file goes at once, so that a successor can bind
-    // it, and the clients already in its backlog are taken in to be
-    // answered; a passed socket's backlog waits for the next egressd.
-    void drain(std::string why, std::function<void()> drained);
-    // Cancels every connect still in flight, each answered with ESHUTDOWN (`why`).
-    void abort_inflight(const std::string& why);
-
-    std::size_t clients() const { return sessions_.size(); }
+    // Shutdown, first step (the Broker drains the sessions): stops
+    // accepting. egressd's own socket file goes at once, so that a successor
+    // can bind it, and the clients already in its backlog are taken in to be
+    // answered; a passed socket's backlog waits for the next egressd. Either
+    // way the Broker hears no_more_clients() once the socket is closed.
+    void drain();
 
 private:
     void accept_some();
-    // Runs drained_ once the backlog is taken in and every session is idle;
-    // otherwise looks again shortly.
-    void check_drained();
     void pause_accepting();
     void take_reserve();
+    // The socket is closed for good: no client comes any more.
+    void closed_for_good();
     // Sends one ERROR_REPLY (request id 0) with `err` and closes the client.
     void refuse(UniqueFd client, int err, const std::string& why);
 
-    BrokerContext& ctx_;
+    Broker& broker_;
+    LoopContext& ctx_;  // loop 0's
     asio::posix::stream_descriptor sock_;
     asio::steady_timer retry_;
     std::string path_;
@@ -77,11 +71,8 @@ private:
     // One descriptor held back so that egressd can still accept, answer and
     // close a client when it is at its open-files limit (empty while spent).
     UniqueFd reserve_;
-    std::unordered_map<Session*, std::shared_ptr<Session>> sessions_;
     bool stopped_ = false;
-    std::optional<std::string> draining_;  // the ESHUTDOWN message, once drain() ran
-    std::function<void()> drained_;
-    asio::steady_timer drain_poll_;
+    bool draining_ = false;
 };
 
 }  // namespace egress

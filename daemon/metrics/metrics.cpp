@@ -114,6 +114,7 @@ Metrics::Metrics(prometheus::Registry& r, const BuildInfo& info)
 }
 
 SourceMetrics& Metrics::source(const std::string& pool, const std::string& source) {
+    const std::lock_guard lock(labels_);
     auto& slot = sources_[{pool, source}];
     if (slot) return *slot;
     slot = std::make_unique<SourceMetrics>();
@@ -133,18 +134,21 @@ SourceMetrics& Metrics::source(const std::string& pool, const std::string& sourc
 }
 
 prometheus::Counter& Metrics::protocol_error(const std::string& kind) {
+    const std::lock_guard lock(labels_);
     auto& c = protocol_error_kinds_[kind];
     if (!c) c = &protocol_errors_.Add({{"kind", kind}});
     return *c;
 }
 
 prometheus::Counter& Metrics::client_dropped(const std::string& reason) {
+    const std::lock_guard lock(labels_);
     auto& c = dropped_reasons_[reason];
     if (!c) c = &dropped_.Add({{"reason", reason}});
     return *c;
 }
 
 prometheus::Counter& Metrics::cancelled(const std::string& pool) {
+    const std::lock_guard lock(labels_);
     auto& c = cancelled_pools_[pool];
     if (!c) c = &cancelled_.Add({{"pool", pool}});
     return *c;
@@ -152,12 +156,14 @@ prometheus::Counter& Metrics::cancelled(const std::string& pool) {
 
 void Metrics::policy_denied(const std::string& rule, const std::string& reason) {
     denied_connects_.Increment();
+    const std::lock_guard lock(labels_);
     auto& c = denials_[{rule, reason}];
     if (!c) c = &policy_denials_.Add({{"rule", rule}, {"reason", reason}});
     c->Increment();
 }
 
 double Metrics::policy_denials(const std::string& rule) const {
+    const std::lock_guard lock(labels_);
     double n = 0;
     for (auto it = denials_.lower_bound({rule, ""}); it != denials_.end() && it->first.first == rule; ++it)
         n += it->second->Value();
@@ -165,12 +171,14 @@ double Metrics::policy_denials(const std::string& rule) const {
 }
 
 void Metrics::quota_refused(const std::string& rule, const std::string& limit) {
+    const std::lock_guard lock(labels_);
     auto& c = refusals_[{rule, limit}];
     if (!c) c = &quota_refusals_.Add({{"rule", rule}, {"limit", limit}});
     c->Increment();
 }
 
 double Metrics::quota_refusals(const std::string& rule) const {
+    const std::lock_guard lock(labels_);
     double n = 0;
     for (auto it = refusals_.lower_bound({rule, ""}); it != refusals_.end() && it->first.first == rule; ++it)
         n += it->second->Value();
@@ -178,6 +186,7 @@ double Metrics::quota_refusals(const std::string& rule) const {
 }
 
 void Metrics::adopted(int err) {
+    const std::lock_guard lock(labels_);
     auto& c = adopted_results_[err];
     if (!c) c = &adopted_.Add({{"result", err == 0 ? std::string("ok") : errno_label(err)}});
     c->Increment();
@@ -191,20 +200,28 @@ void SourceMetrics::connect_done(int err, bool odd_port, bool parity_switch, std
         (odd_port ? ok_odd_ : ok_even_)->Observe(seconds);
         return;
     }
-    auto it = errors_.find(err);
-    if (it == errors_.end()) {
-        const auto name = errno_label(err);
-        ErrorHandles h{&m_->connects_.Add({{"pool", pool_}, {"source", source_}, {"result", name}}),
-                       &m_->connect_duration_.Add(
-                           {{"pool", pool_}, {"source", source_}, {"result", name}, {"port_parity", "none"}},
-                           Metrics::connect_buckets())};
-        it = errors_.emplace(err, h).first;
+    ErrorHandles h;
+    {
+        const std::lock_guard lock(m_->labels_);
+        auto it = errors_.find(err);
+        if (it == errors_.end()) {
+            const auto name = errno_label(err);
+            it = errors_.emplace(err, ErrorHandles{&m_->connects_.Add({{"pool", pool_}, {"source", source_}, {"result", name}}),
+                                                   &m_->connect_duration_.Add({{"pool", pool_},
+                                                                               {"source", source_},
+                                                                               {"result", name},
+                                                                               {"port_parity", "none"}},
+                                                                              Metrics::connect_buckets())})
+                     .first;
+        }
+        h = it->second;
     }
-    it->second.count->Increment();
-    it->second.duration->Observe(seconds);
+    h.count->Increment();
+    h.duration->Observe(seconds);
 }
 
 std::map<std::string, double> SourceMetrics::errors() const {
+    const std::lock_guard lock(m_->labels_);
     std::map<std::string, double> out;
     for (const auto& [err, h] : errors_) out[errno_label(err)] = h.count->Value();
     return out;

@@ -5,6 +5,10 @@
 // The request path never looks a metric up by labels: each (pool, source)
 // gets its handles once (SourceMetrics) and keeps them. Label values are
 // bounded: configured pool names and source addresses, errno names.
+//
+// Thread-safe: every event loop shares one Metrics. The handles are
+// prometheus-cpp's own (atomic); the lookups by label, made on refusals and
+// failures only, take one mutex.
 #pragma once
 
 #include <prometheus/counter.h>
@@ -15,6 +19,7 @@
 
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 
 namespace egress {
@@ -44,8 +49,8 @@ public:
 private:
     friend class Metrics;
     struct ErrorHandles {
-        prometheus::Counter* count;
-        prometheus::Histogram* duration;
+        prometheus::Counter* count = nullptr;
+        prometheus::Histogram* duration = nullptr;
     };
     Metrics* m_ = nullptr;
     std::string pool_, source_;
@@ -54,7 +59,7 @@ private:
     prometheus::Counter* retries_ = nullptr;
     prometheus::Histogram* ok_even_ = nullptr;
     prometheus::Histogram* ok_odd_ = nullptr;
-    std::map<int, ErrorHandles> errors_;  // created on first use of each errno
+    std::map<int, ErrorHandles> errors_;  // created on first use of each errno; under m_->labels_
 };
 
 class Metrics {
@@ -98,6 +103,7 @@ public:
 
 private:
     friend class SourceMetrics;
+    mutable std::mutex labels_;  // the maps below, and each SourceMetrics::errors_
     prometheus::Family<prometheus::Histogram>& connect_duration_;
     prometheus::Family<prometheus::Counter>& connects_;
     prometheus::Family<prometheus::Counter>& parity_switches_;

@@ -55,7 +55,7 @@ Result<Choice> PoolSet::choose(const std::string& requested, const Endpoint& des
         const auto all = load(*pool, dest);
         for (auto i : eligible) loads.push_back(all[i]);
     }
-    for (auto k : source_order(pool->selection, eligible.size(), pool->turn++, random, loads))
+    for (auto k : source_order(pool->selection, eligible.size(), pool->turn.add(), random, loads))
         c.order.push_back(eligible[k]);
     return c;
 }
@@ -63,6 +63,7 @@ Result<Choice> PoolSet::choose(const std::string& requested, const Endpoint& des
 std::vector<std::uint32_t> PoolSet::load(Pool& pool, const Endpoint& dest) {
     const auto now = clock_();
     const auto key = std::make_pair(pool.name, endpoint_string(dest));
+    const std::lock_guard lock(readings_mutex_);
     auto it = readings_.find(key);
     if (it != readings_.end() && now - it->second.at < cache_ttl_) return it->second.counts;
     auto counts = probe_(pool.sources, dest);
@@ -79,6 +80,7 @@ std::vector<std::uint32_t> PoolSet::load(Pool& pool, const Endpoint& dest) {
 
 void PoolSet::record_success(Pool& pool, std::size_t source, const Endpoint& dest) {
     if (pool.selection != Selection::least_loaded) return;
+    const std::lock_guard lock(readings_mutex_);
     const auto it = readings_.find(std::make_pair(pool.name, endpoint_string(dest)));
     if (it != readings_.end() && source < it->second.counts.size()) ++it->second.counts[source];
 }

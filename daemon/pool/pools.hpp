@@ -1,12 +1,14 @@
 // The pools in force: which pool serves a request, in which order to try its
 // sources, and the port policy of each. Logic only: the socket-table reading
-// (for least-loaded) and the clock are injected.
+// (for least-loaded) and the clock are injected. One PoolSet serves every
+// event loop: choose() and record_success() are thread-safe.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -14,6 +16,7 @@
 #include "endpoint.hpp"
 #include "pool/selection.hpp"
 #include "result.hpp"
+#include "stats/stats.hpp"
 
 namespace egress {
 
@@ -31,8 +34,9 @@ struct Pool {
     Selection selection = Selection::round_robin;
     PortPolicy policy;                // `auto` already resolved
     bool client_selectable = false;
-    std::uint64_t turn = 0;           // round-robin position
-    std::uint32_t inflight = 0;       // connects under way through this pool
+    // Shared by every event loop (the PoolSet is one for all).
+    SharedCount<std::uint64_t> turn;      // round-robin position
+    SharedCount<std::uint32_t> inflight;  // connects under way through this pool
     std::vector<SourceMetrics*> source_metrics;  // per source, set by main
     SourceMetrics* kernel_metrics = nullptr;     // when the kernel picks the address
 };
@@ -81,6 +85,9 @@ private:
     LoadProbe probe_;
     Clock clock_;
     std::chrono::milliseconds cache_ttl_;
+    // Least-loaded pools only: the one lock a request takes, held for a map
+    // lookup (and, once per cache_ttl_ per destination, a socket-table read).
+    std::mutex readings_mutex_;
     std::map<std::pair<std::string, std::string>, Reading> readings_;  // (pool, dest) -> reading
 };
 

@@ -41,11 +41,21 @@ std::optional<QuotaRefusal> QuotaTable::Slot::admit_connect(std::size_t on_conne
         return QuotaRefusal{"max_inflight_per_connection",
                             head(rule) + std::to_string(on_connection) +
                                 " requests in flight on this connection (limits.max_inflight_per_connection)"};
-    if (limits.max_inflight_per_uid && entry_->inflight >= *limits.max_inflight_per_uid)
-        return QuotaRefusal{"max_inflight_per_uid", head(rule) + std::to_string(entry_->inflight) +
+    // Counted first, checked after: two loops admitting at once cannot both
+    // take the last place.
+    const auto before = entry_->inflight.fetch_add(1, std::memory_order_relaxed);
+    if (limits.max_inflight_per_uid && before >= *limits.max_inflight_per_uid) {
+        entry_->inflight.fetch_sub(1, std::memory_order_relaxed);
+        return QuotaRefusal{"max_inflight_per_uid", head(rule) + std::to_string(before) +
                                                         " requests in flight for uid " + std::to_string(uid_) +
                                                         " (limits.max_inflight_per_uid)"};
-    return admit_request(rule, limits);
+    }
+    if (auto refused = admit_request(rule, limits)) {
+        entry_->inflight.fetch_sub(1, std::memory_order_relaxed);
+        return refused;
+    }
+    ++inflight_;
+    return std::nullopt;
 }
 
 std::optional<QuotaRefusal> QuotaTable::Slot::admit_request(const std::string& rule, const QuotaLimits& limits) {
@@ -60,21 +70,15 @@ std::optional<QuotaRefusal> QuotaTable::Slot::admit_request(const std::string& r
                             " (limits.requests_per_second); retry in " + std::to_string(ms) + " ms"};
 }
 
-void QuotaTable::Slot::started() {
-    if (!entry_) return;
-    ++entry_->inflight;
-    ++inflight_;
-}
-
 void QuotaTable::Slot::finished() {
     if (!entry_ || inflight_ == 0) return;
-    --entry_->inflight;
+    entry_->inflight.fetch_sub(1, std::memory_order_relaxed);
     --inflight_;
 }
 
 void QuotaTable::Slot::release() {
     if (!entry_) return;
-    entry_->inflight -= inflight_;
+    entry_->inflight.fetch_sub(inflight_, std::memory_order_relaxed);
     inflight_ = 0;
     table_->closed(uid_, *std::exchange(entry_, nullptr));
 }
@@ -82,6 +86,7 @@ void QuotaTable::Slot::release() {
 std::optional<QuotaRefusal> QuotaTable::check_connection(std::uint32_t uid, const std::string& rule,
                                                          const QuotaLimits& limits) const {
     if (!limits.max_connections_per_uid) return std::nullopt;
+    // One thread accepts: the count can only fall between this and open().
     const auto open = connections(uid);
     if (open < *limits.max_connections_per_uid) return std::nullopt;
     return QuotaRefusal{"max_connections_per_uid", head(rule) + std::to_string(open) + " connections open for uid " +
@@ -89,23 +94,32 @@ std::optional<QuotaRefusal> QuotaTable::check_connection(std::uint32_t uid, cons
 }
 
 QuotaTable::Slot QuotaTable::open(std::uint32_t uid) {
+    const std::lock_guard lock(mutex_);
     auto [it, fresh] = uids_.try_emplace(uid);
     if (!fresh && it->second.connections == 0) --idle_;  // a remembered idle uid is back
     ++it->second.connections;
     return Slot(this, &it->second, uid);
 }
 
+std::size_t QuotaTable::uids() const {
+    const std::lock_guard lock(mutex_);
+    return uids_.size();
+}
+
 std::uint32_t QuotaTable::connections(std::uint32_t uid) const {
+    const std::lock_guard lock(mutex_);
     const auto it = uids_.find(uid);
     return it == uids_.end() ? 0 : it->second.connections;
 }
 
 std::uint32_t QuotaTable::inflight(std::uint32_t uid) const {
+    const std::lock_guard lock(mutex_);
     const auto it = uids_.find(uid);
-    return it == uids_.end() ? 0 : it->second.inflight;
+    return it == uids_.end() ? 0 : it->second.inflight.load(std::memory_order_relaxed);
 }
 
 void QuotaTable::closed(std::uint32_t uid, Entry& e) {
+    const std::lock_guard lock(mutex_);
     if (--e.connections > 0) return;
     const auto now = clock_();
     if (e.bucket.full(now)) {

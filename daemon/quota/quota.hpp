@@ -6,11 +6,17 @@
 // (a uid can match a gid rule on one connection and a uid rule on another);
 // each check uses the limits of the rule given with it, so the rules in
 // force after a reload apply to the next request while counts carry on.
+//
+// Thread-safe: every event loop shares one table. A request's checks touch
+// only its uid's atomics (no lock); opening and closing a connection, and the
+// readers below, take the table's mutex.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <atomic>
 #include <functional>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -54,13 +60,14 @@ public:
 
         // A CONNECT on this connection, which has `on_connection` requests in
         // flight: checks max_inflight_per_connection, max_inflight_per_uid,
-        // then takes a token of the uid's bucket. nullopt: admitted.
+        // then takes a token of the uid's bucket. nullopt: admitted, and
+        // counted in flight from now until finished() (the uid's limit holds
+        // exactly, however many loops admit at once).
         std::optional<QuotaRefusal> admit_connect(std::size_t on_connection, const std::string& rule,
                                                   const QuotaLimits& limits);
         // Any other request (STATUS): the rate only.
         std::optional<QuotaRefusal> admit_request(const std::string& rule, const QuotaLimits& limits);
-        void started();   // an admitted CONNECT is now in flight
-        void finished();  // one in flight is done (or cancelled)
+        void finished();  // one admitted CONNECT is done (or cancelled)
         void release();   // the connection closed; safe to call again
 
         std::uint32_t uid() const { return uid_; }
@@ -71,7 +78,7 @@ public:
         QuotaTable* table_ = nullptr;
         Entry* entry_ = nullptr;  // node of table_->uids_: stable until erased, never while a slot holds it
         std::uint32_t uid_ = 0;
-        std::uint32_t inflight_ = 0;  // this connection's share of entry_->inflight
+        std::uint32_t inflight_ = 0;  // this connection's share of entry_->inflight (one loop's)
     };
 
     // nullopt: `uid` may open one more connection under `rule`'s limits.
@@ -80,21 +87,22 @@ public:
     // Counts a connection of `uid` (check_connection first to enforce).
     Slot open(std::uint32_t uid);
 
-    std::size_t uids() const { return uids_.size(); }  // remembered uids, idle ones included
+    std::size_t uids() const;  // remembered uids, idle ones included
     std::uint32_t connections(std::uint32_t uid) const;
     std::uint32_t inflight(std::uint32_t uid) const;
 
 private:
     struct Entry {
-        std::uint32_t connections = 0;
-        std::uint32_t inflight = 0;
-        TokenBucket bucket;
+        std::uint32_t connections = 0;          // under mutex_
+        std::atomic<std::uint32_t> inflight{0};  // every loop's requests of this uid
+        TokenBucket bucket;                      // lock-free itself
     };
     void closed(std::uint32_t uid, Entry& e);
     void forget_idle(time_point now);
 
     Clock clock_;
     std::size_t max_idle_;
+    mutable std::mutex mutex_;  // uids_, idle_ and each Entry::connections
     std::size_t idle_ = 0;  // entries with no connection
     std::unordered_map<std::uint32_t, Entry> uids_;
 };

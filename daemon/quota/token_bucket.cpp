@@ -39,40 +39,52 @@ nanoseconds RateLimit::interval() const {
     return nanoseconds(std::max<nanoseconds::rep>(1, static_cast<nanoseconds::rep>(ns)));
 }
 
-nanoseconds TokenBucket::debt(const RateLimit& r, time_point now) const {
-    if (full_at_ <= now) return nanoseconds(0);
+nanoseconds TokenBucket::debt(const RateLimit& r, time_point now, time_point full_at) {
+    if (full_at <= now) return nanoseconds(0);
     const auto capacity = times(r.interval(), usable_burst(r));
-    // full_at_ > now: the difference is positive; it only overflows when
+    // full_at > now: the difference is positive; it only overflows when
     // `now` lies before the clock's epoch, which a steady clock never does.
     nanoseconds::rep ahead = 0;
-    if (__builtin_sub_overflow(full_at_.time_since_epoch().count(), now.time_since_epoch().count(), &ahead))
+    if (__builtin_sub_overflow(full_at.time_since_epoch().count(), now.time_since_epoch().count(), &ahead))
         return capacity;
     return std::min(nanoseconds(ahead), capacity);
 }
 
 bool TokenBucket::take(const RateLimit& r, time_point now) {
-    const auto owed = debt(r, now);
-    // Forget debt beyond an empty bucket (a lowered limit, a clock that went
-    // back): from here on it refills at the limit's pace.
-    if (full_at_ > now) full_at_ = later(now, owed);
-    if (available(r, now) == 0) return false;
-    full_at_ = later(later(now, owed), r.interval());
-    return true;
+    auto seen = full_at_.load(std::memory_order_relaxed);
+    for (;;) {
+        const time_point full_at{time_point::duration(seen)};
+        const auto owed = debt(r, now, full_at);
+        // Forget debt beyond an empty bucket (a lowered limit, a clock that
+        // went back): from here on it refills at the limit's pace.
+        const auto base = full_at > now ? later(now, owed) : full_at;
+        const bool granted = available(r, now, base) > 0;
+        const auto next = granted ? later(later(now, owed), r.interval()) : base;
+        if (next == full_at) return granted;
+        // Another thread took a token meanwhile: decide again on its state.
+        if (full_at_.compare_exchange_weak(seen, next.time_since_epoch().count(), std::memory_order_relaxed))
+            return granted;
+    }
 }
 
 std::uint32_t TokenBucket::available(const RateLimit& r, time_point now) const {
+    return available(r, now, full_at());
+}
+
+std::uint32_t TokenBucket::available(const RateLimit& r, time_point now, time_point full_at) {
     const auto burst = usable_burst(r);
     const auto t = r.interval().count();
     // Whole tokens missing: the debt in intervals, rounded up.
-    const auto d = debt(r, now).count();
+    const auto d = debt(r, now, full_at).count();
     const auto missing = d / t + (d % t != 0);
     return missing >= burst ? 0 : burst - static_cast<std::uint32_t>(missing);
 }
 
 nanoseconds TokenBucket::wait(const RateLimit& r, time_point now) const {
-    if (available(r, now) > 0) return nanoseconds(0);
+    const auto full_at = this->full_at();
+    if (available(r, now, full_at) > 0) return nanoseconds(0);
     // Empty: the next token is back when the debt is down to burst - 1 intervals.
-    const auto rest = debt(r, now) - times(r.interval(), usable_burst(r) - 1);
+    const auto rest = debt(r, now, full_at) - times(r.interval(), usable_burst(r) - 1);
     return std::max(rest, nanoseconds(1));
 }
 

@@ -1,7 +1,10 @@
 // A token bucket: `burst` tokens, refilled at `per_second`, one taken per
 // request. Pure: the caller passes the time, so tests drive the clock.
+// Thread-safe without a lock: its one state is an atomic, and take() moves it
+// with compare-and-swap, so event loops sharing a uid's bucket never wait.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 
@@ -20,6 +23,13 @@ class TokenBucket {
 public:
     using time_point = std::chrono::steady_clock::time_point;
 
+    TokenBucket() = default;
+    TokenBucket(const TokenBucket& o) : full_at_(o.full_at_.load(std::memory_order_relaxed)) {}
+    TokenBucket& operator=(const TokenBucket& o) {
+        full_at_.store(o.full_at_.load(std::memory_order_relaxed), std::memory_order_relaxed);
+        return *this;
+    }
+
     // Takes a token if one is available at `now`. A new bucket is full.
     bool take(const RateLimit& r, time_point now);
     // Whole tokens available at `now`, 0..burst.
@@ -27,19 +37,23 @@ public:
     // How long from `now` until take() succeeds; zero when it would now.
     std::chrono::nanoseconds wait(const RateLimit& r, time_point now) const;
     // Full at `now` whatever the limit: forgetting this bucket loses nothing.
-    bool full(time_point now) const { return full_at_ <= now; }
+    bool full(time_point now) const { return full_at() <= now; }
 
 private:
-    // Tokens missing at `now`, as time to refill them: 0 (full) up to
-    // burst intervals (empty). A limit lowered by a reload, or a clock that
-    // went backwards, can leave full_at_ further ahead: that counts as empty,
-    // and the next take() starts the refill from there.
-    std::chrono::nanoseconds debt(const RateLimit& r, time_point now) const;
+    time_point full_at() const { return time_point(time_point::duration(full_at_.load(std::memory_order_relaxed))); }
+    // Tokens missing at `now` for a bucket full at `full_at`, as time to
+    // refill them: 0 (full) up to burst intervals (empty). A limit lowered by
+    // a reload, or a clock that went backwards, can leave full_at further
+    // ahead: that counts as empty, and the next take() starts the refill
+    // from there.
+    static std::chrono::nanoseconds debt(const RateLimit& r, time_point now, time_point full_at);
+    static std::uint32_t available(const RateLimit& r, time_point now, time_point full_at);
 
     // When the bucket will be full again (the GCRA's theoretical arrival
-    // time): each token taken moves it one interval later. The one state
-    // there is, so a change of limit on reload applies from the next take.
-    time_point full_at_ = time_point::min();
+    // time), in steady-clock ticks: each token taken moves it one interval
+    // later. The one state there is, so a change of limit on reload applies
+    // from the next take.
+    std::atomic<time_point::duration::rep> full_at_{time_point::min().time_since_epoch().count()};
 };
 
 }  // namespace egress

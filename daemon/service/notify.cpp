@@ -21,8 +21,9 @@ void notify(const std::string& text) {
 
 }  // namespace
 
-ServiceNotifier::ServiceNotifier(asio::io_context& io, std::function<std::string()> status)
-    : timer_(io), make_status_(std::move(status)), enabled_(std::getenv("NOTIFY_SOCKET") != nullptr) {
+ServiceNotifier::ServiceNotifier(asio::io_context& io, std::function<std::string()> status,
+                                 std::function<bool()> alive)
+    : timer_(io), make_status_(std::move(status)), alive_(std::move(alive)), enabled_(std::getenv("NOTIFY_SOCKET") != nullptr) {
     std::uint64_t usec = 0;
     // 0: keep WATCHDOG_USEC and WATCHDOG_PID (nothing egressd starts reads them).
     if (enabled_ && sd_watchdog_enabled(0, &usec) > 0) watchdog_ = std::chrono::microseconds(usec);
@@ -72,7 +73,10 @@ void ServiceNotifier::tick() {
     timer_.expires_after(period());
     timer_.async_wait([this](const error_code& ec) {
         if (ec) return;
-        if (watchdog_.count()) notify("WATCHDOG=1");
+        if (watchdog_.count()) {
+            if (alive_()) notify("WATCHDOG=1");
+            else spdlog::warn("an event loop has not turned for a keep-alive period; holding the watchdog's keep-alive");
+        }
         status();
         tick();
     });

@@ -1,7 +1,9 @@
 // What egressd tells its service manager through sd_notify(3): ready,
 // reloading, stopping, a one-line status, and the watchdog's keep-alive.
-// Every message is sent from the event loop, the watchdog's too: a loop that
-// stops turning stops the keep-alives, and systemd restarts egressd.
+// Every message is sent from event loop 0, the watchdog's too, and a
+// keep-alive only goes when `alive` says every other loop has turned since
+// the last one: a loop that stops turning stops the keep-alives, and systemd
+// restarts egressd.
 // Without NOTIFY_SOCKET (not under systemd) nothing is sent and no timer runs.
 #pragma once
 
@@ -15,8 +17,10 @@ namespace egress {
 
 class ServiceNotifier {
 public:
-    // `status` makes the STATUS= line (clients, connects in flight).
-    ServiceNotifier(asio::io_context& io, std::function<std::string()> status);
+    // `status` makes the STATUS= line (clients, connects in flight); `alive`
+    // is asked once per keep-alive period.
+    ServiceNotifier(asio::io_context& io, std::function<std::string()> status,
+                    std::function<bool()> alive = [] { return true; });
 
     void ready();      // READY=1 and the status; starts the keep-alives
     void reloading();  // RELOADING=1 (with MONOTONIC_USEC, as systemd 253 asks)
@@ -33,6 +37,7 @@ private:
 
     asio::steady_timer timer_;
     std::function<std::string()> make_status_;
+    std::function<bool()> alive_;
     bool enabled_;
     std::chrono::microseconds watchdog_{0};
     std::string last_status_;

@@ -20,12 +20,11 @@ namespace {
 constexpr unsigned kContendedBatch = kTurnQuantum;
 constexpr unsigned kLoneBatch = RecvBatch::kSize;
 
-std::uint64_t next_session_id = 1;
-
 }  // namespace
 
-Session::Session(BrokerContext& ctx, UniqueFd client, Credentials peer, QuotaTable::Slot quota, Closed on_closed)
-    : ctx_(ctx), lane_(ctx.turns.lane()), sock_(ctx.io), on_closed_(std::move(on_closed)), id_(next_session_id++),
+Session::Session(LoopContext& ctx, UniqueFd client, Credentials peer, QuotaTable::Slot quota, Closed on_closed)
+    : ctx_(ctx), lane_(ctx.turns.lane()), sock_(ctx.io), on_closed_(std::move(on_closed)),
+      id_(ctx.shared.next_session_id.fetch_add(1, std::memory_order_relaxed)),
       peer_(std::move(peer)), quota_(std::move(quota)) {
     sock_.assign(client.release());
 }
@@ -33,7 +32,6 @@ Session::Session(BrokerContext& ctx, UniqueFd client, Credentials peer, QuotaTab
 Session::~Session() = default;
 
 void Session::start() {
-    ++ctx_.stats.clients_connected;
     ctx_.metrics.clients.Increment();
     read_later();
 }
@@ -193,7 +191,7 @@ bool Session::admit_adopted(std::uint64_t id, const proto::ConnectRequest& req, 
         deny(id, rule, "adopt", "client rule '" + rule.name + "' does not allow adopt mode (\"adopt\": false)");
         return false;
     }
-    auto checked = inspect_adopted(ctx_.sys, attached.fds.front().get(), ctx_.info.netns_cookie, rule.adopt_other_netns);
+    auto checked = inspect_adopted(ctx_.sys, attached.fds.front().get(), ctx_.shared.netns_cookie, rule.adopt_other_netns);
     if (!checked) {
         if (checked.error().code == EACCES) {
             deny(id, rule, "adopt", "client rule '" + rule.name + "': " + checked.error().message +
@@ -211,7 +209,7 @@ bool Session::admit_adopted(std::uint64_t id, const proto::ConnectRequest& req, 
 }
 
 void Session::handle_connect(std::uint64_t id, proto::ByteView payload, Attached& attached) {
-    const auto& cfg = *ctx_.config;
+    const auto& cfg = *ctx_.now.config;
     auto req = proto::decode_connect(payload);
     if (!req && attached.count)
         return reply_error(id, EGRESS_MSG_CONNECT_REPLY, descriptors_refused(attached.count), "fd_attached");
@@ -232,15 +230,18 @@ void Session::handle_connect(std::uint64_t id, proto::ByteView payload, Attached
                            Error{EAGAIN, "this connection already has " + std::to_string(on_connection) +
                                              " requests in flight (limits.max_inflight_per_client)"},
                            "client_inflight_limit");
-    if (ctx_.stats.inflight >= cfg.limits.max_inflight)
+    // Counted from here; a refusal below gives the counts back with the ticket.
+    InflightTicket ticket;
+    if (!ticket.take_place(ctx_.shared.stats, ctx_.metrics.inflight, cfg.limits.max_inflight))
         return reply_error(id, EGRESS_MSG_CONNECT_REPLY,
-                           Error{EAGAIN, "egressd has " + std::to_string(ctx_.stats.inflight) +
+                           Error{EAGAIN, "egressd has " + std::to_string(ctx_.shared.stats.inflight.get()) +
                                              " connects in flight (limits.max_inflight)"},
                            "global_inflight_limit");
 
-    auto pools = ctx_.pools;  // keeps choice.pool valid across a reload
+    auto pools = ctx_.now.pools;  // keeps choice.pool valid across a reload
     if (auto q = quota_.admit_connect(on_connection, rule.name, rule.limits))
         return throttle(id, EGRESS_MSG_CONNECT_REPLY, rule, *q);
+    ticket.hold_quota(quota_);
     if (const auto d = evaluate(rule, req->dest, *ctx_.host); !d.allowed)
         return deny(id, rule, "destination", endpoint_string(req->dest) + " is denied by client rule '" + rule.name +
                                                  "': " + d.reason);
@@ -280,11 +281,8 @@ void Session::handle_connect(std::uint64_t id, proto::ByteView payload, Attached
                  endpoint_string(plan.dest), plan.pool, ms);
 
     auto op = std::make_shared<PendingConnect>(ctx_.io, ctx_.sys, ctx_.random, std::move(plan), lane_);
-    inflight_.emplace(id, InFlight{op, pools, choice->pool, clamped ? req->timeout_ms : 0, ms});
-    quota_.started();
-    ++choice->pool->inflight;
-    ++ctx_.stats.inflight;
-    ctx_.metrics.inflight.Increment();
+    ticket.hold_pool(*choice->pool);
+    inflight_.emplace(id, InFlight{op, pools, std::move(ticket), clamped ? req->timeout_ms : 0, ms});
     if (adopt) {
         // The watch may outlive this connection: it holds the session.
         const auto watch = next_watch_++;
@@ -304,18 +302,11 @@ void Session::handle_connect(std::uint64_t id, proto::ByteView payload, Attached
     });
 }
 
-void Session::finished(InFlight& f) {
-    quota_.finished();
-    --f.pool->inflight;
-    --ctx_.stats.inflight;
-    ctx_.metrics.inflight.Decrement();
-}
-
 void Session::on_adopt_in_progress(std::uint64_t id, std::uint64_t watch, std::uint32_t timeout_ms,
                                    ConnectOutcome out) {
     auto it = inflight_.find(id);
     if (it == inflight_.end()) return;  // cannot happen: this runs inside start()
-    const auto& pool = it->second.pool->name;
+    const auto& pool = it->second.ticket.pool()->name;
     proto::ConnectReply rep;
     rep.status = EINPROGRESS;
     rep.error_name = errno_name(EINPROGRESS);
@@ -344,7 +335,6 @@ void Session::on_adopt_done(std::uint64_t id, std::uint64_t watch, const void* o
     ctx_.metrics.adopted(out.err);
     if (auto w = watches_.find(watch); w != watches_.end()) {
         // The reply (EINPROGRESS) went long ago: only the figures are left.
-        finished(w->second);
         watches_.erase(w);
         SPDLOG_DEBUG("session {}: adopted connect {} ended: {}", id_, watch,
                      out.err == 0 ? "ok" : out.err < 0 ? "failed" : errno_name(out.err));
@@ -354,7 +344,6 @@ void Session::on_adopt_done(std::uint64_t id, std::uint64_t watch, const void* o
     auto f = inflight_.find(id);
     if (f == inflight_.end()) return;
     const auto requested = f->second.timeout_requested, applied = f->second.timeout_ms;
-    finished(f->second);
     inflight_.erase(f);
     proto::ConnectReply rep;
     rep.status = static_cast<std::uint32_t>(out.err);
@@ -389,7 +378,7 @@ void Session::record_connect(PoolSet& pools, const Choice& choice, const Endpoin
 
 void Session::handle_status(std::uint64_t id, proto::ByteView payload) {
     if (auto e = proto::decode_status(payload)) return reply_error(id, EGRESS_MSG_STATUS_REPLY, *e, "bad_field");
-    const auto& rule = ctx_.config->clients.rule_for(peer_);
+    const auto& rule = ctx_.now.config->clients.rule_for(peer_);
     if (auto q = quota_.admit_request(rule.name, rule.limits)) return throttle(id, EGRESS_MSG_STATUS_REPLY, rule, *q);
     proto::StatusReply rep;
     rep.json = status_document(ctx_).dump();
@@ -407,7 +396,6 @@ void Session::on_connect_done(std::uint64_t id, PoolSet& pools, const Choice& ch
     if (auto f = inflight_.find(id); f != inflight_.end()) {
         requested = f->second.timeout_requested;
         applied = f->second.timeout_ms;
-        finished(f->second);
         inflight_.erase(f);
     }
     auto& pool = *choice.pool;
@@ -476,7 +464,7 @@ void Session::queue(std::uint64_t id, proto::Bytes bytes, UniqueFd fd) {
 bool Session::drop_if_not_reading() {
     // Only replies the kernel has refused count: a burst of replies to a
     // client that reads them is never a reason to drop it.
-    if (!write_waiting_ || out_.size() <= ctx_.config->limits.max_queued_replies) return false;
+    if (!write_waiting_ || out_.size() <= ctx_.now.config->limits.max_queued_replies) return false;
     ctx_.metrics.client_dropped("reply_queue_full").Increment();
     ctx_.log_event(spdlog::level::info, "drop-queue", "dropped client {}: it does not read its replies ({} queued)",
                    id_, out_.size());
@@ -537,8 +525,8 @@ void Session::abort_inflight(const std::string& why) {
     batching_ = true;  // one flush for all the replies, below
     for (auto& [rid, f] : cancelled) {
         f.op->cancel();  // its completion never runs: this is its reply
-        finished(f);
-        ctx_.metrics.cancelled(f.pool->name).Increment();
+        ctx_.metrics.cancelled(f.ticket.pool()->name).Increment();
+        f.ticket.release();
         reply_error(rid, EGRESS_MSG_CONNECT_REPLY, Error{ESHUTDOWN, why}, "shutdown");
     }
     batching_ = false;
@@ -552,12 +540,9 @@ void Session::close(const std::string& why) {
     SPDLOG_DEBUG("session {}: closing: {} ({} in flight cancelled)", id_, why, inflight_.size());
     for (auto& [rid, f] : inflight_) {
         f.op->cancel();
-        --f.pool->inflight;
-        ctx_.metrics.cancelled(f.pool->name).Increment();
-        --ctx_.stats.inflight;
-        ctx_.metrics.inflight.Decrement();
+        ctx_.metrics.cancelled(f.ticket.pool()->name).Increment();
     }
-    inflight_.clear();
+    inflight_.clear();  // the tickets give their counts back
     lane_->clear();  // queued work holds the session: let it go
     // With this connection's requests in flight; watched adopted connects
     // keep the share until the last one ends (on_adopt_done).
@@ -565,7 +550,6 @@ void Session::close(const std::string& why) {
     out_.clear();
     error_code ignored;
     sock_.close(ignored);
-    --ctx_.stats.clients_connected;
     ctx_.metrics.clients.Decrement();
     if (on_closed_) std::exchange(on_closed_, nullptr)(this);
 }

@@ -1,8 +1,8 @@
 // One client connection: reads request datagrams, starts connects, writes
 // replies (with the connected descriptor) in completion order.
 //
-// Every piece of its work runs as a task of its own FairQueue lane, so that
-// a busy client gets its turn and no more.
+// Every piece of its work runs on its loop's thread, as a task of its own
+// FairQueue lane, so that a busy client gets its turn and no more.
 //
 // Ownership: the listener's registry, in-flight handlers and queued tasks
 // hold the session through shared_ptr; in-flight connects reach it only
@@ -21,14 +21,11 @@
 #include "codec.hpp"
 #include "connector/adopt.hpp"
 #include "connector/connector.hpp"
-#include "session/context.hpp"
+#include "broker/loop.hpp"
+#include "session/inflight.hpp"
 #include "unique_fd.hpp"
 
 namespace egress {
-
-// The work one client may do in one turn of the FairQueue, in requests read
-// or connects finished: a turn of a busy client delays the others by this.
-inline constexpr std::uint32_t kTurnQuantum = 8;
 
 class Session : public std::enable_shared_from_this<Session> {
 public:
@@ -37,7 +34,7 @@ public:
     // Takes ownership of the accepted client descriptor; `peer` is who is at
     // its other end (SO_PEERCRED), which picks the client rule of each request;
     // `quota` counts this connection and its requests for the peer's uid.
-    Session(BrokerContext& ctx, UniqueFd client, Credentials peer, QuotaTable::Slot quota, Closed on_closed);
+    Session(LoopContext& ctx, UniqueFd client, Credentials peer, QuotaTable::Slot quota, Closed on_closed);
     ~Session();
 
     void start();
@@ -103,7 +100,7 @@ private:
     // Past limits.max_queued_replies replies the kernel will not take: drop.
     bool drop_if_not_reading();
 
-    BrokerContext& ctx_;
+    LoopContext& ctx_;
     std::shared_ptr<FairQueue::Lane> lane_;
     asio::posix::stream_descriptor sock_;
     Closed on_closed_;
@@ -112,17 +109,16 @@ private:
     QuotaTable::Slot quota_;
     struct InFlight {
         std::shared_ptr<PendingConnect> op;
-        // `pools` keeps `pool` valid: after a reload, cancelling `op` may drop
-        // the completion handler's reference, the last one to the old PoolSet.
+        // `pools` keeps the ticket's pool valid: after a reload, cancelling
+        // `op` may drop the completion handler's reference, the last one to
+        // the old PoolSet. Declared first, it goes last.
         std::shared_ptr<PoolSet> pools;
-        Pool* pool;
+        InflightTicket ticket;
         // The request's TIMEOUT_MS when above connect.max_timeout_ms, else 0;
         // then `timeout_ms` (the maximum) was applied and the reply says so.
         std::uint32_t timeout_requested = 0;
         std::uint32_t timeout_ms = 0;
     };
-    // One in-flight connect ends: its counts are given back.
-    void finished(InFlight& f);
     std::unordered_map<std::uint64_t, InFlight> inflight_;
     // Adopted connects whose reply (EINPROGRESS) has gone: egressd watches
     // them only for the metrics, under a key of their own since the request

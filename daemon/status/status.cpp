@@ -47,10 +47,10 @@ nlohmann::json rule_figures(const ClientRule& r, Metrics& metrics) {
 
 }  // namespace
 
-nlohmann::json status_document(const BrokerContext& ctx) {
-    const auto& info = ctx.info;
+nlohmann::json status_document(const LoopContext& ctx) {
+    const auto& info = *ctx.now.info;
     nlohmann::json pools = nlohmann::json::array();
-    for (const auto& p : ctx.pools->pools()) {
+    for (const auto& p : ctx.now.pools->pools()) {
         nlohmann::json sources = nlohmann::json::array();
         for (std::size_t i = 0; i < p.sources.size(); ++i)
             sources.push_back(source_figures(p.labels[i], i < p.source_metrics.size() ? p.source_metrics[i] : nullptr));
@@ -60,7 +60,7 @@ nlohmann::json status_document(const BrokerContext& ctx) {
                             {"port_strategy", to_string(p.policy.strategy)},
                             {"port_range", to_string(p.policy.range)},
                             {"client_selectable", p.client_selectable},
-                            {"in_flight", p.inflight},
+                            {"in_flight", p.inflight.get()},
                             {"sources", sources}};
         if (p.policy.strategy == PortStrategy::window) {
             pool["window_size"] = p.policy.window_size;
@@ -69,8 +69,10 @@ nlohmann::json status_document(const BrokerContext& ctx) {
         pools.push_back(std::move(pool));
     }
     nlohmann::json clients = nlohmann::json::array();
-    for (const auto& r : ctx.config->clients.rules()) clients.push_back(rule_figures(r, ctx.metrics));
-    clients.push_back(rule_figures(ctx.config->clients.default_rule(), ctx.metrics));
+    for (const auto& r : ctx.now.config->clients.rules()) clients.push_back(rule_figures(r, ctx.metrics));
+    clients.push_back(rule_figures(ctx.now.config->clients.default_rule(), ctx.metrics));
+    nlohmann::json loops = nlohmann::json::array();
+    for (const auto& n : ctx.shared.loop_clients) loops.push_back(nlohmann::json::object({{"clients", n.get()}}));
     const auto uptime = std::chrono::duration<double>(std::chrono::steady_clock::now() - info.started).count();
     return {{"version", EGRESSD_VERSION},
             {"uptime_s", std::round(uptime * 1000) / 1000},
@@ -81,9 +83,11 @@ nlohmann::json status_document(const BrokerContext& ctx) {
               {"ephemeral_port_range", to_string(info.kernel.ephemeral)},
               {"auto_strategy", to_string(info.auto_choice.strategy)},
               {"auto_reason", info.auto_choice.reason}}},
-            {"clients_connected", ctx.stats.clients_connected},
-            {"requests_in_flight", ctx.stats.inflight},
-            {"quota_uids", ctx.quotas.uids()},
+            {"threads", info.threads},
+            {"loops", loops},
+            {"clients_connected", ctx.shared.stats.clients_connected.get()},
+            {"requests_in_flight", ctx.shared.stats.inflight.get()},
+            {"quota_uids", ctx.shared.quotas.uids()},
             {"host_addresses", ctx.host->addresses.size()},
             {"features", nlohmann::json::array({"adopt"})},
             {"pools", pools},

@@ -4,10 +4,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "session/context.hpp"
+#include "broker/loop.hpp"
 
 namespace egress {
 
-nlohmann::json status_document(const BrokerContext& ctx);
+// As `ctx`'s loop sees it; the counts are every loop's.
+nlohmann::json status_document(const LoopContext& ctx);
 
 }  // namespace egress

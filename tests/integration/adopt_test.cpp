@@ -267,17 +267,6 @@ constexpr const char* kHoleConfig = R"({
 
 Endpoint black_hole() { return *parse_address(kBlackHole, 80); }
 
-// Polls `done` every 10 ms until it holds or `timeout` passes; its last answer.
-template <class F>
-bool eventually(F done, std::chrono::milliseconds timeout = std::chrono::seconds(3)) {
-    const auto until = std::chrono::steady_clock::now() + timeout;
-    while (!done()) {
-        if (std::chrono::steady_clock::now() >= until) return done();
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return true;
-}
-
 proto::ConnectReply connect_reply(const std::optional<proto::Reply>& r) {
     EXPECT_TRUE(r) << "no reply";
     if (!r) return {};

@@ -205,6 +205,9 @@ Daemon::Daemon(const std::string& config_json, const Passed& passed) {
 }
 
 void Daemon::spawn(std::vector<std::string> argv, int passed_fd, const std::vector<std::string>& extra_env) {
+    // The suite runs with the thread count it is given (scripts/test.sh runs
+    // it with 1 and with several); a test's own --threads comes later and wins.
+    if (const char* t = std::getenv("EGRESSD_TEST_THREADS"); t && *t) argv.insert(argv.begin() + 1, {"--threads", t});
     const std::string log = dir_ + "/egressd.log";
     std::vector<char*> args;
     for (auto& a : argv) args.push_back(a.data());

@@ -190,6 +190,18 @@ std::uint32_t status_of(const proto::Reply& r);
 std::string message_of(const proto::Reply& r);
 std::string error_name_of(const proto::Reply& r);
 
+// Polls `done` every 10 ms until it holds or `timeout` passes; its last answer.
+template <class F>
+bool eventually(F done, std::chrono::milliseconds timeout = std::chrono::seconds(3)) {
+    const auto until = std::chrono::steady_clock::now() + timeout;
+    while (!done()) {
+        if (std::chrono::steady_clock::now() >= until) return done();
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return true;
+}
+
+
 // A plain HTTP/1.0 GET on 127.0.0.1; returns the body ("" on failure).
 std::string http_get(int port, const std::string& path);
 

@@ -316,6 +316,8 @@ TEST(Quota, GlobalInflightCapRefusesNewWorkAndServesTheRest) {
     auto a = Client::open(d.socket()), b = Client::open(d.socket());
     ASSERT_TRUE(a && b);
     for (int i = 0; i < 4; ++i) ASSERT_TRUE(a->submit(black_hole(), {.timeout_ms = 1500}));
+    // a and b may be served by different event loops: b asks once a's are in.
+    ASSERT_TRUE(eventually([&] { return metric_value(d.scrape(), "egress_requests_in_flight") == 4; }));
     auto r = b->connect(echo.endpoint());
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error().code, EAGAIN);

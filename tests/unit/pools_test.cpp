@@ -119,7 +119,7 @@ TEST_F(PoolSetTest, PoolsMirrorTheConfig) {
     EXPECT_EQ(web.labels, (std::vector<std::string>{"192.0.2.1", "192.0.2.2", "192.0.2.3"}));
     EXPECT_EQ(web.selection, Selection::round_robin);
     EXPECT_TRUE(web.client_selectable);
-    EXPECT_EQ(web.turn, 0u);
+    EXPECT_EQ(web.turn.get(), 0u);
     EXPECT_EQ(pool("mixed").labels, (std::vector<std::string>{"192.0.2.21", "2001:db8::21", "192.0.2.22", "2001:db8::22"}));
     EXPECT_EQ(pool("ll").selection, Selection::least_loaded);
     EXPECT_EQ(pool("rand").selection, Selection::random);
@@ -262,7 +262,7 @@ TEST_F(PoolSetTest, RoundRobinRotatesPerChoice) {
     EXPECT_EQ(choose_ok("web", ep("192.0.2.200:80")).order, (Order{1, 2, 0}));
     EXPECT_EQ(choose_ok("web", ep("192.0.2.201:443")).order, (Order{2, 0, 1}));
     EXPECT_EQ(choose_ok("web", ep("192.0.2.200:80")).order, (Order{0, 1, 2}));
-    EXPECT_EQ(pool("web").turn, 4u);
+    EXPECT_EQ(pool("web").turn.get(), 4u);
 }
 
 TEST_F(PoolSetTest, RoundRobinSpreadsEvenly) {
@@ -363,7 +363,7 @@ TEST_F(PoolSetTest, LeastLoadedCountsSuccessesUntilTheNextReading) {
         set.record_success(*c.pool, c.order.at(0), dest);
     }
     EXPECT_EQ(picks, (std::map<std::size_t, int>{{1, 4}, {2, 4}}));
-    const auto turn = pool("ll").turn;
+    const auto turn = pool("ll").turn.get();
     EXPECT_EQ(choose_ok("ll", dest).order.at(0), turn % 3);  // all at 4: rotation decides
     EXPECT_EQ(probe.calls.size(), 2u);
 

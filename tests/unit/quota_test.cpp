@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <thread>
 #include <vector>
 
 namespace egress {
@@ -40,7 +42,6 @@ TEST_F(Quota, NoLimitsAdmitEverythingAndStillCount) {
     auto a = table.open(1000);
     for (int i = 0; i < 100; ++i) {
         ASSERT_FALSE(a.admit_connect(static_cast<std::size_t>(i), "r", {}));
-        a.started();
     }
     EXPECT_FALSE(a.admit_request("r", {}));
     EXPECT_EQ(table.inflight(1000), 100u);
@@ -64,10 +65,8 @@ TEST_F(Quota, InflightPerUidSpansItsConnections) {
     auto a = table.open(1000), b = table.open(1000), other = table.open(1001);
     for (int i = 0; i < 2; ++i) {
         ASSERT_FALSE(a.admit_connect(0, "sandbox", l));
-        a.started();
     }
     ASSERT_FALSE(b.admit_connect(0, "sandbox", l));
-    b.started();
     EXPECT_TRUE(Refused(b.admit_connect(1, "sandbox", l), "max_inflight_per_uid",
                         {"rule 'sandbox': 3 requests in flight for uid 1000 (limits.max_inflight_per_uid)"}));
     EXPECT_TRUE(Refused(a.admit_connect(2, "sandbox", l), "max_inflight_per_uid"));
@@ -76,7 +75,6 @@ TEST_F(Quota, InflightPerUidSpansItsConnections) {
     EXPECT_EQ(table.inflight(1000), 2u);
     EXPECT_FALSE(b.admit_connect(1, "sandbox", l));
     // Closing a connection gives back what it had in flight.
-    b.started();
     a.release();
     EXPECT_EQ(table.inflight(1000), 2u);
     b.release();
@@ -85,7 +83,7 @@ TEST_F(Quota, InflightPerUidSpansItsConnections) {
 
 TEST_F(Quota, FinishedNeverGoesBelowWhatTheConnectionStarted) {
     auto a = table.open(1000), b = table.open(1000);
-    b.started();
+    ASSERT_FALSE(b.admit_connect(0, "r", {}));
     a.finished();  // nothing of a's in flight: no effect on b's
     EXPECT_EQ(table.inflight(1000), 1u);
 }
@@ -113,7 +111,6 @@ TEST_F(Quota, InflightRefusalsTakeNoToken) {
     const auto l = limits(1, std::nullopt, RateLimit{1, 2});
     auto a = table.open(1000);
     ASSERT_FALSE(a.admit_connect(0, "r", l));
-    a.started();
     for (int i = 0; i < 10; ++i) EXPECT_TRUE(Refused(a.admit_connect(1, "r", l), "max_inflight_per_connection"));
     a.finished();
     EXPECT_FALSE(a.admit_connect(0, "r", l));  // the second token is still there
@@ -138,7 +135,7 @@ TEST_F(Quota, ConnectionsPerUid) {
 TEST_F(Quota, SlotsMoveAndReleaseOnDestruction) {
     {
         auto a = table.open(1000);
-        a.started();
+        ASSERT_FALSE(a.admit_connect(0, "r", {}));
         std::vector<QuotaTable::Slot> slots;
         slots.push_back(std::move(a));
         a.release();  // moved-from: nothing to give back
@@ -189,6 +186,26 @@ TEST_F(Quota, IdleUidsAreBounded) {
     for (std::uint32_t uid = 300; uid < 320; ++uid) open.push_back(table.open(uid));
     EXPECT_GE(table.uids(), 20u);
     for (std::uint32_t uid = 300; uid < 320; ++uid) EXPECT_EQ(table.connections(uid), 1u);
+}
+
+// Event loops share the table: connections of one uid on several threads
+// admit at once, and the uid's limit still holds exactly.
+TEST_F(Quota, ConcurrentAdmitsNeverPassTheUidLimit) {
+    const auto l = limits(std::nullopt, 50);
+    std::atomic<int> admitted{0};
+    std::vector<std::thread> loops;
+    std::vector<QuotaTable::Slot> slots;
+    for (int t = 0; t < 4; ++t) slots.push_back(table.open(1000));
+    for (int t = 0; t < 4; ++t)
+        loops.emplace_back([&, t] {
+            for (int i = 0; i < 2000; ++i)
+                if (!slots[t].admit_connect(0, "r", l)) admitted.fetch_add(1);
+        });
+    for (auto& t : loops) t.join();
+    EXPECT_EQ(admitted.load(), 50);
+    EXPECT_EQ(table.inflight(1000), 50u);
+    for (auto& s : slots) s.release();
+    EXPECT_EQ(table.inflight(1000), 0u);
 }
 
 }  // namespace

@@ -1,0 +1,116 @@
+// One of egressd's event loops, and what its sessions reach through it.
+//
+// Each loop runs on its own thread with its own io_context, fair turns,
+// random source, log limiter and scratch space: a client's requests stay on
+// the loop that took the client, and nothing here is shared but `shared`.
+// The config in force reaches a loop as a Snapshot posted to it (reload), the
+// host's addresses likewise (the address watch), so a request reads both
+// without a lock.
+#pragma once
+
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "config/config.hpp"
+#include "connector/connector.hpp"
+#include "io/asio.hpp"
+#include "logging/rate_limit.hpp"
+#include "metrics/metrics.hpp"
+#include "pool/pools.hpp"
+#include "quota/quota.hpp"
+#include "sched/fair_queue.hpp"
+#include "session/batch.hpp"
+#include "stats/stats.hpp"
+#include "sys/kernel.hpp"
+#include "sys/syscalls.hpp"
+
+namespace egress {
+
+// The work one client may do in one turn of its loop's FairQueue, in requests
+// read or connects finished: a turn of a busy client delays the others by this.
+inline constexpr std::uint32_t kTurnQuantum = 8;
+
+// Facts about this daemon for the status document, current as of a snapshot.
+struct DaemonInfo {
+    KernelInfo kernel;
+    AutoChoice auto_choice{PortStrategy::kernel_default, ""};
+    std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+    std::uint64_t generation = 1;  // +1 per successful reload
+    std::size_t threads = 1;       // event loops
+};
+
+// The config in force and what was built from it, replaced whole on reload.
+// Work in flight keeps the snapshot it started with alive through its own
+// shared_ptr copies.
+struct Snapshot {
+    ConfigPtr config;
+    std::shared_ptr<PoolSet> pools;  // one for every loop: thread-safe
+    std::shared_ptr<const DaemonInfo> info;
+};
+
+// What every loop shares. Each member is safe to use from any loop's thread.
+struct Shared {
+    Syscalls& sys;
+    Metrics& metrics;
+    Stats stats;
+    // Per-uid counts behind the client rules' limits; outlives every session.
+    QuotaTable quotas{[] { return std::chrono::steady_clock::now(); }};
+    // This network namespace's cookie (adopt mode); set before the loops run.
+    std::optional<std::uint64_t> netns_cookie;
+    std::atomic<std::uint64_t> next_session_id{1};
+    // Client connections on each loop, for the hand-over and the status
+    // document; sized by the Broker before any loop runs, never resized.
+    std::vector<SharedCount<std::uint32_t>> loop_clients;
+    // Rate limit for warn/info events, every loop's: an operator reads "at
+    // most 5 a key per 10 s" whatever the thread count. Its lock is taken
+    // only for an event about to be logged, and spdlog's sink takes its own
+    // for each line anyway.
+    std::mutex notable_mutex;
+    LogLimiter notable{std::chrono::seconds(10), 5};
+};
+
+struct LoopContext {
+    LoopContext(Shared& s, std::size_t i, Snapshot first, std::uint64_t seed)
+        : shared(s), sys(s.sys), metrics(s.metrics), index(i), now(std::move(first)), random(seed),
+          turns([this] { asio::post(io, [this] { turns.run(); }); }, kTurnQuantum) {}
+    LoopContext(const LoopContext&) = delete;
+    LoopContext& operator=(const LoopContext&) = delete;
+
+    asio::io_context io{1};
+    Shared& shared;
+    Syscalls& sys;
+    Metrics& metrics;
+    std::size_t index;  // 0: the loop on egressd's main thread
+    Snapshot now;
+    std::shared_ptr<const HostFacts> host = std::make_shared<const HostFacts>();  // never null
+    Random random;
+    FairQueue turns;  // this loop's clients' work, in fair turns
+
+    // Logs a notable event unless too many with the same key came lately.
+    template <class... Args>
+    void log_event(spdlog::level::level_enum level, const std::string& key, fmt::format_string<Args...> f,
+                   Args&&... args) {
+        if (!spdlog::should_log(level)) return;
+        std::optional<std::uint64_t> held;
+        {
+            const std::lock_guard lock(shared.notable_mutex);
+            held = shared.notable.admit(key, std::chrono::steady_clock::now());
+        }
+        if (!held) return;
+        auto text = fmt::format(f, std::forward<Args>(args)...);
+        if (*held) text += fmt::format(" ({} similar lines held back)", *held);
+        spdlog::log(level, "{}", text);
+    }
+    // Adopted connects being watched on this loop: they may outlive their
+    // session, so the loop cancels what is left when egressd stops.
+    std::unordered_map<const void*, std::weak_ptr<PendingConnect>> adopt_watches;
+    RecvBatch recv_batch{};  // scratch for every session of this loop, see batch.hpp
+    SendBatch send_batch{};
+};
+
+}  // namespace egress
