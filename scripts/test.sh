@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs the whole test suite (unit and
 # integration; the integration tests need root for their network namespaces),
-# in three passes:
-#   1. the normal build (./build);
+# in four passes:
+#   1. the normal build (./build), egressd with its default thread count (one
+#      event loop per CPU);
 #   2. the same suite under AddressSanitizer + UndefinedBehaviorSanitizer
-#      (./build-asan, g++): the egressd and egress-connect the integration tests
-#      spawn are sanitized too, and any finding fails the run;
-#   3. each libFuzzer target (./build-fuzz, clang) for FUZZ_SECONDS (default 60).
+#      (./build-asan, g++), egressd with one event loop: the egressd and
+#      egress-connect the integration tests spawn are sanitized too, and any
+#      finding fails the run;
+#   3. the same suite under ThreadSanitizer (./build-tsan, clang), egressd with
+#      three event loops, more than this machine has cores, so that loops
+#      interleave;
+#   4. each libFuzzer target (./build-fuzz, clang) for FUZZ_SECONDS (default 60).
 # A skipped test counts as a failure: every test must really run. Extra
 # arguments go to both `meson test` runs.
 set -uo pipefail
@@ -18,6 +23,7 @@ fuzz_targets=(request reply config)
 # A finding stops the process with a stack trace and a non-zero status; leaks count.
 export ASAN_OPTIONS=halt_on_error=1:abort_on_error=1:detect_leaks=1:check_initialization_order=1
 export UBSAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_stacktrace=1
+export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
 
 build() {  # DIR [TARGET...]: configures once (setup in $setup), then builds
   local dir=$1
@@ -34,17 +40,19 @@ build build || exit 1
 # The sanitized suite runs slower (pools_test's 70,000 connects most of all).
 setup="meson setup build-asan -Db_sanitize=address,undefined -Db_lundef=false"
 build build-asan || exit 1
+setup="CC=clang CXX=clang++ meson setup build-tsan -Db_sanitize=thread -Db_lundef=false"
+build build-tsan || exit 1
 setup="CC=clang CXX=clang++ meson setup build-fuzz -Dfuzz=true -Db_sanitize=address,undefined"
 build build-fuzz "${fuzz_targets[@]/#/tests/fuzz/fuzz-}" || exit 1
 
 passed=0 failed=0 skipped=0 status=0
 
-suite() {  # DIR TIMEOUT_MULTIPLIER [meson test args...]
-  local dir=$1 mult=$2
-  shift 2
-  echo "== test suite: $dir"
+suite() {  # DIR TIMEOUT_MULTIPLIER THREADS [meson test args...]; THREADS "": egressd's default
+  local dir=$1 mult=$2 threads=$3
+  shift 3
+  echo "== test suite: $dir${threads:+, egressd --threads $threads}"
   rm -f "$dir"/*.xml
-  meson test -C "$dir" --no-rebuild --print-errorlogs --timeout-multiplier "$mult" "$@" 2>&1 |
+  EGRESSD_TEST_THREADS=$threads meson test -C "$dir" --no-rebuild --print-errorlogs --timeout-multiplier "$mult" "$@" 2>&1 |
     tee "$dir/test-output.txt"
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
   # Count the individual test cases from GoogleTest's XML reports.
@@ -60,8 +68,9 @@ suite() {  # DIR TIMEOUT_MULTIPLIER [meson test args...]
   skipped=$((skipped + s))
 }
 
-suite build 1 "$@"
-suite build-asan 3 "$@"
+suite build 1 "" "$@"
+suite build-asan 3 1 "$@"
+suite build-tsan 5 3 "$@"
 
 # Each fuzzer starts from its seeds (tests/fuzz/corpus/) plus what earlier runs
 # found (build-fuzz/fuzz/corpus-*/); an input that breaks an invariant, crashes
