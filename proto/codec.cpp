@@ -1,5 +1,7 @@
 #include "codec.hpp"
 
+#include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 
@@ -49,16 +51,9 @@ public:
         put_u16(out_, static_cast<std::uint16_t>(len));
         out_.insert(out_.end(), data, data + len);
     }
-    void u32(std::uint16_t type, std::uint32_t v) {
-        Bytes b;
-        put_u32(b, v);
-        field(type, b.data(), b.size());
-    }
-    void u64(std::uint16_t type, std::uint64_t v) {
-        Bytes b;
-        put_u64(b, v);
-        field(type, b.data(), b.size());
-    }
+    // Fixed-size values go out from the stack: no allocation per field.
+    void u32(std::uint16_t type, std::uint32_t v) { little_endian(type, v, 4); }
+    void u64(std::uint16_t type, std::uint64_t v) { little_endian(type, v, 8); }
     // Text longer than the protocol allows is cut, never sent oversized,
     // and never inside a UTF-8 character.
     void text(std::uint16_t type, const std::string& s, std::size_t max) {
@@ -67,9 +62,12 @@ public:
         field(type, reinterpret_cast<const std::uint8_t*>(s.data()), n);
     }
     void endpoint(std::uint16_t type, const Endpoint& ep) {
-        Bytes b(ep.addr.begin(), ep.addr.begin() + static_cast<long>(ep.addr_len()));
-        put_u16(b, ep.port);
-        field(type, b.data(), b.size());
+        std::array<std::uint8_t, 18> b{};
+        const auto n = ep.addr_len();
+        std::copy(ep.addr.begin(), ep.addr.begin() + static_cast<long>(n), b.begin());
+        b[n] = static_cast<std::uint8_t>(ep.port);
+        b[n + 1] = static_cast<std::uint8_t>(ep.port >> 8);
+        field(type, b.data(), n + 2);
     }
     Bytes finish() {
         const auto len = static_cast<std::uint32_t>(out_.size() - EGRESS_HEADER_SIZE);
@@ -78,6 +76,11 @@ public:
     }
 
 private:
+    void little_endian(std::uint16_t type, std::uint64_t v, std::size_t n) {
+        std::array<std::uint8_t, 8> b;
+        for (std::size_t i = 0; i < n; ++i) b[i] = static_cast<std::uint8_t>(v >> (8 * i));
+        field(type, b.data(), n);
+    }
     Bytes out_;
 };
 

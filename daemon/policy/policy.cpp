@@ -171,23 +171,28 @@ std::optional<std::string> own_listener(const HostFacts& host, const Endpoint& d
 }
 
 // The narrowest deny range that holds `dest` under `rule`: a built-in range
-// (private ones with deny_private) or, with deny_host, a host address.
+// (private ones with deny_private) or, with deny_host, a host address. Its
+// text is built only for a denial: most destinations an allow entry opens
+// lie in a private range.
 struct Holder {
     unsigned len;
-    std::string text;
+    const BuiltinRange* range;  // nullptr: an address of this host
+    std::string text(const Endpoint& dest) const {
+        if (!range) return "address of this host: " + address_string(dest) + " (deny_host)";
+        return "built-in deny list: " + to_string(range->prefix) + " " + range->what +
+               (range->private_range ? " (deny_private)" : "");
+    }
 };
 
 std::optional<Holder> holder(const ClientRule& rule, const Endpoint& dest, const HostFacts& host) {
-    if (rule.deny_host && !loopback(dest) && host_address(host, dest))
-        return Holder{dest.v6 ? 128u : 32u, "address of this host: " + address_string(dest) + " (deny_host)"};
+    if (rule.deny_host && !loopback(dest) && host_address(host, dest)) return Holder{dest.v6 ? 128u : 32u, nullptr};
     const BuiltinRange* best = nullptr;
     for (const auto& r : builtin_ranges())
         if ((!r.private_range || rule.deny_private) && r.prefix.contains(dest) &&
             (!best || r.prefix.len > best->prefix.len))
             best = &r;
     if (!best) return std::nullopt;
-    return Holder{best->prefix.len, "built-in deny list: " + to_string(best->prefix) + " " + best->what +
-                                        (best->private_range ? " (deny_private)" : "")};
+    return Holder{best->prefix.len, best};
 }
 
 // One form of a destination under `rule`; nullopt when nothing but
@@ -203,10 +208,10 @@ std::optional<Decision> judge(const ClientRule& rule, const Endpoint& dest, cons
         // Both prefixes hold the address, so one lies inside the other.
         if (held && e.dest.len < held->len)
             return Decision{false, rule.name,
-                            held->text + "; " + entry_text(rule, i) + " is wider than that range, allow it by name"};
+                            held->text(dest) + "; " + entry_text(rule, i) + " is wider than that range, allow it by name"};
         return Decision{true, rule.name, ""};
     }
-    if (held) return Decision{false, rule.name, held->text};
+    if (held) return Decision{false, rule.name, held->text(dest)};
     if (!use_otherwise) return std::nullopt;
     if (rule.otherwise == Action::deny)
         return Decision{false, rule.name, "no destination entry of rule '" + rule.name + "' allows it (otherwise: deny)"};

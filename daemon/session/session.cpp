@@ -1,6 +1,7 @@
 #include "session.hpp"
 
 #include "handoff/handoff.hpp"
+#include "logging/debug.hpp"
 #include "status/status.hpp"
 
 #include <spdlog/spdlog.h>
@@ -277,7 +278,7 @@ void Session::handle_connect(std::uint64_t id, proto::ByteView payload, Attached
         if (port_given) plan.policy.strategy = PortStrategy::kernel_default;
         else if (plan.policy.strategy == PortStrategy::userspace_random) plan.policy.strategy = PortStrategy::kernel_range;
     }
-    SPDLOG_DEBUG("session {}: request {} CONNECT{} {} pool {} timeout {} ms", id_, id, adopt ? " (adopt)" : "",
+    EGRESS_DEBUG("session {}: request {} CONNECT{} {} pool {} timeout {} ms", id_, id, adopt ? " (adopt)" : "",
                  endpoint_string(plan.dest), plan.pool, ms);
 
     auto op = std::make_shared<PendingConnect>(ctx_.io, ctx_.sys, ctx_.random, std::move(plan), lane_);
@@ -322,7 +323,7 @@ void Session::on_adopt_in_progress(std::uint64_t id, std::uint64_t watch, std::u
     inflight_.erase(it);
     ctx_.metrics.request_duration.Observe(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - request_start_).count());
-    SPDLOG_DEBUG("session {}: request {} -> EINPROGRESS (adopted socket, watched)", id_, id);
+    EGRESS_DEBUG("session {}: request {} -> EINPROGRESS (adopted socket, watched)", id_, id);
     queue(id, proto::encode_connect_reply(id, rep, false));
 }
 
@@ -336,7 +337,7 @@ void Session::on_adopt_done(std::uint64_t id, std::uint64_t watch, const void* o
     if (auto w = watches_.find(watch); w != watches_.end()) {
         // The reply (EINPROGRESS) went long ago: only the figures are left.
         watches_.erase(w);
-        SPDLOG_DEBUG("session {}: adopted connect {} ended: {}", id_, watch,
+        EGRESS_DEBUG("session {}: adopted connect {} ended: {}", id_, watch,
                      out.err == 0 ? "ok" : out.err < 0 ? "failed" : errno_name(out.err));
         if (closed_ && watches_.empty()) quota_.release();
         return;
@@ -412,7 +413,7 @@ void Session::on_connect_done(std::uint64_t id, PoolSet& pools, const Choice& ch
     rep.attempts = out.attempts;
     rep.connect_us = out.connect_us;
     report_clamp(rep, requested, applied);
-    SPDLOG_DEBUG("session {}: request {} -> {} in {} us, {} attempts", id_, id, out.err ? errno_name(out.err) : "ok",
+    EGRESS_DEBUG("session {}: request {} -> {} in {} us, {} attempts", id_, id, out.err ? errno_name(out.err) : "ok",
                  out.connect_us, out.attempts);
     // Metrics before the reply: a client that has its reply sees them counted.
     ctx_.metrics.request_duration.Observe(
@@ -425,7 +426,7 @@ void Session::reply_error(std::uint64_t id, std::uint8_t type, const Error& e, c
     ctx_.metrics.protocol_error(kind).Increment();
     ctx_.metrics.request_duration.Observe(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - request_start_).count());
-    SPDLOG_DEBUG("session {}: request {} refused: {}: {}", id_, id, errno_name(e.code), e.message);
+    EGRESS_DEBUG("session {}: request {} refused: {}: {}", id_, id, errno_name(e.code), e.message);
     const auto code = static_cast<std::uint32_t>(e.code);
     if (type == EGRESS_MSG_CONNECT_REPLY) {
         proto::ConnectReply rep;
@@ -537,7 +538,7 @@ void Session::close(const std::string& why) {
     if (closed_) return;
     closed_ = true;
     auto self = shared_from_this();  // outlive the registry's erase below
-    SPDLOG_DEBUG("session {}: closing: {} ({} in flight cancelled)", id_, why, inflight_.size());
+    EGRESS_DEBUG("session {}: closing: {} ({} in flight cancelled)", id_, why, inflight_.size());
     for (auto& [rid, f] : inflight_) {
         f.op->cancel();
         ctx_.metrics.cancelled(f.ticket.pool()->name).Increment();
