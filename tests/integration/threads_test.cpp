@@ -116,17 +116,25 @@ TEST(Threads, ClientsGoToTheLoopWithFewest) {
               6 * 20);
 }
 
+// Two clients of a two-loop egressd, one on each loop.
+void one_on_each_loop(const Daemon& d, std::optional<Client>& a, std::optional<Client>& b) {
+    auto first = Client::open(d.socket());
+    ASSERT_TRUE(first);
+    a.emplace(std::move(*first));
+    ASSERT_TRUE(eventually([&] { return loop_total(*a) == 1; }));  // the start-up probe is gone
+    auto second = Client::open(d.socket());
+    ASSERT_TRUE(second);
+    b.emplace(std::move(*second));
+    ASSERT_TRUE(eventually([&] { return loop_clients(*a) == std::vector<int>{1, 1}; }));
+}
+
 // The per-uid in-flight limit counts requests of one uid on every loop.
 TEST(Threads, PerUidQuotaHoldsAcrossLoops) {
     Daemon d(R"({"default_client": {"name": "everyone", "limits": {"max_inflight_per_uid": 4},
                  "destinations": [{"action": "allow", "dest": "127.0.0.0/8"}]}})",
              {"--threads", "2"});
-    auto a = Client::open(d.socket());
-    ASSERT_TRUE(a);
-    ASSERT_TRUE(eventually([&] { return loop_total(*a) == 1; }));  // the start-up probe is gone
-    auto b = Client::open(d.socket());
-    ASSERT_TRUE(b);
-    ASSERT_TRUE(eventually([&] { return loop_clients(*a) == std::vector<int>{1, 1}; }));
+    std::optional<Client> a, b;
+    ASSERT_NO_FATAL_FAILURE(one_on_each_loop(d, a, b));
 
     const auto hole = *parse_address(kBlackHole, 80);
     for (int i = 0; i < 4; ++i) {
@@ -153,12 +161,8 @@ TEST(Threads, PerUidQuotaHoldsAcrossLoops) {
 TEST(Threads, ReloadReachesEveryLoop) {
     Listener echo(Listener::Mode::echo);
     Daemon d("", {"--threads", "2"});
-    auto a = Client::open(d.socket());
-    ASSERT_TRUE(a);
-    ASSERT_TRUE(eventually([&] { return loop_total(*a) == 1; }));  // the start-up probe is gone
-    auto b = Client::open(d.socket());
-    ASSERT_TRUE(b);
-    ASSERT_TRUE(eventually([&] { return loop_clients(*a) == std::vector<int>{1, 1}; }));
+    std::optional<Client> a, b;
+    ASSERT_NO_FATAL_FAILURE(one_on_each_loop(d, a, b));
     ASSERT_TRUE(a->connect(echo.endpoint()));
     ASSERT_TRUE(b->connect(echo.endpoint()));
 
