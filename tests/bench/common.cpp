@@ -1,6 +1,7 @@
 #include "common.hpp"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -9,6 +10,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -170,6 +173,48 @@ std::vector<std::uint32_t> number_list(const Args& a, const std::string& key, co
         }
     }
     return out;
+}
+
+void add_cpu_figures(json& run, double cpu_s, std::uint64_t connects) {
+    const double total_s = run.value("total_s", 0.0);
+    run["egressd_cpu_s"] = std::round(cpu_s * 1000) / 1000;
+    run["egressd_cpu_us_per_connect"] = connects ? std::round(cpu_s * 1e7 / static_cast<double>(connects)) / 10 : 0.0;
+    run["egressd_cores_busy"] = total_s > 0 ? std::round(cpu_s / total_s * 100) / 100 : 0.0;
+    if (!run.contains("connects_per_s"))
+        run["connects_per_s"] = total_s > 0 ? std::round(static_cast<double>(connects) / total_s) : 0.0;
+}
+
+void print_thread_scaling(const std::vector<json>& runs, const std::string& label) {
+    std::printf("\n%-24s %7s %12s %13s %11s %12s %16s\n", label.c_str(), "threads", "connects/s", "cpu_us/connect",
+                "cores_busy", "cpu_vs_first", "implied_max/s");
+    double first = 0;
+    for (const auto& j : runs) {
+        if (j.contains("error") || !j.contains("egressd_cpu_us_per_connect")) continue;
+        const double us = j["egressd_cpu_us_per_connect"].get<double>();
+        const auto t = j["threads"].get<unsigned>();
+        if (first == 0) first = us;
+        std::printf("%-24s %7u %12.0f %13.1f %11.2f %11.2fx %16.0f\n", j.value("label", std::string("-")).c_str(), t,
+                    j["connects_per_s"].get<double>(), us, j["egressd_cores_busy"].get<double>(),
+                    first > 0 ? us / first : 0.0, us > 0 ? t * 1e6 / us : 0.0);
+    }
+    std::printf("implied_max/s: the connects/s egressd's CPU per connect allows with one core per thread; on a host\n"
+                "whose cores the load generators share it is a bound, not a measurement.\n");
+}
+
+std::vector<std::uint32_t> thread_counts(const Args& a) {
+    if (!a.has("threads")) return {0};
+    auto list = number_list(a, "threads", "");
+    for (auto t : list)
+        if (t == 0 || t > 1024) usage("--threads takes 1-1024 per run");
+    return list;
+}
+
+std::uint32_t effective_threads(std::uint32_t threads) {
+    if (threads > 0) return threads;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (::sched_getaffinity(0, sizeof set, &set) != 0) return 1;
+    return static_cast<std::uint32_t>(std::max(1, CPU_COUNT(&set)));
 }
 
 // Runs `fn` in a child process (a fresh namespace each time) and returns its JSON.

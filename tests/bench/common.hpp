@@ -36,6 +36,12 @@ Args parse(int argc, char** argv, int from);
 PortRange range_arg(const Args& a);
 // "1,10,100": a comma-separated list of numbers (usage error otherwise).
 std::vector<std::uint32_t> number_list(const Args& a, const std::string& key, const std::string& def);
+// --threads N[,N...]: egressd's event loops per run; {0} (egressd's own
+// default) when absent. Usage error outside 1-1024.
+std::vector<std::uint32_t> thread_counts(const Args& a);
+// The loops egressd runs for `threads` (0: the CPUs this process may run on,
+// as egressd counts them).
+std::uint32_t effective_threads(std::uint32_t threads);
 
 // The listener every scenario connects to: below every ephemeral range used here.
 inline constexpr std::uint16_t kDestPort = 5000;
@@ -80,9 +86,16 @@ private:
     std::string dir_, socket_;
 };
 
-// User plus system CPU seconds, and resident bytes, of a live process.
+// User plus system CPU seconds (every thread), and resident bytes, of a live process.
 double cpu_seconds(pid_t pid);
 double rss_bytes(pid_t pid);
+// Adds egressd's CPU to a run's JSON: "egressd_cpu_s", "egressd_cpu_us_per_connect"
+// (per successful connect) and "egressd_cores_busy" (CPU seconds over the
+// run's "total_s").
+void add_cpu_figures(json& run, double cpu_s, std::uint64_t connects);
+// The thread-count table: per run connects/s, CPU per connect, cores busy,
+// and CPU per connect against the first run's (which should not grow).
+void print_thread_scaling(const std::vector<json>& runs, const std::string& label);
 
 // Runs fn in a forked child (so each run gets a fresh network namespace) and
 // returns its JSON; a throw becomes {"error": what}.

@@ -12,8 +12,10 @@ namespace egress::bench {
 
 // One storm (storm.cpp) in `mode` (`strategy` for broker). With `series`, the
 // JSON also holds "series": [latency_ms, odd] per successful connect, in
-// completion order across workers.
-json storm_once(const Args& a, Mode mode, const std::string& strategy, bool series = false);
+// completion order across workers. `threads` > 0 sets egressd's loops (and
+// runs at least that many workers, one client connection each).
+json storm_once(const Args& a, Mode mode, const std::string& strategy, bool series = false,
+                std::uint32_t threads = 0);
 
 // One hol level (hol.cpp). With `series`, "series" holds every live connect's
 // latency in ms, in request order.

@@ -27,7 +27,7 @@ constexpr std::uint32_t kPerWorker = 19900;
 
 }  // namespace
 
-json storm_once(const Args& a, Mode mode, const std::string& strategy, bool series) {
+json storm_once(const Args& a, Mode mode, const std::string& strategy, bool series, std::uint32_t threads) {
     const auto n = a.num("connections", 19500);
     const auto k = a.num("sources", 1);
     const auto range = range_arg(a);
@@ -54,9 +54,14 @@ json storm_once(const Args& a, Mode mode, const std::string& strategy, bool seri
         // endpoint stays out of the range under test.
         const int metrics_port = range.lo > 1024 ? 1024 : range.hi < 65535 ? 65535 : 0;
         cfg["metrics"] = {{"listen", metrics_port ? "127.0.0.1:" + std::to_string(metrics_port) : ""}};
+        if (threads > 0) cfg["threads"] = threads;
         daemon.emplace(a, cfg);
     }
-    const std::uint32_t workers = (n + kPerWorker - 1) / kPerWorker;
+    const double cpu_at_start = daemon ? cpu_seconds(daemon->pid()) : 0;
+    // A client's requests stay on one loop: with --threads, at least one
+    // worker (one client connection each) per loop.
+    const std::uint32_t workers =
+        std::max((n + kPerWorker - 1) / kPerWorker, daemon && threads > 0 ? threads : 1U);
     std::vector<Child> kids;
     for (std::uint32_t w = 0; w < workers; ++w) {
         const auto count = n / workers + (w < n % workers ? 1 : 0);
@@ -75,7 +80,7 @@ json storm_once(const Args& a, Mode mode, const std::string& strategy, bool seri
         total.merge(WorkerResult::from_json(json::parse(line)));
     }
     for (auto& c : kids) reap(c);  // workers close their sockets and exit
-    const double egressd_cpu_s = daemon ? cpu_seconds(daemon->pid()) : 0;
+    const double egressd_cpu_s = daemon ? cpu_seconds(daemon->pid()) - cpu_at_start : 0;
     if (daemon) daemon->stop();
     auto j = total.summary();
     j["scenario"] = "storm";
@@ -86,7 +91,10 @@ json storm_once(const Args& a, Mode mode, const std::string& strategy, bool seri
     j["range"] = to_string(range);
     j["window"] = window;
     j["workers"] = workers;
-    if (mode == Mode::broker) j["egressd_cpu_s"] = std::round(egressd_cpu_s * 1000) / 1000;
+    if (mode == Mode::broker) {
+        j["threads"] = effective_threads(threads);
+        add_cpu_figures(j, egressd_cpu_s, total.ok);
+    }
     if (series) {
         auto& s = j["series"] = json::array();
         for (const auto& x : total.series) s.push_back({x.ms, x.odd ? 1 : 0});
@@ -97,7 +105,7 @@ json storm_once(const Args& a, Mode mode, const std::string& strategy, bool seri
 namespace {
 
 void print_storm_table(const std::vector<json>& runs) {
-    std::printf("%-20s %-17s %8s %8s %9s %8s %8s %8s %8s %8s %7s %7s\n", "mode", "strategy", "attempts", "errored",
+    std::printf("%-20s %-17s %3s %8s %8s %9s %8s %8s %8s %8s %8s %7s %7s\n", "mode", "strategy", "thr", "attempts", "errored",
                 "total_s", "min_ms", "avg_ms", "p50_ms", "p99_ms", "max_ms", "even", "odd");
     for (const auto& j : runs) {
         if (j.contains("error")) {
@@ -105,8 +113,9 @@ void print_storm_table(const std::vector<json>& runs) {
             continue;
         }
         const auto& l = j["latency_ms"];
-        std::printf("%-20s %-17s %8llu %8llu %9.3f %8.4f %8.4f %8.4f %8.4f %8.3f %7llu %7llu\n",
-                    j["mode"].get<std::string>().c_str(), j.value("strategy", std::string("-")).c_str(),
+        const auto thr = j.contains("threads") ? std::to_string(j["threads"].get<unsigned>()) : std::string("-");
+        std::printf("%-20s %-17s %3s %8llu %8llu %9.3f %8.4f %8.4f %8.4f %8.4f %8.3f %7llu %7llu\n",
+                    j["mode"].get<std::string>().c_str(), j.value("strategy", std::string("-")).c_str(), thr.c_str(),
                     j["attempts"].get<unsigned long long>(), j["errored"].get<unsigned long long>(),
                     j["total_s"].get<double>(), l.value("min", 0.0), l.value("avg", 0.0), l.value("p50", 0.0),
                     l.value("p99", 0.0), l.value("max", 0.0), j["even"]["count"].get<unsigned long long>(),
@@ -131,9 +140,13 @@ void print_storm_table(const std::vector<json>& runs) {
         for (std::size_t i = 1; i < runs.size(); ++i) {
             if (runs[i].contains("error")) continue;
             const double t = runs[i]["total_s"].get<double>();
-            std::printf("%s is %.1fx faster than %s (%.3f s vs %.3f s)\n",
-                        runs[i].value("strategy", runs[i]["mode"].get<std::string>()).c_str(), t > 0 ? base / t : 0.0,
-                        runs[0].value("strategy", runs[0]["mode"].get<std::string>()).c_str(), t, base);
+            auto name = [](const json& j) {
+                auto n = j.value("strategy", j["mode"].get<std::string>());
+                if (j.contains("threads")) n += "/" + std::to_string(j["threads"].get<unsigned>()) + "t";
+                return n;
+            };
+            std::printf("%s is %.2fx as fast as %s (%.3f s vs %.3f s)\n", name(runs[i]).c_str(), t > 0 ? base / t : 0.0,
+                        name(runs[0]).c_str(), t, base);
         }
     }
 }
@@ -150,23 +163,36 @@ int cmd_storm(const Args& a) {
         strategies.push_back(s);
     }
     if (*mode != Mode::broker) strategies = {""};
+    const auto threads = *mode == Mode::broker ? thread_counts(a) : std::vector<std::uint32_t>{0};
+    struct Variant {
+        std::string strategy;
+        std::uint32_t threads;
+    };
+    std::vector<Variant> variants;
+    for (auto t : threads)
+        for (const auto& s : strategies) variants.push_back({s, t});
     const auto repeats = a.num("runs", 1);
-    // Interleaved (A B A B ...) so that machine noise spreads over every strategy.
-    std::vector<std::vector<json>> all(strategies.size());
+    // Interleaved (A B A B ...) so that machine noise spreads over every variant.
+    std::vector<std::vector<json>> all(variants.size());
     for (std::uint32_t r = 0; r < repeats; ++r)
-        for (std::size_t i = 0; i < strategies.size(); ++i)
-            all[i].push_back(in_child([&] { return storm_once(a, *mode, strategies[i]); }));
+        for (std::size_t i = 0; i < variants.size(); ++i)
+            all[i].push_back(in_child([&] { return storm_once(a, *mode, variants[i].strategy, false, variants[i].threads); }));
     std::vector<json> medians;
-    for (const auto& runs : all) medians.push_back(median_of_runs(runs));
+    for (std::size_t i = 0; i < all.size(); ++i) {
+        auto m = median_of_runs(all[i]);
+        if (!m.contains("error") && *mode == Mode::broker) m["label"] = variants[i].strategy;
+        medians.push_back(std::move(m));
+    }
     if (a.has("json")) {
         for (const auto& j : medians) std::cout << j.dump() << "\n";
     } else {
-        if (repeats > 1) std::printf("median of %u runs per strategy (all totals below the table)\n", repeats);
+        if (repeats > 1) std::printf("median of %u runs per variant (all totals below the table)\n", repeats);
         print_storm_table(medians);
+        if (*mode == Mode::broker) print_thread_scaling(medians, "strategy");
         if (repeats > 1)
             for (const auto& m : medians)
-                std::printf("%s totals: %s\n", m.value("strategy", m.value("mode", std::string("?"))).c_str(),
-                            m["total_s_all"].dump().c_str());
+                std::printf("%s/%u thread(s) totals: %s\n", m.value("strategy", m.value("mode", std::string("?"))).c_str(),
+                            m.value("threads", 0U), m["total_s_all"].dump().c_str());
     }
     for (const auto& runs : all)
         for (const auto& j : runs)
