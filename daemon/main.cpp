@@ -217,7 +217,8 @@ int run(const Options& opt) {
     // Metrics: one registry, scraped by the exposer's own threads.
     auto registry = std::make_shared<prometheus::Registry>();
     auto process = std::make_shared<ProcessCollector>();
-    Metrics metrics(*registry, BuildInfo{EGRESSD_VERSION, kernel.release, to_string(choice.strategy)});
+    const auto threads = thread_count(opt, *config);
+    Metrics metrics(*registry, BuildInfo{EGRESSD_VERSION, kernel.release, to_string(choice.strategy)}, threads);
     std::unique_ptr<prometheus::Exposer> exposer;
     const auto metrics_listen = opt.metrics_listen.value_or(config->metrics_listen);
     if (!metrics_listen.empty()) {
@@ -228,6 +229,7 @@ int run(const Options& opt) {
             return 1;
         }
         exposer->RegisterCollectable(registry);
+        exposer->RegisterCollectable(metrics.histograms());
         exposer->RegisterCollectable(process);
     }
 
@@ -242,7 +244,6 @@ int run(const Options& opt) {
     if (!shared.netns_cookie)
         spdlog::warn("cannot read this network namespace's cookie (SO_NETNS_COOKIE, Linux 5.14): adopt mode "
                      "refuses sockets unless a client rule sets adopt_other_netns");
-    const auto threads = thread_count(opt, *config);
     Snapshot current = make_snapshot(config, kernel, metrics, 1, threads, std::chrono::steady_clock::now());
     Broker broker(shared, current, threads);
     auto& io = broker.home().io;

@@ -15,15 +15,16 @@ std::string errno_label(int err) {
 
 }  // namespace
 
-const prometheus::Histogram::BucketBoundaries& Metrics::connect_buckets() {
-    static const prometheus::Histogram::BucketBoundaries b{
+const std::vector<double>& Metrics::connect_buckets() {
+    static const std::vector<double> b{
         0.00001, 0.00002, 0.00003, 0.00005, 0.0001, 0.0002, 0.0003, 0.0005, 0.001, 0.002, 0.003, 0.005,
         0.01,    0.02,    0.05,    0.1,     0.2,    0.5,    1,      2,      5,     10};
     return b;
 }
 
-Metrics::Metrics(prometheus::Registry& r, const BuildInfo& info)
-    : inflight(prometheus::BuildGauge()
+Metrics::Metrics(prometheus::Registry& r, const BuildInfo& info, std::size_t shards)
+    : histograms_(std::make_shared<HistogramFamilies>(shards)),
+      inflight(prometheus::BuildGauge()
                    .Name("egress_requests_in_flight")
                    .Help("CONNECT requests received and not yet answered")
                    .Register(r)
@@ -33,11 +34,9 @@ Metrics::Metrics(prometheus::Registry& r, const BuildInfo& info)
                   .Help("Client connections to egressd's socket")
                   .Register(r)
                   .Add({})),
-      request_duration(prometheus::BuildHistogram()
-                           .Name("egress_request_duration_seconds")
-                           .Help("From a CONNECT request's arrival to its reply being queued")
-                           .Register(r)
-                           .Add({}, connect_buckets())),
+      request_duration(histograms_->add("egress_request_duration_seconds",
+                                        "From a CONNECT request's arrival to its reply being queued")
+                           .add({}, connect_buckets())),
       handoffs(prometheus::BuildCounter()
                    .Name("egress_fd_handoffs_total")
                    .Help("Connected sockets delivered to clients with SCM_RIGHTS")
@@ -59,10 +58,8 @@ Metrics::Metrics(prometheus::Registry& r, const BuildInfo& info)
                                 "longer timeout (the reply carries TIMEOUT_MS)")
                           .Register(r)
                           .Add({})),
-      connect_duration_(prometheus::BuildHistogram()
-                            .Name("egress_connect_duration_seconds")
-                            .Help("Time from the first connect() try to its outcome")
-                            .Register(r)),
+      connect_duration_(histograms_->add("egress_connect_duration_seconds",
+                                         "Time from the first connect() try to its outcome")),
       connects_(prometheus::BuildCounter()
                     .Name("egress_connects_total")
                     .Help("Finished connects by outcome: ok or the errno name")
@@ -126,9 +123,9 @@ SourceMetrics& Metrics::source(const std::string& pool, const std::string& sourc
     s.ok_ = &connects_.Add({{"pool", pool}, {"source", source}, {"result", "ok"}});
     s.parity_ = &parity_switches_.Add(ps);
     s.retries_ = &window_retries_.Add(ps);
-    s.ok_even_ = &connect_duration_.Add({{"pool", pool}, {"source", source}, {"result", "ok"}, {"port_parity", "even"}},
+    s.ok_even_ = &connect_duration_.add({{"pool", pool}, {"source", source}, {"result", "ok"}, {"port_parity", "even"}},
                                         connect_buckets());
-    s.ok_odd_ = &connect_duration_.Add({{"pool", pool}, {"source", source}, {"result", "ok"}, {"port_parity", "odd"}},
+    s.ok_odd_ = &connect_duration_.add({{"pool", pool}, {"source", source}, {"result", "ok"}, {"port_parity", "odd"}},
                                        connect_buckets());
     return s;
 }
@@ -192,12 +189,13 @@ void Metrics::adopted(int err) {
     c->Increment();
 }
 
-void SourceMetrics::connect_done(int err, bool odd_port, bool parity_switch, std::uint32_t retries, double seconds) {
+void SourceMetrics::connect_done(std::size_t shard, int err, bool odd_port, bool parity_switch, std::uint32_t retries,
+                                 double seconds) {
     if (retries) retries_->Increment(retries);
     if (err == 0) {
         ok_->Increment();
         if (parity_switch) parity_->Increment();
-        (odd_port ? ok_odd_ : ok_even_)->Observe(seconds);
+        (odd_port ? ok_odd_ : ok_even_)->observe(shard, seconds);
         return;
     }
     ErrorHandles h;
@@ -207,7 +205,7 @@ void SourceMetrics::connect_done(int err, bool odd_port, bool parity_switch, std
         if (it == errors_.end()) {
             const auto name = errno_label(err);
             it = errors_.emplace(err, ErrorHandles{&m_->connects_.Add({{"pool", pool_}, {"source", source_}, {"result", name}}),
-                                                   &m_->connect_duration_.Add({{"pool", pool_},
+                                                   &m_->connect_duration_.add({{"pool", pool_},
                                                                                {"source", source_},
                                                                                {"result", name},
                                                                                {"port_parity", "none"}},
@@ -217,7 +215,7 @@ void SourceMetrics::connect_done(int err, bool odd_port, bool parity_switch, std
         h = it->second;
     }
     h.count->Increment();
-    h.duration->Observe(seconds);
+    h.duration->observe(shard, seconds);
 }
 
 std::map<std::string, double> SourceMetrics::errors() const {

@@ -6,16 +6,19 @@
 // gets its handles once (SourceMetrics) and keeps them. Label values are
 // bounded: configured pool names and source addresses, errno names.
 //
-// Thread-safe: every event loop shares one Metrics. The handles are
-// prometheus-cpp's own (atomic); the lookups by label, made on refusals and
-// failures only, take one mutex.
+// Thread-safe: every event loop shares one Metrics. Counters and gauges are
+// prometheus-cpp's own (atomic); histograms are sharded by loop (histogram.hpp:
+// prometheus-cpp's take a mutex per observation), so callers pass their loop's
+// index; the lookups by label, made on refusals and failures only, take one
+// mutex.
 #pragma once
 
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
 #include <prometheus/gauge.h>
-#include <prometheus/histogram.h>
 #include <prometheus/registry.h>
+
+#include "metrics/histogram.hpp"
 
 #include <map>
 #include <memory>
@@ -38,8 +41,10 @@ class Metrics;
 // The handles of one (pool, source). Owned by Metrics; lives as long as it.
 class SourceMetrics {
 public:
-    // One finished connect. `odd_port` only matters when err == 0.
-    void connect_done(int err, bool odd_port, bool parity_switch, std::uint32_t retries, double seconds);
+    // One finished connect, counted in `shard` (the loop's index). `odd_port`
+    // only matters when err == 0.
+    void connect_done(std::size_t shard, int err, bool odd_port, bool parity_switch, std::uint32_t retries,
+                      double seconds);
 
     double ok() const { return ok_->Value(); }
     double parity_switches() const { return parity_->Value(); }
@@ -50,28 +55,34 @@ private:
     friend class Metrics;
     struct ErrorHandles {
         prometheus::Counter* count = nullptr;
-        prometheus::Histogram* duration = nullptr;
+        ShardedHistogram* duration = nullptr;
     };
     Metrics* m_ = nullptr;
     std::string pool_, source_;
     prometheus::Counter* ok_ = nullptr;
     prometheus::Counter* parity_ = nullptr;
     prometheus::Counter* retries_ = nullptr;
-    prometheus::Histogram* ok_even_ = nullptr;
-    prometheus::Histogram* ok_odd_ = nullptr;
+    ShardedHistogram* ok_even_ = nullptr;
+    ShardedHistogram* ok_odd_ = nullptr;
     std::map<int, ErrorHandles> errors_;  // created on first use of each errno; under m_->labels_
 };
 
 class Metrics {
+    std::shared_ptr<HistogramFamilies> histograms_;  // first: the members below refer to it
+
 public:
-    Metrics(prometheus::Registry& registry, const BuildInfo& info);
+    // `shards`: the event loops that observe (one histogram shard each).
+    Metrics(prometheus::Registry& registry, const BuildInfo& info, std::size_t shards = 1);
+
+    // The histograms, to be registered with the exposer beside the registry.
+    std::shared_ptr<prometheus::Collectable> histograms() const { return histograms_; }
 
     // The handles for (pool, source), created on first use.
     SourceMetrics& source(const std::string& pool, const std::string& source);
 
     prometheus::Gauge& inflight;
     prometheus::Gauge& clients;
-    prometheus::Histogram& request_duration;
+    ShardedHistogram& request_duration;  // observe(loop index, seconds)
     prometheus::Counter& handoffs;
     prometheus::Counter& clients_refused;
     prometheus::Counter& accept_errors;
@@ -99,12 +110,12 @@ public:
 
     // Connect-time buckets, 10 us to 10 s: fine enough to separate the
     // 0.01-0.03 ms fast path from the 0.3-5 ms slow-path port search.
-    static const prometheus::Histogram::BucketBoundaries& connect_buckets();
+    static const std::vector<double>& connect_buckets();
 
 private:
     friend class SourceMetrics;
     mutable std::mutex labels_;  // the maps below, and each SourceMetrics::errors_
-    prometheus::Family<prometheus::Histogram>& connect_duration_;
+    HistogramFamilies::Family& connect_duration_;
     prometheus::Family<prometheus::Counter>& connects_;
     prometheus::Family<prometheus::Counter>& parity_switches_;
     prometheus::Family<prometheus::Counter>& window_retries_;

@@ -321,8 +321,8 @@ void Session::on_adopt_in_progress(std::uint64_t id, std::uint64_t watch, std::u
     // The id is free once the reply has gone; the watch keeps the counts.
     watches_.emplace(watch, std::move(it->second));
     inflight_.erase(it);
-    ctx_.metrics.request_duration.Observe(
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - request_start_).count());
+    ctx_.metrics.request_duration.observe(
+        ctx_.index, std::chrono::duration<double>(std::chrono::steady_clock::now() - request_start_).count());
     EGRESS_DEBUG("session {}: request {} -> EINPROGRESS (adopted socket, watched)", id_, id);
     queue(id, proto::encode_connect_reply(id, rep, false));
 }
@@ -359,8 +359,8 @@ void Session::on_adopt_done(std::uint64_t id, std::uint64_t watch, const void* o
     rep.attempts = out.attempts;
     rep.connect_us = out.connect_us;
     report_clamp(rep, requested, applied);
-    ctx_.metrics.request_duration.Observe(
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - request_start_).count());
+    ctx_.metrics.request_duration.observe(
+        ctx_.index, std::chrono::duration<double>(std::chrono::steady_clock::now() - request_start_).count());
     queue(id, proto::encode_connect_reply(id, rep, false));
 }
 
@@ -369,7 +369,7 @@ void Session::record_connect(PoolSet& pools, const Choice& choice, const Endpoin
     const bool has_source = out.source.has_value();
     const std::size_t source = has_source ? choice.order[*out.source] : 0;
     auto* figures = has_source ? pool.source_metrics.at(source) : pool.kernel_metrics;
-    figures->connect_done(out.err, out.local && (out.local->port & 1), out.parity_switch, out.window_retries,
+    figures->connect_done(ctx_.index, out.err, out.local && (out.local->port & 1), out.parity_switch, out.window_retries,
                           static_cast<double>(out.connect_us) / 1e6);
     if (!out.err && has_source) pools.record_success(pool, source, dest);
     if (out.err == EADDRNOTAVAIL)
@@ -416,16 +416,16 @@ void Session::on_connect_done(std::uint64_t id, PoolSet& pools, const Choice& ch
     EGRESS_DEBUG("session {}: request {} -> {} in {} us, {} attempts", id_, id, out.err ? errno_name(out.err) : "ok",
                  out.connect_us, out.attempts);
     // Metrics before the reply: a client that has its reply sees them counted.
-    ctx_.metrics.request_duration.Observe(
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    ctx_.metrics.request_duration.observe(
+        ctx_.index, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     const bool with_fd = static_cast<bool>(out.fd);
     queue(id, proto::encode_connect_reply(id, rep, with_fd), std::move(out.fd));
 }
 
 void Session::reply_error(std::uint64_t id, std::uint8_t type, const Error& e, const char* kind) {
     ctx_.metrics.protocol_error(kind).Increment();
-    ctx_.metrics.request_duration.Observe(
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - request_start_).count());
+    ctx_.metrics.request_duration.observe(
+        ctx_.index, std::chrono::duration<double>(std::chrono::steady_clock::now() - request_start_).count());
     EGRESS_DEBUG("session {}: request {} refused: {}: {}", id_, id, errno_name(e.code), e.message);
     const auto code = static_cast<std::uint32_t>(e.code);
     if (type == EGRESS_MSG_CONNECT_REPLY) {

@@ -13,7 +13,7 @@ import sys
 import tempfile
 
 dashboard, metrics_cpp, process_cpp, promtool = sys.argv[1:5]
-declared = set(re.findall(r'Name\("([a-z_]+)"\)', open(metrics_cpp).read()))
+declared = set(re.findall(r'(?:Name|histograms_->add)\("([a-z_]+)"', open(metrics_cpp).read()))
 declared |= set(re.findall(r'gauge\("([a-z_]+)"', open(process_cpp).read()))
 declared.add("up")
 exported = set(declared)
