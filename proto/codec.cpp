@@ -10,16 +10,6 @@ namespace {
 
 // ---- little-endian primitives ----
 
-void put_u16(Bytes& out, std::uint16_t v) {
-    out.push_back(static_cast<std::uint8_t>(v));
-    out.push_back(static_cast<std::uint8_t>(v >> 8));
-}
-void put_u32(Bytes& out, std::uint32_t v) {
-    for (int i = 0; i < 4; ++i) out.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
-}
-void put_u64(Bytes& out, std::uint64_t v) {
-    for (int i = 0; i < 8; ++i) out.push_back(static_cast<std::uint8_t>(v >> (8 * i)));
-}
 std::uint64_t get_le(ByteView b, std::size_t off, std::size_t n) {
     std::uint64_t v = 0;
     for (std::size_t i = 0; i < n; ++i) v |= std::uint64_t{b[off + i]} << (8 * i);
@@ -37,19 +27,20 @@ std::string hex16(std::uint16_t v) {
 
 class Writer {
 public:
-    Writer(std::uint8_t type, std::uint16_t flags, std::uint64_t id) {
-        out_.reserve(128);
-        put_u32(out_, EGRESS_MAGIC);
-        out_.push_back(EGRESS_VERSION);
-        out_.push_back(type);
-        put_u16(out_, flags);
-        put_u64(out_, id);
-        put_u32(out_, 0);  // payload length, patched by finish()
+    // Writes at a position into a buffer sized once for a typical message,
+    // grown only by a long one: no capacity check per byte.
+    Writer(std::uint8_t type, std::uint16_t flags, std::uint64_t id) : out_(kTypical) {
+        le(EGRESS_MAGIC, 4);
+        std::uint8_t vt[2] = {EGRESS_VERSION, type};
+        put(vt, 2);
+        le(flags, 2);
+        le(id, 8);
+        le(0, 4);  // payload length, patched by finish()
     }
     void field(std::uint16_t type, const std::uint8_t* data, std::size_t len) {
-        put_u16(out_, type);
-        put_u16(out_, static_cast<std::uint16_t>(len));
-        out_.insert(out_.end(), data, data + len);
+        le(type, 2);
+        le(len, 2);
+        put(data, len);
     }
     // Fixed-size values go out from the stack: no allocation per field.
     void u32(std::uint16_t type, std::uint32_t v) { little_endian(type, v, 4); }
@@ -70,18 +61,35 @@ public:
         field(type, b.data(), n + 2);
     }
     Bytes finish() {
-        const auto len = static_cast<std::uint32_t>(out_.size() - EGRESS_HEADER_SIZE);
+        const auto len = static_cast<std::uint32_t>(pos_ - EGRESS_HEADER_SIZE);
         for (int i = 0; i < 4; ++i) out_[16 + i] = static_cast<std::uint8_t>(len >> (8 * i));
+        out_.resize(pos_);
         return std::move(out_);
     }
 
 private:
-    void little_endian(std::uint16_t type, std::uint64_t v, std::size_t n) {
+    static constexpr std::size_t kTypical = 256;  // a reply with a message, two endpoints and a pool
+    void put(const std::uint8_t* data, std::size_t n) {
+        if (pos_ + n > out_.size()) out_.resize(std::max(out_.size() * 2, pos_ + n));
+        if (n) std::memcpy(out_.data() + pos_, data, n);
+        pos_ += n;
+    }
+    void le(std::uint64_t v, std::size_t n) {
         std::array<std::uint8_t, 8> b;
         for (std::size_t i = 0; i < n; ++i) b[i] = static_cast<std::uint8_t>(v >> (8 * i));
-        field(type, b.data(), n);
+        put(b.data(), n);
+    }
+    void little_endian(std::uint16_t type, std::uint64_t v, std::size_t n) {
+        std::array<std::uint8_t, 12> b;
+        b[0] = static_cast<std::uint8_t>(type);
+        b[1] = static_cast<std::uint8_t>(type >> 8);
+        b[2] = static_cast<std::uint8_t>(n);
+        b[3] = 0;
+        for (std::size_t i = 0; i < n; ++i) b[4 + i] = static_cast<std::uint8_t>(v >> (8 * i));
+        put(b.data(), 4 + n);
     }
     Bytes out_;
+    std::size_t pos_ = 0;
 };
 
 // ---- reading ----
