@@ -17,7 +17,7 @@ namespace egress {
 PendingConnect::PendingConnect(asio::io_context& io, Syscalls& sys, Random& random, ConnectPlan plan,
                                std::shared_ptr<FairQueue::Lane> lane)
     : sys_(sys), random_(random), plan_(std::move(plan)), lane_(std::move(lane)), adopt_(static_cast<bool>(plan_.adopted)),
-      sock_(io), deadline_(io) {}
+      io_(io) {}
 
 Endpoint PendingConnect::on_socket(const Endpoint& e) const {
     if (!adopt_ || !plan_.adopted_v6 || e.v6) return e;
@@ -39,7 +39,7 @@ void PendingConnect::in_turn(void (PendingConnect::*step)(const error_code&), co
 }
 
 void PendingConnect::wait_writable() {
-    sock_.async_wait(asio::posix::stream_descriptor::wait_write,
+    wait_->sock.async_wait(asio::posix::stream_descriptor::wait_write,
                      [self = shared_from_this()](const error_code& e) { self->in_turn(&PendingConnect::on_writable, e); });
 }
 
@@ -122,25 +122,26 @@ int PendingConnect::try_once(const Attempt& a, std::string& what) {
         return 0;
     }
     auto owned = keep();
+    wait_.emplace(io_);
     error_code ec;
     // Asio marks an assigned descriptor as possibly duplicated, so closing it
     // removes it from egressd's epoll set even while the program holds the
     // same socket (epoll forgets a file only when its last descriptor closes).
-    sock_.assign(owned.get(), ec);  // on failure Asio does not take the descriptor: owned still closes it
+    wait_->sock.assign(owned.get(), ec);  // on failure Asio does not take the descriptor: owned still closes it
     if (ec) return what = "cannot register the socket with the event loop", ec.value();
     owned.release();  // sock_ owns it now
     // Registration is edge-triggered, but EPOLLOUT is armed by this first
     // write wait, so a connect that already completed is still reported.
     wait_writable();
-    deadline_.expires_after(plan_.timeout);
-    deadline_.async_wait([self = shared_from_this()](const error_code& e) { self->in_turn(&PendingConnect::on_deadline, e); });
+    wait_->deadline.expires_after(plan_.timeout);
+    wait_->deadline.async_wait([self = shared_from_this()](const error_code& e) { self->in_turn(&PendingConnect::on_deadline, e); });
     if (auto tell = std::move(in_progress_)) {
         ConnectOutcome out;
         out.err = EINPROGRESS;
         out.message = "the connect is under way on the adopted socket";
         SockAddr local;
         local.len = sizeof local.storage;
-        if (sys_.getsockname(sock_.native_handle(), local.get(), &local.len).ok())
+        if (sys_.getsockname(wait_->sock.native_handle(), local.get(), &local.len).ok())
             if (auto l = from_sockaddr(local.get(), local.len)) out.local = unmap_ipv4(*l);
         account(out);
         tell(std::move(out));
@@ -155,7 +156,7 @@ void PendingConnect::on_writable(const error_code& ec) {
         // established from failed without touching it.
         tcp_info info{};
         socklen_t len = sizeof info;
-        if (auto r = sys_.getsockopt(sock_.native_handle(), IPPROTO_TCP, TCP_INFO, &info, &len); !r.ok())
+        if (auto r = sys_.getsockopt(wait_->sock.native_handle(), IPPROTO_TCP, TCP_INFO, &info, &len); !r.ok())
             return fail(r.err, "cannot read the adopted socket's TCP state");
         if (info.tcpi_state == TCP_SYN_SENT) return wait_writable();  // a wake with no change behind it
         if (info.tcpi_state == TCP_CLOSE)
@@ -164,19 +165,19 @@ void PendingConnect::on_writable(const error_code& ec) {
     } else {
         int err = 0;
         socklen_t len = sizeof err;
-        if (auto r = sys_.getsockopt(sock_.native_handle(), SOL_SOCKET, SO_ERROR, &err, &len); !r.ok()) err = r.err;
+        if (auto r = sys_.getsockopt(wait_->sock.native_handle(), SOL_SOCKET, SO_ERROR, &err, &len); !r.ok()) err = r.err;
         if (err) return fail(err, "connect to the destination failed");
     }
 
     SockAddr remote;
     remote.len = sizeof remote.storage;
-    if (auto r = sys_.getpeername(sock_.native_handle(), remote.get(), &remote.len); !r.ok()) {
+    if (auto r = sys_.getpeername(wait_->sock.native_handle(), remote.get(), &remote.len); !r.ok()) {
         // No error and no peer: still connecting. The event loop can wake a
         // wait with no change of state behind it; wait on, the deadline holds.
         if (r.err == ENOTCONN) return wait_writable();
         return fail(r.err, "connected socket has no peer");
     }
-    complete(UniqueFd(sock_.release()), from_sockaddr(remote.get(), remote.len));
+    complete(UniqueFd(wait_->sock.release()), from_sockaddr(remote.get(), remote.len));
 }
 
 void PendingConnect::complete(UniqueFd fd, std::optional<Endpoint> remote) {
@@ -213,9 +214,11 @@ void PendingConnect::fail(int err, std::string message) {
 
 void PendingConnect::finish(ConnectOutcome out) {
     finished_ = true;
-    error_code ignored;
-    deadline_.cancel();
-    sock_.close(ignored);  // no-op after release(); closes the socket on failure
+    if (wait_) {
+        error_code ignored;
+        wait_->deadline.cancel();
+        wait_->sock.close(ignored);  // no-op after release(); closes the socket on failure
+    }
     plan_.adopted.reset();  // egressd's copy of an adopted socket that never got under way
     in_progress_ = nullptr;
     account(out);
@@ -238,9 +241,11 @@ void PendingConnect::cancel() {
     done_ = nullptr;
     in_progress_ = nullptr;
     plan_.adopted.reset();
-    error_code ignored;
-    deadline_.cancel();
-    sock_.close(ignored);
+    if (wait_) {
+        error_code ignored;
+        wait_->deadline.cancel();
+        wait_->sock.close(ignored);
+    }
 }
 
 }  // namespace egress

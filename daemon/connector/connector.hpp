@@ -106,8 +106,15 @@ private:
     std::optional<Attempt> attempt_;  // the try in progress
     std::uint32_t attempts_ = 0;
     std::uint32_t retries_ = 0;
-    asio::posix::stream_descriptor sock_;
-    asio::steady_timer deadline_;
+    asio::io_context& io_;
+    // Made only for a connect that did not complete at once: most to near
+    // peers do, and making Asio objects takes the io_context's service lock.
+    struct Waiting {
+        explicit Waiting(asio::io_context& io) : sock(io), deadline(io) {}
+        asio::posix::stream_descriptor sock;
+        asio::steady_timer deadline;
+    };
+    std::optional<Waiting> wait_;
     Done done_;
     Done in_progress_;
     bool adopted_bound_ = false;  // adopt mode: a try already bound the program's socket
