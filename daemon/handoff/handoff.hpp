@@ -1,16 +1,27 @@
-// Replies leave egressd here, with at most one descriptor attached
-// (SCM_RIGHTS). The caller keeps ownership of the descriptor and closes its
-// copy once the send succeeded: the client then holds the only one.
+// Datagram I/O on client connections, in one place: requests arrive here in
+// batches, with every descriptor a client attached taken into ownership, and
+// replies leave here with at most one descriptor attached (SCM_RIGHTS). For a
+// reply the caller keeps ownership of the descriptor and closes its copy once
+// the send succeeded: the client then holds the only one.
 #pragma once
 
 #include <cstdint>
 #include <span>
 
-#include "session/batch.hpp"
+#include "handoff/batch.hpp"
 #include "sys/syscalls.hpp"
 #include "unique_fd.hpp"
 
 namespace egress {
+
+// Receives up to `max` (at most RecvBatch::kSize) request datagrams into
+// `batch` without blocking: on success the number read, and for each,
+// batch.attached[i] owns the descriptors it carried (release() closes them).
+// Fewer than `max` means the socket had no more at that moment.
+SysResult receive_requests(Syscalls& sys, int sock, RecvBatch& batch, std::size_t max);
+
+// The descriptors a received message carries (SCM_RIGHTS), owned.
+AttachedFds take_attached_fds(msghdr& msg);
 
 // Sets message `i` of `batch` to `bytes`, attaching `fd` when it is >= 0.
 // `bytes` must stay alive until the batch is sent.

@@ -50,9 +50,8 @@ std::uint32_t Session::read_some() {
     // Until the batch is full or the socket has nothing more: only a read
     // that found nothing makes an edge-triggered wait safe.
     while (handled < batch && !closed_ && !drained) {
-        b.prepare();
-        const auto r = ctx_.sys.recvmmsg(sock_.native_handle(), b.msgs.data(), batch - handled,
-                                         MSG_DONTWAIT | MSG_CMSG_CLOEXEC | MSG_TRUNC);
+        const std::size_t want = batch - handled;
+        const auto r = receive_requests(ctx_.sys, sock_.native_handle(), b, want);
         if (!r.ok()) {
             if (r.err == EAGAIN || r.err == EWOULDBLOCK) drained = true;
             else if (r.err != EINTR) close(std::string("receive failed: ") + errno_name(r.err));
@@ -60,11 +59,9 @@ std::uint32_t Session::read_some() {
         }
         const auto n = static_cast<std::size_t>(r.value);
         handled += static_cast<std::uint32_t>(n);
-        // Own every descriptor a client attached, in every datagram read,
-        // before anything can end the session: each closes when this batch
-        // is handled, unless adopt mode took it.
-        std::array<Attached, RecvBatch::kSize> fds{};
-        for (std::size_t i = 0; i < n; ++i) fds[i] = take_attached_fds(b.msgs[i].msg_hdr);
+        // A short batch found the queue empty, as EAGAIN would: the wait
+        // below is safe, and one receive call a request is spared.
+        drained = n < want;
         for (std::size_t i = 0; i < n && !closed_; ++i) {
             const auto& m = b.msgs[i];
             // Zero bytes is end-of-stream once the peer has hung up, and
@@ -75,8 +72,9 @@ std::uint32_t Session::read_some() {
             }
             const bool truncated = (m.msg_hdr.msg_flags & MSG_TRUNC) || m.msg_len > b.bufs[i].size();
             handle_datagram(proto::ByteView(b.bufs[i].data(), std::min<std::size_t>(m.msg_len, b.bufs[i].size())),
-                            truncated, fds[i]);
+                            truncated, b.attached[i]);
         }
+        b.release(n);  // what no request took closes with its batch
     }
     batching_ = false;
     if (closed_) return std::max(handled, 1U);
@@ -99,22 +97,6 @@ bool Session::peer_hung_up() {
     pollfd p{sock_.native_handle(), POLLRDHUP, 0};
     const auto r = ctx_.sys.poll(&p, 1, 0);
     return !r.ok() || (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
-}
-
-Session::Attached Session::take_attached_fds(msghdr& msg) {
-    Attached out;
-    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-        const auto n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (std::size_t k = 0; k < n; ++k) {
-            int fd;
-            std::memcpy(&fd, CMSG_DATA(c) + k * sizeof(int), sizeof fd);
-            out.fds.emplace_back(fd);
-            ++out.count;
-        }
-    }
-    if (msg.msg_flags & MSG_CTRUNC) ++out.count;  // the kernel closed what did not fit
-    return out;
 }
 
 namespace {
@@ -283,8 +265,9 @@ void Session::handle_connect(std::uint64_t id, proto::ByteView payload, Attached
 
     auto op = std::make_shared<PendingConnect>(ctx_.io, ctx_.sys, ctx_.random, std::move(plan), lane_);
     ticket.hold_pool(*choice->pool);
-    inflight_.emplace(id, InFlight{op, pools, std::move(ticket), clamped ? req->timeout_ms : 0, ms});
+    const std::uint32_t requested = clamped ? req->timeout_ms : 0;
     if (adopt) {
+        inflight_.emplace(id, InFlight{op, pools, std::move(ticket), requested, ms});
         // The watch may outlive this connection: it holds the session.
         const auto watch = next_watch_++;
         const void* tag = op.get();
@@ -297,9 +280,10 @@ void Session::handle_connect(std::uint64_t id, proto::ByteView payload, Attached
             });
         return;
     }
-    op->start([weak = weak_from_this(), id, pools, c = *choice, dest = req->dest, t0 = request_start_](
-                  ConnectOutcome out) {
-        if (auto self = weak.lock()) self->on_connect_done(id, *pools, c, dest, t0, std::move(out));
+    inflight_.emplace(id, InFlight{op, std::move(pools), std::move(ticket), requested, ms, std::move(*choice), req->dest,
+                                   request_start_});
+    op->start([weak = weak_from_this(), id](ConnectOutcome out) {
+        if (auto self = weak.lock()) self->on_connect_done(id, std::move(out));
     });
 }
 
@@ -391,16 +375,17 @@ void Session::handle_status(std::uint64_t id, proto::ByteView payload) {
     queue(id, proto::encode_status_reply(id, rep));
 }
 
-void Session::on_connect_done(std::uint64_t id, PoolSet& pools, const Choice& choice, const Endpoint& dest,
-                              std::chrono::steady_clock::time_point t0, ConnectOutcome out) {
-    std::uint32_t requested = 0, applied = 0;
-    if (auto f = inflight_.find(id); f != inflight_.end()) {
-        requested = f->second.timeout_requested;
-        applied = f->second.timeout_ms;
-        inflight_.erase(f);
-    }
+void Session::on_connect_done(std::uint64_t id, ConnectOutcome out) {
+    const auto f = inflight_.find(id);
+    if (f == inflight_.end()) return;  // cannot happen: close() cancels, and a cancelled connect does not call
+    const auto pools = std::move(f->second.pools);  // keeps choice.pool valid to the end
+    const auto choice = std::move(f->second.choice);
+    const auto dest = f->second.dest;
+    const auto t0 = f->second.started;
+    const auto requested = f->second.timeout_requested, applied = f->second.timeout_ms;
+    inflight_.erase(f);  // the ticket gives its counts back before the reply
     auto& pool = *choice.pool;
-    record_connect(pools, choice, dest, out);
+    record_connect(*pools, choice, dest, out);
     proto::ConnectReply rep;
     rep.status = static_cast<std::uint32_t>(out.err);
     if (out.err) {

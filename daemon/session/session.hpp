@@ -71,11 +71,7 @@ private:
     bool peer_hung_up();
     // The descriptors one datagram carried, owned until its request is
     // decoded: adopt mode takes the one it needs, the rest close with this.
-    struct Attached {
-        std::vector<UniqueFd> fds;
-        int count = 0;  // fds, plus one when the kernel closed what did not fit (MSG_CTRUNC)
-    };
-    static Attached take_attached_fds(msghdr& msg);
+    using Attached = AttachedFds;
     void handle_datagram(proto::ByteView d, bool truncated, Attached& attached);
     void handle_connect(std::uint64_t id, proto::ByteView payload, Attached& attached);
     // Adopt mode's checks on the request, the rule and the socket (PROTOCOL.md
@@ -88,8 +84,7 @@ private:
     // Records a finished connect in the pool's and source's figures.
     void record_connect(PoolSet& pools, const Choice& choice, const Endpoint& dest, const ConnectOutcome& out);
     void handle_status(std::uint64_t id, proto::ByteView payload);
-    void on_connect_done(std::uint64_t id, PoolSet& pools, const Choice& choice, const Endpoint& dest,
-                         std::chrono::steady_clock::time_point t0, ConnectOutcome out);
+    void on_connect_done(std::uint64_t id, ConnectOutcome out);
     void reply_error(std::uint64_t id, std::uint8_t type, const Error& e, const char* kind);
     // Refuses a CONNECT with EACCES on behalf of `rule`; `reason`: destination or pool.
     void deny(std::uint64_t id, const ClientRule& rule, const char* reason, const std::string& message);
@@ -118,6 +113,11 @@ private:
         // then `timeout_ms` (the maximum) was applied and the reply says so.
         std::uint32_t timeout_requested = 0;
         std::uint32_t timeout_ms = 0;
+        // For the reply and the figures (not kept for adopted connects,
+        // whose handlers carry them).
+        Choice choice;
+        Endpoint dest;
+        std::chrono::steady_clock::time_point started;
     };
     std::unordered_map<std::uint64_t, InFlight> inflight_;
     // Adopted connects whose reply (EINPROGRESS) has gone: egressd watches
