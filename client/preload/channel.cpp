@@ -255,8 +255,9 @@ Exchange run(Channel& c, const Settings& s, const RealCalls& real, int sock, con
         }
         const Exchange got = receive_reply(c.fd, id, deadline, spin, reply, err);
         // After a refusal, an end of stream or a timeout the connection is
-        // done for (a late reply would answer the wrong request).
-        if (got != Exchange::replied || reply.request_id != id) close_channel(c);
+        // done for (a late reply would answer the wrong request); after
+        // ESHUTDOWN its egressd is stopping: the next exchange opens afresh.
+        if (got != Exchange::replied || reply.request_id != id || reply.status == ESHUTDOWN) close_channel(c);
         return got;
     }
     return Exchange::not_delivered;

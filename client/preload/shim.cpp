@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 
@@ -233,7 +234,19 @@ int connect_via_egressd(int fd, const sockaddr* sa, socklen_t len, const Addr& d
     // stuck egressd's reply included.
     const int reply_wait = sndtimeo && sndtimeo < static_cast<std::uint32_t>(kReplyWaitMs)
                                ? static_cast<int>(sndtimeo) : kReplyWaitMs;
-    const Exchange got = exchange_adopt(s, g_real, fd, dest, sndtimeo, reply_wait, blocking, rep, err);
+    Exchange got = exchange_adopt(s, g_real, fd, dest, sndtimeo, reply_wait, blocking, rep, err);
+    // ESHUTDOWN on a socket still untouched: the egressd of a connection
+    // opened before its drain refused the request. Once more on a fresh
+    // connection, which reaches a successor if one listens already; if that
+    // egressd is stopping too, or none listens, it is unreachable.
+    const auto refused_by_drain = [&] {
+        return got == Exchange::replied && rep.status == ESHUTDOWN && tcp_state(fd) == TCP_CLOSE;
+    };
+    if (refused_by_drain()) {
+        const int left = static_cast<int>(std::max<long>(1, reply_wait - (now_ms() - start)));
+        got = exchange_adopt(s, g_real, fd, dest, sndtimeo, left, blocking, rep, err);
+        if (refused_by_drain()) got = Exchange::not_delivered, err = ESHUTDOWN;
+    }
     // egressd closed the connection without acting on the request (it
     // cancels what is in flight when it closes): as if it were unreachable.
     const bool dropped = got == Exchange::lost && err == ECONNRESET && tcp_state(fd) == TCP_CLOSE;
@@ -255,6 +268,12 @@ int connect_via_egressd(int fd, const sockaddr* sa, socklen_t len, const Addr& d
                  : (!blocking && err == ETIMEDOUT) ? EINPROGRESS
                                                   : static_cast<std::uint32_t>(err);
         if (s.debug) (Line() << "connect fd " << long{fd} << " to " << dest << ": no reply from egressd: ").err(err).write();
+    }
+    if (got == Exchange::replied && status == ESHUTDOWN) {
+        // A stopping egressd abandoned the connect it had started: it is the
+        // caller's now, as when no reply comes.
+        const int st = tcp_state(fd);
+        status = st == TCP_SYN_SENT ? EINPROGRESS : st == TCP_ESTABLISHED ? 0 : status;
     }
     const bool replied_in_progress = got == Exchange::replied && status == EINPROGRESS;
     if (status == EINPROGRESS && blocking) {

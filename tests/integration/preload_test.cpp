@@ -1144,6 +1144,47 @@ TEST_F(Preload, AnEgressdRestartBetweenTwoConnectsOfOneProcessIsSurvived) {
     std::system(("rm -rf " + dir).c_str());
 }
 
+TEST_F(Preload, ADrainingEgressdSendsTheProgramToItsSuccessorNeverEshutdown) {
+    PeerServer sink(p_.remote_v4(), PeerServer::Mode::close);
+    char tmpl[] = "/tmp/egress-preload.XXXXXX";
+    const std::string dir = ::mkdtemp(tmpl);
+    const std::string sock = dir + "/egressd.sock";
+    auto cfg = json::parse(preload_config());
+    cfg["shutdown"] = {{"drain_timeout_ms", 20000}};
+    auto old = std::make_unique<Daemon>(cfg.dump(), std::vector<std::string>{"--socket", sock});
+    Proc proc({probe_bin(), "connect", "--count", "3", "--step", "--close", p_.remote_v4(), sink.port()},
+              child_env({"LD_PRELOAD=" + shim_lib(), "EGRESS_SOCKET=" + sock}));
+    auto next = [&] { return proc.line_starting("connect").value_or("connect (none)"); };
+    expect_connected_from(fields(next()), peer_pool_v4(), p_.remote_v4());
+    ASSERT_TRUE(proc.line_starting("step"));
+    // A connect in flight keeps the old egressd draining, and so holding the
+    // program's connection to it, which now refuses with ESHUTDOWN.
+    auto holder = raw_connect(sock);
+    ASSERT_TRUE(holder);
+    proto::ConnectRequest hang;
+    hang.dest = *parse_address(kBlackHole, 80);
+    hang.timeout_ms = 15000;
+    ASSERT_TRUE(send_datagram(holder.get(), proto::encode_connect(1, hang)));
+    ASSERT_TRUE(old->wait_log("request 1 CONNECT")) << old->log();
+    ASSERT_EQ(::kill(old->pid(), SIGTERM), 0);
+    ASSERT_TRUE(old->wait_log("draining:")) << old->log();
+    // No successor yet: egressd is unreachable, and the program is told so.
+    proc.send("go");
+    const auto none = fields(next());
+    EXPECT_EQ(none.word(2), "ENETUNREACH") << none.text;
+    ASSERT_TRUE(proc.line_starting("step"));
+    // A successor binds the path while the old one still drains.
+    auto successor = std::make_unique<Daemon>(preload_config(), std::vector<std::string>{"--socket", sock});
+    proc.send("go");
+    expect_connected_from(fields(next()), peer_pool_v4(), p_.remote_v4());
+    const auto r = proc.finish();
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_TRUE(old->alive()) << "the old egressd stopped draining early";
+    successor.reset();
+    old.reset();
+    std::system(("rm -rf " + dir).c_str());
+}
+
 // ---- EGRESS_DEBUG ----
 
 TEST_F(Preload, EgressDebugPrintsOneLinePerDecisionWithThePid) {
