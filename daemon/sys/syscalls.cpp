@@ -27,6 +27,7 @@ SysResult RealSyscalls::getsockname(int fd, sockaddr* a, socklen_t* len) {
 SysResult RealSyscalls::getpeername(int fd, sockaddr* a, socklen_t* len) {
     return wrap(::getpeername(fd, a, len));
 }
+SysResult RealSyscalls::listen(int fd, int backlog) { return wrap(::listen(fd, backlog)); }
 SysResult RealSyscalls::accept4(int fd, int flags) { return wrap(::accept4(fd, nullptr, nullptr, flags)); }
 SysResult RealSyscalls::recvmsg(int fd, msghdr* m, int flags) { return wrap(::recvmsg(fd, m, flags)); }
 SysResult RealSyscalls::sendmsg(int fd, const msghdr* m, int flags) { return wrap(::sendmsg(fd, m, flags)); }

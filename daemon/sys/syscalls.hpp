@@ -24,6 +24,7 @@ public:
     virtual SysResult connect(int fd, const sockaddr* addr, socklen_t len) = 0;
     virtual SysResult getsockname(int fd, sockaddr* addr, socklen_t* len) = 0;
     virtual SysResult getpeername(int fd, sockaddr* addr, socklen_t* len) = 0;
+    virtual SysResult listen(int fd, int backlog) = 0;
     virtual SysResult accept4(int fd, int flags) = 0;
     virtual SysResult recvmsg(int fd, msghdr* msg, int flags) = 0;
     virtual SysResult sendmsg(int fd, const msghdr* msg, int flags) = 0;
@@ -47,6 +48,7 @@ public:
     SysResult connect(int fd, const sockaddr* addr, socklen_t len) override;
     SysResult getsockname(int fd, sockaddr* addr, socklen_t* len) override;
     SysResult getpeername(int fd, sockaddr* addr, socklen_t* len) override;
+    SysResult listen(int fd, int backlog) override;
     SysResult accept4(int fd, int flags) override;
     SysResult recvmsg(int fd, msghdr* msg, int flags) override;
     SysResult sendmsg(int fd, const msghdr* msg, int flags) override;

@@ -236,6 +236,7 @@ public:
         return ::fcntl(fd, F_SETFL, flags) < 0 ? SysResult{-1, errno} : SysResult{0, 0};
     }
     // Not used by the connector.
+    SysResult listen(int, int) override { return unexpected("listen"); }
     SysResult accept4(int, int) override { return unexpected("accept4"); }
     SysResult recvmsg(int, msghdr*, int) override { return unexpected("recvmsg"); }
     SysResult sendmsg(int, const msghdr*, int) override { return unexpected("sendmsg"); }
