@@ -81,9 +81,11 @@ std::vector<std::string> unowned_sources(const Config& c) {
 }
 
 // The pools of `config`, each source wired to its metric handles.
-std::shared_ptr<PoolSet> make_pools(const Config& config, const KernelInfo& kernel, Metrics& metrics) {
-    auto pools = std::make_shared<PoolSet>(config, resolve_auto(kernel).strategy, kernel.ephemeral, kernel.version(),
-                                           count_connections, [] { return std::chrono::steady_clock::now(); });
+std::shared_ptr<PoolSet> make_pools(const Config& config, const KernelInfo& kernel, Metrics& metrics, Syscalls& sys) {
+    auto pools = std::make_shared<PoolSet>(
+        config, resolve_auto(kernel).strategy, kernel.ephemeral, kernel.version(),
+        [&sys](const std::vector<Endpoint>& sources, const Endpoint& dest) { return count_connections(sys, sources, dest); },
+        [] { return std::chrono::steady_clock::now(); });
     for (auto& p : pools->pools()) {
         p.kernel_metrics = &metrics.source(p.name, kKernelSource);
         for (const auto& label : p.labels) p.source_metrics.push_back(&metrics.source(p.name, label));
@@ -123,15 +125,15 @@ std::size_t thread_count(const Options& opt, const Config& config) {
 
 // One snapshot of the config in force, for start-up and for each reload:
 // the pools built from it on this kernel, and the facts the status shows.
-Snapshot make_snapshot(ConfigPtr config, const KernelInfo& kernel, Metrics& metrics, std::uint64_t generation,
-                       std::size_t threads, std::chrono::steady_clock::time_point started) {
+Snapshot make_snapshot(ConfigPtr config, const KernelInfo& kernel, Metrics& metrics, Syscalls& sys,
+                       std::uint64_t generation, std::size_t threads, std::chrono::steady_clock::time_point started) {
     auto info = std::make_shared<DaemonInfo>();
     info->kernel = kernel;
     info->auto_choice = resolve_auto(kernel);
     info->generation = generation;
     info->threads = threads;
     info->started = started;
-    auto pools = make_pools(*config, kernel, metrics);
+    auto pools = make_pools(*config, kernel, metrics, sys);
     return Snapshot{std::move(config), std::move(pools), std::move(info)};
 }
 
@@ -160,9 +162,9 @@ void reload(Broker& broker, Snapshot& current, const Options& opt, const std::st
         spdlog::warn("threads changed to {}; egressd keeps its {} event loop(s) until it restarts", next->threads,
                      broker.threads());
     if (!opt.log_level) spdlog::set_level(spdlog::level::from_str(next->log_level));
-    const auto kernel = probe_kernel();
-    current = make_snapshot(next, kernel, broker.shared().metrics, current.info->generation + 1, broker.threads(),
-                            current.info->started);
+    const auto kernel = probe_kernel(broker.shared().sys);
+    current = make_snapshot(next, kernel, broker.shared().metrics, broker.shared().sys, current.info->generation + 1,
+                            broker.threads(), current.info->started);
     warn_own_ports_in_ranges(own, *current.pools, kernel);
     broker.publish(current);
     spdlog::info("reloaded configuration: {} pool(s), {} route(s), {} client rule(s), port range {}",
@@ -190,12 +192,13 @@ int run(const Options& opt) {
     // handler below is in place: a SIGHUP then must not kill the daemon, and
     // there is nothing to reload yet (the config was just read).
     std::signal(SIGHUP, SIG_IGN);
+    RealSyscalls sys;  // every socket call egressd makes, from here on
     UniqueFd listen_fd;
     bool passed = false;
     try {
         // A socket systemd holds (egressd.socket) outlives egressd: clients
         // wait in its backlog across a restart instead of being refused.
-        if (auto handed = passed_listen_socket()) {
+        if (auto handed = passed_listen_socket(sys)) {
             listen_fd = std::move(handed->fd);
             passed = true;
             if (opt.socket_path || !config->socket_path.empty())
@@ -203,14 +206,14 @@ int run(const Options& opt) {
                              handed->path.empty() ? "unnamed" : handed->path);
             path = handed->path;
         } else {
-            listen_fd = open_listen_socket(path, config->socket_mode, config->socket_owner, config->socket_group);
+            listen_fd = open_listen_socket(sys, path, config->socket_mode, config->socket_owner, config->socket_group);
         }
     } catch (const std::exception& e) {
         spdlog::critical("cannot start: {}", e.what());
         return 1;
     }
 
-    const auto kernel = probe_kernel();
+    const auto kernel = probe_kernel(sys);
     const auto choice = resolve_auto(kernel);
     for (const auto& w : unowned_sources(*config)) spdlog::warn("{}", w);
 
@@ -233,7 +236,6 @@ int run(const Options& opt) {
         exposer->RegisterCollectable(process);
     }
 
-    RealSyscalls sys;
     Shared shared{sys, metrics};
     // Adopted sockets must live in this namespace (unless a rule says
     // otherwise): its cookie, read once from a socket of egressd's own.
@@ -244,7 +246,7 @@ int run(const Options& opt) {
     if (!shared.netns_cookie)
         spdlog::warn("cannot read this network namespace's cookie (SO_NETNS_COOKIE, Linux 5.14): adopt mode "
                      "refuses sockets unless a client rule sets adopt_other_netns");
-    Snapshot current = make_snapshot(config, kernel, metrics, 1, threads, std::chrono::steady_clock::now());
+    Snapshot current = make_snapshot(config, kernel, metrics, sys, 1, threads, std::chrono::steady_clock::now());
     Broker broker(shared, current, threads);
     auto& io = broker.home().io;
     Listener listener(broker, std::move(listen_fd), path, !passed);

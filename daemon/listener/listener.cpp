@@ -42,7 +42,7 @@ sockaddr_un unix_address(const std::string& path) {
 std::string sys_error(const std::string& what) { return what + ": " + std::strerror(errno); }
 
 // Decides what to do with something already at `path`.
-void clear_stale_socket(const std::string& path) {
+void clear_stale_socket(Syscalls& sys, const std::string& path) {
     struct stat st {};
     if (lstat(path.c_str(), &st) != 0) {
         if (errno == ENOENT) return;
@@ -50,12 +50,13 @@ void clear_stale_socket(const std::string& path) {
     }
     if (S_ISLNK(st.st_mode)) throw std::runtime_error(path + " is a symbolic link; refusing to follow it");
     if (!S_ISSOCK(st.st_mode)) throw std::runtime_error(path + " exists and is not a socket; refusing to replace it");
-    UniqueFd probe(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+    const auto made = sys.socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (!made.ok()) throw std::runtime_error(path + " exists and cannot be probed: socket(): " + errno_text(made.err));
+    const UniqueFd probe(static_cast<int>(made.value));
     const auto a = unix_address(path);
-    if (::connect(probe.get(), reinterpret_cast<const sockaddr*>(&a), sizeof a) == 0)
-        throw std::runtime_error("another egressd is already listening on " + path);
-    if (errno != ECONNREFUSED)
-        throw std::runtime_error(sys_error(path + " exists and cannot be probed"));
+    const auto r = sys.connect(probe.get(), reinterpret_cast<const sockaddr*>(&a), sizeof a);
+    if (r.ok()) throw std::runtime_error("another egressd is already listening on " + path);
+    if (r.err != ECONNREFUSED) throw std::runtime_error(path + " exists and cannot be probed: " + errno_text(r.err));
     if (::unlink(path.c_str()) != 0) throw std::runtime_error(sys_error("cannot remove stale socket " + path));
     spdlog::info("replaced stale socket {} left by a daemon that is gone", path);
 }
@@ -116,8 +117,8 @@ std::string default_socket_path() {
     return "/run/egressd/egressd.sock";
 }
 
-UniqueFd open_listen_socket(const std::string& path, unsigned mode, std::optional<std::uint32_t> owner,
-                            std::optional<std::uint32_t> group) {
+UniqueFd open_listen_socket(Syscalls& sys, const std::string& path, unsigned mode,
+                            std::optional<std::uint32_t> owner, std::optional<std::uint32_t> group) {
     const auto a = unix_address(path);
     const auto parent = std::filesystem::path(path).parent_path();
     std::error_code ec;
@@ -125,9 +126,10 @@ UniqueFd open_listen_socket(const std::string& path, unsigned mode, std::optiona
         std::filesystem::create_directories(parent, ec);
         if (ec) throw std::runtime_error("cannot create directory " + parent.string() + ": " + ec.message());
     }
-    clear_stale_socket(path);
-    UniqueFd fd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-    if (!fd) throw std::runtime_error(sys_error("socket(AF_UNIX, SOCK_SEQPACKET)"));
+    clear_stale_socket(sys, path);
+    const auto made = sys.socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (!made.ok()) throw std::runtime_error("socket(AF_UNIX, SOCK_SEQPACKET): " + errno_text(made.err));
+    UniqueFd fd(static_cast<int>(made.value));
     // bind() creates the file with the socket's own mode less the umask: set
     // the mode on the descriptor and clear the umask, so the file has its
     // final mode from its first instant and no chmod by path (which would
@@ -135,17 +137,16 @@ UniqueFd open_listen_socket(const std::string& path, unsigned mode, std::optiona
     // thread, so no one else sees the umask change.
     if (::fchmod(fd.get(), mode) != 0) throw std::runtime_error(sys_error("cannot set the mode of the socket"));
     const auto umask_before = ::umask(0);
-    const int bound = ::bind(fd.get(), reinterpret_cast<const sockaddr*>(&a), sizeof a);
-    const int bind_errno = errno;
+    const auto bound = sys.bind(fd.get(), reinterpret_cast<const sockaddr*>(&a), sizeof a);
     ::umask(umask_before);
-    errno = bind_errno;
-    if (bound != 0) throw std::runtime_error(sys_error("cannot bind " + path));
+    if (!bound.ok()) throw std::runtime_error("cannot bind " + path + ": " + errno_text(bound.err));
     set_owner(path, owner, group);  // on failure the file stays, a stale socket the next start replaces
-    if (::listen(fd.get(), SOMAXCONN) != 0) throw std::runtime_error(sys_error("cannot listen on " + path));
+    if (const auto r = sys.listen(fd.get(), SOMAXCONN); !r.ok())
+        throw std::runtime_error("cannot listen on " + path + ": " + errno_text(r.err));
     return fd;
 }
 
-std::optional<PassedSocket> passed_listen_socket() {
+std::optional<PassedSocket> passed_listen_socket(Syscalls& sys) {
     // 1: unset LISTEN_FDS and LISTEN_PID, which are meant for this process only.
     const int n = sd_listen_fds(1);
     if (n < 0) throw std::runtime_error(std::string("cannot read the sockets systemd passed (LISTEN_FDS): ") +
@@ -167,7 +168,7 @@ std::optional<PassedSocket> passed_listen_socket() {
     sockaddr_un a{};
     socklen_t len = sizeof a;
     std::string path;
-    if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&a), &len) == 0 && len > sizeof(sa_family_t)) {
+    if (sys.getsockname(fd.get(), reinterpret_cast<sockaddr*>(&a), &len).ok() && len > sizeof(sa_family_t)) {
         const std::size_t n_path = len - sizeof(sa_family_t);
         if (a.sun_path[0] == '\0') path = "@" + std::string(a.sun_path + 1, n_path - 1);
         else path = std::string(a.sun_path, strnlen(a.sun_path, n_path));

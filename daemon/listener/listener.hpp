@@ -15,8 +15,8 @@ namespace egress {
 // std::runtime_error with a message for the operator). A stale socket left by
 // a dead daemon is replaced; a live one, a symlink or any other file is not.
 // The file gets `mode`, and `owner`/`group` when set.
-UniqueFd open_listen_socket(const std::string& path, unsigned mode, std::optional<std::uint32_t> owner = {},
-                            std::optional<std::uint32_t> group = {});
+UniqueFd open_listen_socket(Syscalls& sys, const std::string& path, unsigned mode,
+                            std::optional<std::uint32_t> owner = {}, std::optional<std::uint32_t> group = {});
 
 // Where the socket goes when neither config nor command line says.
 std::string default_socket_path();
@@ -30,7 +30,7 @@ struct PassedSocket {
 // nullopt when no socket was passed. Throws std::runtime_error when one was
 // but egressd cannot serve it: more than one, or not an AF_UNIX
 // SOCK_SEQPACKET socket that listens.
-std::optional<PassedSocket> passed_listen_socket();
+std::optional<PassedSocket> passed_listen_socket(Syscalls& sys);
 
 // Accepts clients on loop 0 and hands each to the Broker, which gives it a
 // loop of its own; the limits on connections (limits.max_clients, a rule's

@@ -17,16 +17,18 @@
 
 namespace egress {
 
-KernelInfo probe_kernel() {
+KernelInfo probe_kernel(Syscalls& sys) {
     KernelInfo k;
     utsname u{};
     if (uname(&u) == 0) {
         k.release = u.release;
         std::sscanf(u.release, "%d.%d", &k.major, &k.minor);
     }
-    UniqueFd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    const std::uint32_t probe = encode_local_port_range(PortRange{40000, 40001});
-    k.local_port_range = s && ::setsockopt(s.get(), IPPROTO_IP, IP_LOCAL_PORT_RANGE, &probe, sizeof probe) == 0;
+    if (const auto s = sys.socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0); s.ok()) {
+        const UniqueFd owned(static_cast<int>(s.value));
+        const std::uint32_t probe = encode_local_port_range(PortRange{40000, 40001});
+        k.local_port_range = sys.setsockopt(owned.get(), IPPROTO_IP, IP_LOCAL_PORT_RANGE, &probe, sizeof probe).ok();
+    }
     std::ifstream in("/proc/sys/net/ipv4/ip_local_port_range");
     unsigned lo = 0, hi = 0;
     if (in >> lo >> hi && lo >= 1 && lo <= hi && hi <= 65535)

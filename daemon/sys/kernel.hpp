@@ -7,6 +7,7 @@
 #include "endpoint.hpp"
 #include "pool/port_window.hpp"
 #include "pool/selection.hpp"
+#include "sys/syscalls.hpp"
 
 namespace egress {
 
@@ -19,7 +20,7 @@ struct KernelInfo {
     KernelVersion version() const { return {major, minor}; }
 };
 
-KernelInfo probe_kernel();
+KernelInfo probe_kernel(Syscalls& sys);
 
 // What `auto` means on this kernel, and why (for the start-up log).
 struct AutoChoice {

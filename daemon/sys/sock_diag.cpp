@@ -14,10 +14,12 @@
 
 namespace egress {
 
-Result<std::vector<std::uint32_t>> count_connections(const std::vector<Endpoint>& sources, const Endpoint& dest) {
+Result<std::vector<std::uint32_t>> count_connections(Syscalls& sys, const std::vector<Endpoint>& sources,
+                                                     const Endpoint& dest) {
     std::vector<std::uint32_t> counts(sources.size(), 0);
-    UniqueFd nl(::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
-    if (!nl) return Error{errno, "socket(NETLINK_SOCK_DIAG) failed"};
+    const auto made = sys.socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    if (!made.ok()) return Error{made.err, "socket(NETLINK_SOCK_DIAG) failed"};
+    const UniqueFd nl(static_cast<int>(made.value));
 
     // Request: a dump of TCP sockets, filtered in the kernel by a bytecode
     // program with one condition: destination address and port == dest.
@@ -48,16 +50,24 @@ Result<std::vector<std::uint32_t>> count_connections(const std::vector<Endpoint>
     msg.nlh.nlmsg_len = static_cast<std::uint32_t>(NLMSG_LENGTH(sizeof msg.req) + NLA_HDRLEN + prog_len);
     msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
     msg.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-    if (::send(nl.get(), &msg, msg.nlh.nlmsg_len, 0) < 0) return Error{errno, "sock_diag request failed"};
+    iovec out{&msg, msg.nlh.nlmsg_len};
+    msghdr request{};
+    request.msg_iov = &out;
+    request.msg_iovlen = 1;
+    if (const auto r = sys.sendmsg(nl.get(), &request, 0); !r.ok()) return Error{r.err, "sock_diag request failed"};
 
     alignas(nlmsghdr) std::uint8_t buf[32768];
     for (;;) {
-        const auto n = ::recv(nl.get(), buf, sizeof buf, 0);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return Error{errno, "sock_diag dump failed"};
+        iovec in{buf, sizeof buf};
+        msghdr answer{};
+        answer.msg_iov = &in;
+        answer.msg_iovlen = 1;
+        const auto r = sys.recvmsg(nl.get(), &answer, 0);
+        if (!r.ok()) {
+            if (r.err == EINTR) continue;
+            return Error{r.err, "sock_diag dump failed"};
         }
-        auto len = static_cast<unsigned>(n);
+        auto len = static_cast<unsigned>(r.value);
         for (auto* h = reinterpret_cast<nlmsghdr*>(buf); NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
             if (h->nlmsg_type == NLMSG_DONE) return counts;
             if (h->nlmsg_type == NLMSG_ERROR) {

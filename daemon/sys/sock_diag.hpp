@@ -6,6 +6,7 @@
 
 #include "endpoint.hpp"
 #include "result.hpp"
+#include "sys/syscalls.hpp"
 
 namespace egress {
 
@@ -13,6 +14,7 @@ namespace egress {
 // from any process, are established (or connecting) from it to `dest`
 // (address and port). The kernel filters by destination; the dump is
 // synchronous but short.
-Result<std::vector<std::uint32_t>> count_connections(const std::vector<Endpoint>& sources, const Endpoint& dest);
+Result<std::vector<std::uint32_t>> count_connections(Syscalls& sys, const std::vector<Endpoint>& sources,
+                                                     const Endpoint& dest);
 
 }  // namespace egress

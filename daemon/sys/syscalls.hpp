@@ -1,6 +1,11 @@
-// Every socket syscall egressd makes goes through this interface, so tests can
-// inject failures (EMFILE, EADDRNOTAVAIL, EAGAIN) without a test mode in the
-// daemon. Each call returns its value, or -1 with the errno in `err`.
+// Every socket syscall egressd makes goes through this interface (the
+// request path, the listener's start-up and accept loop, kernel probing,
+// sock_diag, the address watch), so tests can inject failures (EMFILE,
+// EADDRNOTAVAIL, EAGAIN) without a test mode in the daemon. Each call
+// returns its value, or -1 with the errno in `err`. Outside it, by design:
+// file-system calls on the socket's file at start-up (lstat, unlink, the
+// mode and owner), descriptor flags of a socket systemd passed, /proc reads,
+// uname, getifaddrs and libsystemd's own calls.
 #pragma once
 
 #include <poll.h>
