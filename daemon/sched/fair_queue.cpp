@@ -13,9 +13,14 @@ void FairQueue::Lane::post(Task t) {
     if (!ready_) q_.make_ready(*this, std::max(q_.now_, finish_));
 }
 
+void FairQueue::push_ready(std::uint64_t start, std::weak_ptr<Lane> lane) {
+    ready_.push_back(Ready{start, seq_++, std::move(lane)});
+    std::push_heap(ready_.begin(), ready_.end());
+}
+
 void FairQueue::make_ready(Lane& lane, std::uint64_t start) {
     lane.ready_ = true;
-    ready_.emplace(start, lane.weak_from_this());
+    push_ready(start, lane.weak_from_this());
     if (!woken_) {
         woken_ = true;
         wake_();
@@ -25,10 +30,10 @@ void FairQueue::make_ready(Lane& lane, std::uint64_t start) {
 void FairQueue::run() {
     woken_ = false;
     while (!ready_.empty()) {
-        const auto it = ready_.begin();
-        const auto start = it->first;
-        auto lane = it->second.lock();  // kept alive through its own tasks
-        ready_.erase(it);
+        std::pop_heap(ready_.begin(), ready_.end());
+        const auto start = ready_.back().start;
+        auto lane = ready_.back().lane.lock();  // kept alive through its own tasks
+        ready_.pop_back();
         if (!lane) continue;  // its client is gone
         if (lane->tasks_.empty()) {  // cleared meanwhile
             lane->ready_ = false;
@@ -45,7 +50,7 @@ void FairQueue::run() {
         }
         lane->finish_ = start + cost;
         if (lane->tasks_.empty()) lane->ready_ = false;
-        else ready_.emplace(lane->finish_, lane);
+        else push_ready(lane->finish_, lane);
         break;  // one turn per run(): the loop polls for new work in between
     }
     if (!ready_.empty() && !woken_) {

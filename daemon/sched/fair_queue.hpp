@@ -12,8 +12,8 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
-#include <map>
 #include <memory>
+#include <vector>
 
 namespace egress {
 
@@ -62,9 +62,19 @@ private:
     std::function<void()> wake_;
     std::uint32_t quantum_;
     std::uint64_t now_ = 0;  // virtual time: the start of the turn last served
-    // Lanes with work, by the virtual time their next turn starts; equal
-    // times keep the order they arrived in.
-    std::multimap<std::uint64_t, std::weak_ptr<Lane>> ready_;
+    // Lanes with work, a min-heap by the virtual time their next turn starts;
+    // equal times keep the order they arrived in (seq). A vector heap: no
+    // allocation per turn once it has grown.
+    struct Ready {
+        std::uint64_t start;
+        std::uint64_t seq;
+        std::weak_ptr<Lane> lane;
+        // std::push_heap keeps the greatest first: "greater" is the earlier turn.
+        bool operator<(const Ready& o) const { return start != o.start ? start > o.start : seq > o.seq; }
+    };
+    void push_ready(std::uint64_t start, std::weak_ptr<Lane> lane);
+    std::vector<Ready> ready_;
+    std::uint64_t seq_ = 0;
     bool woken_ = false;
 };
 
