@@ -1,7 +1,9 @@
 // A scripted egress::Syscalls for unit tests: socket() hands out real
 // eventfds (so that Asio can register and wait on them; the test decides
-// whether they are writable), every other call answers from a script and is
-// recorded with its arguments.
+// whether they are writable); the datagram calls on a client connection
+// (recvmmsg, sendmmsg, sendmsg, poll) reach the kernel on the test's real
+// socket unless a script says otherwise; every other call answers from a
+// script. Every call is recorded with its arguments.
 #pragma once
 
 #include <dirent.h>
@@ -9,7 +11,9 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -61,13 +65,19 @@ struct SocketFacts {
 };
 
 struct Call {
-    enum Kind { socket, setsockopt, getsockopt, bind, connect, getsockname, getpeername, fcntl_getfl, fcntl_setfl };
+    enum Kind {
+        socket, setsockopt, getsockopt, bind, connect, getsockname, getpeername, fcntl_getfl, fcntl_setfl,
+        recvmmsg, sendmmsg, sendmsg, poll
+    };
     Kind kind;
     int fd = -1;
     int domain = 0;                // socket
     int level = 0, name = 0;       // setsockopt, getsockopt
     std::uint32_t value = 0;       // setsockopt: the int or uint32 set; fcntl_setfl: the flags
     std::optional<Endpoint> addr;  // bind, connect
+    unsigned count = 0;            // recvmmsg, sendmmsg: messages asked for; poll: descriptors
+    SysResult result;              // recvmmsg, sendmmsg, sendmsg, poll: what the call returned
+    std::vector<int> fds;          // sendmmsg, sendmsg: per message, the descriptor attached (-1: none)
 };
 
 class FakeSyscalls final : public Syscalls {
@@ -83,6 +93,15 @@ public:
     int so_error = 0;                  // what SO_ERROR reads
     bool writable = true;              // new descriptors are ready for writing at once
     std::function<int()> substitute_socket;  // when set, socket() returns what this makes
+    // Client connections: 0 (default) lets the call reach the kernel, else it
+    // fails with this errno before moving anything.
+    std::deque<int> recvmmsg_errs;
+    std::deque<int> sendmmsg_errs;
+    std::deque<int> sendmsg_errs;
+    // Set: a message carrying a descriptor is refused with this errno, as the
+    // kernel refuses one its receiver cannot take (ETOOMANYREFS): sendmmsg
+    // sends the messages before it, and fails when it is the first.
+    int descriptor_err = 0;
     // The local port getsockname reports, given the socket's
     // IP_LOCAL_PORT_RANGE and the port it bound (0 if none).
     std::function<std::uint16_t(const std::optional<PortRange>&, std::uint16_t)> local_port =
@@ -235,14 +254,48 @@ public:
         calls.push_back({Call::fcntl_setfl, fd, 0, 0, 0, static_cast<std::uint32_t>(flags)});
         return ::fcntl(fd, F_SETFL, flags) < 0 ? SysResult{-1, errno} : SysResult{0, 0};
     }
-    // Not used by the connector.
+    SysResult recvmmsg(int fd, mmsghdr* msgs, unsigned count, int flags) override {
+        Call c{Call::recvmmsg, fd};
+        c.count = count;
+        if (const int e = pop(recvmmsg_errs, 0)) c.result = {-1, e};
+        else c.result = kernel(::recvmmsg(fd, msgs, count, flags, nullptr));
+        calls.push_back(c);
+        return c.result;
+    }
+    SysResult sendmmsg(int fd, mmsghdr* msgs, unsigned count, int flags) override {
+        Call c{Call::sendmmsg, fd};
+        c.count = count;
+        for (unsigned i = 0; i < count; ++i) c.fds.push_back(attached_fd(msgs[i].msg_hdr));
+        // With descriptor_err, only the messages before the first descriptor go.
+        const auto refused = std::find_if(c.fds.begin(), c.fds.end(), [](int d) { return d >= 0; });
+        const auto sendable = descriptor_err ? static_cast<unsigned>(refused - c.fds.begin()) : count;
+        if (const int e = pop(sendmmsg_errs, 0)) c.result = {-1, e};
+        else if (sendable == 0) c.result = {-1, descriptor_err};
+        else c.result = kernel(::sendmmsg(fd, msgs, sendable, flags));
+        calls.push_back(c);
+        return c.result;
+    }
+    SysResult sendmsg(int fd, const msghdr* msg, int flags) override {
+        Call c{Call::sendmsg, fd};
+        c.count = 1;
+        c.fds.push_back(attached_fd(*msg));
+        if (const int e = pop(sendmsg_errs, 0)) c.result = {-1, e};
+        else if (descriptor_err && c.fds.front() >= 0) c.result = {-1, descriptor_err};
+        else c.result = kernel(::sendmsg(fd, msg, flags));
+        calls.push_back(c);
+        return c.result;
+    }
+    SysResult poll(pollfd* fds, nfds_t count, int timeout_ms) override {
+        Call c{Call::poll, count ? fds[0].fd : -1};
+        c.count = static_cast<unsigned>(count);
+        c.result = kernel(::poll(fds, count, timeout_ms));
+        calls.push_back(c);
+        return c.result;
+    }
+    // Not used by the connector or a session.
     SysResult listen(int, int) override { return unexpected("listen"); }
     SysResult accept4(int, int) override { return unexpected("accept4"); }
     SysResult recvmsg(int, msghdr*, int) override { return unexpected("recvmsg"); }
-    SysResult sendmsg(int, const msghdr*, int) override { return unexpected("sendmsg"); }
-    SysResult recvmmsg(int, mmsghdr*, unsigned, int) override { return unexpected("recvmmsg"); }
-    SysResult sendmmsg(int, mmsghdr*, unsigned, int) override { return unexpected("sendmmsg"); }
-    SysResult poll(pollfd*, nfds_t, int) override { return unexpected("poll"); }
     SysResult shutdown(int, int) override { return unexpected("shutdown"); }
 
 private:
@@ -266,8 +319,19 @@ private:
         return {0, 0};
     }
     static SysResult unexpected(const char* what) {
-        ADD_FAILURE() << "the connector called " << what;
+        ADD_FAILURE() << "unexpected call: " << what;
         return {-1, ENOSYS};
+    }
+    static SysResult kernel(long r) { return r < 0 ? SysResult{-1, errno} : SysResult{r, 0}; }
+    // The descriptor a message carries (SCM_RIGHTS), or -1.
+    static int attached_fd(const msghdr& m) {
+        for (const cmsghdr* c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(const_cast<msghdr*>(&m), const_cast<cmsghdr*>(c)))
+            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+                int fd;
+                std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
+                return fd;
+            }
+        return -1;
     }
 };
 
