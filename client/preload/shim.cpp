@@ -48,6 +48,9 @@ std::atomic<bool> g_warned_unreachable{false};
 // How long the shim waits for egressd's reply: it leaves as soon as
 // egressd's connect() returns, so only a stuck egressd takes this long.
 constexpr int kReplyWaitMs = 5000;
+// A retry after a draining egressd's refusal needs at least this much of the
+// reply wait left to be worth making.
+constexpr long kMinRetryWaitMs = 10;
 // A blocking caller's wait when the reply names no deadline.
 constexpr std::uint32_t kDefaultWaitMs = 3000;
 
@@ -243,9 +246,12 @@ int connect_via_egressd(int fd, const sockaddr* sa, socklen_t len, const Addr& d
         return got == Exchange::replied && rep.status == ESHUTDOWN && tcp_state(fd) == TCP_CLOSE;
     };
     if (refused_by_drain()) {
-        const int left = static_cast<int>(std::max<long>(1, reply_wait - (now_ms() - start)));
-        got = exchange_adopt(s, g_real, fd, dest, sndtimeo, left, blocking, rep, err);
-        if (refused_by_drain()) got = Exchange::not_delivered, err = ESHUTDOWN;
+        // Too little of the caller's time left to wait for a successor's
+        // reply: egressd is unreachable now.
+        const long left = reply_wait - (now_ms() - start);
+        if (left >= kMinRetryWaitMs)
+            got = exchange_adopt(s, g_real, fd, dest, sndtimeo, static_cast<int>(left), blocking, rep, err);
+        if (left < kMinRetryWaitMs || refused_by_drain()) got = Exchange::not_delivered, err = ESHUTDOWN;
     }
     // egressd closed the connection without acting on the request (it
     // cancels what is in flight when it closes): as if it were unreachable.
@@ -272,8 +278,10 @@ int connect_via_egressd(int fd, const sockaddr* sa, socklen_t len, const Addr& d
     if (got == Exchange::replied && status == ESHUTDOWN) {
         // A stopping egressd abandoned the connect it had started: it is the
         // caller's now, as when no reply comes.
+        // Established or already past it is connected; only a closed socket
+        // (or one whose state cannot be read) failed.
         const int st = tcp_state(fd);
-        status = st == TCP_SYN_SENT ? EINPROGRESS : st == TCP_ESTABLISHED ? 0 : status;
+        status = st == TCP_SYN_SENT ? EINPROGRESS : st >= 0 && st != TCP_CLOSE ? 0 : ENETUNREACH;
     }
     const bool replied_in_progress = got == Exchange::replied && status == EINPROGRESS;
     if (status == EINPROGRESS && blocking) {
