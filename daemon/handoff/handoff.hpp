@@ -17,7 +17,9 @@ namespace egress {
 // Receives up to `max` (at most RecvBatch::kSize) request datagrams into
 // `batch` without blocking: on success the number read, and for each,
 // batch.attached[i] owns the descriptors it carried (release() closes them).
-// Fewer than `max` means the socket had no more at that moment.
+// Fewer than `max` means the socket had no more at that moment, or an error
+// the next call reports (on a Unix socket, the peer's reset, which wakes the
+// socket's waiters itself).
 SysResult receive_requests(Syscalls& sys, int sock, RecvBatch& batch, std::size_t max);
 
 // The descriptors a received message carries (SCM_RIGHTS), owned.

@@ -42,6 +42,12 @@ Metrics::Metrics(prometheus::Registry& r, const BuildInfo& info, std::size_t sha
                    .Help("Connected sockets delivered to clients with SCM_RIGHTS")
                    .Register(r)
                    .Add({})),
+      handoffs_refused(prometheus::BuildCounter()
+                           .Name("egress_fd_handoffs_refused_total")
+                           .Help("Connected sockets a client could not take (ETOOMANYREFS: too many descriptors "
+                                 "in flight to it); each was closed and its reply says why")
+                           .Register(r)
+                           .Add({})),
       clients_refused(prometheus::BuildCounter()
                           .Name("egress_clients_refused_total")
                           .Help("Client connections refused at limits.max_clients")

@@ -84,6 +84,9 @@ public:
     prometheus::Gauge& clients;
     ShardedHistogram& request_duration;  // observe(loop index, seconds)
     prometheus::Counter& handoffs;
+    // Connected sockets a client could not take (ETOOMANYREFS): closed, and
+    // the reply says why.
+    prometheus::Counter& handoffs_refused;
     prometheus::Counter& clients_refused;
     prometheus::Counter& accept_errors;
     // Requests served with connect.max_timeout_ms because they asked for more.

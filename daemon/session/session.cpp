@@ -48,7 +48,8 @@ std::uint32_t Session::read_some() {
     const unsigned batch = ctx_.turns.ready_lanes() > 0 ? kContendedBatch : kLoneBatch;
     batching_ = true;  // replies made meanwhile go out together, below
     // Until the batch is full or the socket has nothing more: only a read
-    // that found nothing makes an edge-triggered wait safe.
+    // that found the queue empty (EAGAIN, or fewer datagrams than asked)
+    // makes an edge-triggered wait safe.
     while (handled < batch && !closed_ && !drained) {
         const std::size_t want = batch - handled;
         const auto r = receive_requests(ctx_.sys, sock_.native_handle(), b, want);
@@ -60,7 +61,9 @@ std::uint32_t Session::read_some() {
         const auto n = static_cast<std::size_t>(r.value);
         handled += static_cast<std::uint32_t>(n);
         // A short batch found the queue empty, as EAGAIN would: the wait
-        // below is safe, and one receive call a request is spared.
+        // below is safe, and one receive call a request is spared. (recvmmsg
+        // also stops short at an error it keeps for the next call; on a Unix
+        // socket that is the peer's reset, whose own wake-up ends the wait.)
         drained = n < want;
         for (std::size_t i = 0; i < n && !closed_; ++i) {
             const auto& m = b.msgs[i];
@@ -497,6 +500,7 @@ void Session::flush() {
             rep.message = "the connected socket could not be passed: too many descriptors in flight to this client";
             m.bytes = proto::encode_connect_reply(m.request_id, rep, false);
             m.fd.reset();
+            ctx_.metrics.handoffs_refused.Increment();
             continue;
         }
         return close(std::string("send failed: ") + errno_name(r.err));

@@ -104,9 +104,9 @@ private:
     QuotaTable::Slot quota_;
     struct InFlight {
         std::shared_ptr<PendingConnect> op;
-        // `pools` keeps the ticket's pool valid: after a reload, cancelling
-        // `op` may drop the completion handler's reference, the last one to
-        // the old PoolSet. Declared first, it goes last.
+        // `pools` keeps the ticket's pool (and choice.pool) valid across a
+        // reload: this entry may hold the last reference to the old PoolSet.
+        // Declared before the ticket, it goes after it.
         std::shared_ptr<PoolSet> pools;
         InflightTicket ticket;
         // The request's TIMEOUT_MS when above connect.max_timeout_ms, else 0;

@@ -86,7 +86,7 @@ TEST(ShardedHistogram, LoopsObservingAtOnceLoseNothing) {
         loops.emplace_back([&h, t] {
             for (int i = 0; i < kEach; ++i) h.observe(static_cast<std::size_t>(t), 0.25);
         });
-    const auto mid = h.collect();  // a scrape while they run sees a consistent prefix
+    const auto mid = h.collect();  // a scrape while they run sees no more than was observed
     EXPECT_LE(mid.sample_count, std::uint64_t{kThreads} * kEach);
     for (auto& l : loops) l.join();
     const auto end = h.collect();

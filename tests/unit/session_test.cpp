@@ -425,6 +425,7 @@ TEST_F(SessionTest, ARefusedDescriptorBecomesAnETOOMANYREFSReply) {
     // egressd's copy of the socket is closed: nobody holds it.
     EXPECT_EQ(extra_fds(), 0);
     EXPECT_EQ(metrics_.handoffs.Value(), 0.0);
+    EXPECT_EQ(metrics_.handoffs_refused.Value(), 1.0);
     EXPECT_EQ(shared_.stats.inflight.get(), 0u);
 
     // The session goes on: once the client can take descriptors, it gets them.
