@@ -187,15 +187,16 @@ void add_cpu_figures(json& run, double cpu_s, std::uint64_t connects) {
 void print_thread_scaling(const std::vector<json>& runs, const std::string& label) {
     std::printf("\n%-24s %7s %12s %13s %11s %12s %16s\n", label.c_str(), "threads", "connects/s", "cpu_us/connect",
                 "cores_busy", "cpu_vs_first", "implied_max/s");
-    double first = 0;
+    std::map<std::string, double> first;  // per label: its first run's CPU per connect
     for (const auto& j : runs) {
         if (j.contains("error") || !j.contains("egressd_cpu_us_per_connect")) continue;
         const double us = j["egressd_cpu_us_per_connect"].get<double>();
         const auto t = j["threads"].get<unsigned>();
-        if (first == 0) first = us;
+        auto& base = first[j.value("label", std::string("-"))];
+        if (base == 0) base = us;
         std::printf("%-24s %7u %12.0f %13.1f %11.2f %11.2fx %16.0f\n", j.value("label", std::string("-")).c_str(), t,
                     j["connects_per_s"].get<double>(), us, j["egressd_cores_busy"].get<double>(),
-                    first > 0 ? us / first : 0.0, us > 0 ? t * 1e6 / us : 0.0);
+                    base > 0 ? us / base : 0.0, us > 0 ? t * 1e6 / us : 0.0);
     }
     std::printf("implied_max/s: the connects/s egressd's CPU per connect allows with one core per thread; on a host\n"
                 "whose cores the load generators share it is a bound, not a measurement.\n");

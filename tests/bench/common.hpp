@@ -94,7 +94,8 @@ double rss_bytes(pid_t pid);
 // run's "total_s").
 void add_cpu_figures(json& run, double cpu_s, std::uint64_t connects);
 // The thread-count table: per run connects/s, CPU per connect, cores busy,
-// and CPU per connect against the first run's (which should not grow).
+// and CPU per connect against the first run with the same "label" (which
+// should not grow with threads).
 void print_thread_scaling(const std::vector<json>& runs, const std::string& label);
 
 // Runs fn in a forked child (so each run gets a fresh network namespace) and

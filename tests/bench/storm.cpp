@@ -61,7 +61,7 @@ json storm_once(const Args& a, Mode mode, const std::string& strategy, bool seri
     // A client's requests stay on one loop: with --threads, at least one
     // worker (one client connection each) per loop.
     const std::uint32_t workers =
-        std::max((n + kPerWorker - 1) / kPerWorker, daemon && threads > 0 ? threads : 1U);
+        std::min(n, std::max((n + kPerWorker - 1) / kPerWorker, daemon && threads > 0 ? threads : 1U));
     std::vector<Child> kids;
     for (std::uint32_t w = 0; w < workers; ++w) {
         const auto count = n / workers + (w < n % workers ? 1 : 0);
@@ -79,8 +79,9 @@ json storm_once(const Args& a, Mode mode, const std::string& strategy, bool seri
         if (line.empty()) throw std::runtime_error("a worker died without a report");
         total.merge(WorkerResult::from_json(json::parse(line)));
     }
-    for (auto& c : kids) reap(c);  // workers close their sockets and exit
+    // Before the workers close their sockets: the connects' CPU, not the teardown's.
     const double egressd_cpu_s = daemon ? cpu_seconds(daemon->pid()) - cpu_at_start : 0;
+    for (auto& c : kids) reap(c);  // workers close their sockets and exit
     if (daemon) daemon->stop();
     auto j = total.summary();
     j["scenario"] = "storm";
@@ -163,6 +164,7 @@ int cmd_storm(const Args& a) {
         strategies.push_back(s);
     }
     if (*mode != Mode::broker) strategies = {""};
+    if (*mode != Mode::broker && a.has("threads")) usage("--threads is egressd's: only with --mode broker");
     const auto threads = *mode == Mode::broker ? thread_counts(a) : std::vector<std::uint32_t>{0};
     struct Variant {
         std::string strategy;
