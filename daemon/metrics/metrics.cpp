@@ -204,6 +204,12 @@ void SourceMetrics::connect_done(std::size_t shard, int err, bool odd_port, bool
         (odd_port ? ok_odd_ : ok_even_)->observe(shard, seconds);
         return;
     }
+    if (err > 0 && err < kFastErrnos)
+        if (const auto* known = fast_errors_[static_cast<std::size_t>(err)].load(std::memory_order_acquire)) {
+            known->count->Increment();
+            known->duration->observe(shard, seconds);
+            return;
+        }
     ErrorHandles h;
     {
         const std::lock_guard lock(m_->labels_);
@@ -217,6 +223,9 @@ void SourceMetrics::connect_done(std::size_t shard, int err, bool odd_port, bool
                                                                                {"port_parity", "none"}},
                                                                               Metrics::connect_buckets())})
                      .first;
+            // A map node stays where it is: publish it for lock-free reads.
+            if (err > 0 && err < kFastErrnos)
+                fast_errors_[static_cast<std::size_t>(err)].store(&it->second, std::memory_order_release);
         }
         h = it->second;
     }

@@ -9,8 +9,9 @@
 // Thread-safe: every event loop shares one Metrics. Counters and gauges are
 // prometheus-cpp's own (atomic); histograms are sharded by loop (histogram.hpp:
 // prometheus-cpp's take a mutex per observation), so callers pass their loop's
-// index; the lookups by label, made on refusals and failures only, take one
-// mutex.
+// index; the lookups by label, made on refusals and on the first failure of
+// each errno per source, take one mutex (a failure's handles are then read
+// without it).
 #pragma once
 
 #include <prometheus/counter.h>
@@ -20,6 +21,8 @@
 
 #include "metrics/histogram.hpp"
 
+#include <array>
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -65,6 +68,11 @@ private:
     ShardedHistogram* ok_even_ = nullptr;
     ShardedHistogram* ok_odd_ = nullptr;
     std::map<int, ErrorHandles> errors_;  // created on first use of each errno; under m_->labels_
+    // The handles of errno e, once made, for reading without the lock: a
+    // refused or timed-out connect is as common as a successful one in a
+    // storm against a closed port or a black hole.
+    static constexpr int kFastErrnos = 160;
+    std::array<std::atomic<const ErrorHandles*>, kFastErrnos> fast_errors_{};
 };
 
 class Metrics {
