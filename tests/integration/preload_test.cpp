@@ -1164,8 +1164,9 @@ TEST_F(Preload, ADrainingEgressdSendsTheProgramToItsSuccessorNeverEshutdown) {
     proto::ConnectRequest hang;
     hang.dest = *parse_address(kBlackHole, 80);
     hang.timeout_ms = 15000;
-    ASSERT_TRUE(send_datagram(holder.get(), proto::encode_connect(1, hang)));
-    ASSERT_TRUE(old->wait_log("request 1 CONNECT")) << old->log();
+    // An id of its own: the program's first request was 1 too.
+    ASSERT_TRUE(send_datagram(holder.get(), proto::encode_connect(77, hang)));
+    ASSERT_TRUE(old->wait_log("request 77 CONNECT")) << old->log();
     ASSERT_EQ(::kill(old->pid(), SIGTERM), 0);
     ASSERT_TRUE(old->wait_log("draining:")) << old->log();
     // No successor yet: egressd is unreachable, and the program is told so.
@@ -1179,7 +1180,7 @@ TEST_F(Preload, ADrainingEgressdSendsTheProgramToItsSuccessorNeverEshutdown) {
     expect_connected_from(fields(next()), peer_pool_v4(), p_.remote_v4());
     const auto r = proc.finish();
     EXPECT_EQ(r.status, 0) << r.err;
-    EXPECT_TRUE(old->alive()) << "the old egressd stopped draining early";
+    EXPECT_TRUE(old->alive()) << "the old egressd stopped draining early:\n" << old->log();
     successor.reset();
     old.reset();
     std::system(("rm -rf " + dir).c_str());
