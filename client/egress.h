@@ -41,8 +41,10 @@ typedef struct egress_reply {
 EGRESS_API egress_client* egress_open(const char* socket_path, egress_reply* error);
 EGRESS_API void egress_close(egress_client* client);
 
-/* Blocking connect to address (an IPv4 or IPv6 literal) and port. Returns
- * the connected descriptor, or -1 with out->status set. */
+/* Blocking connect to address and port. address is an IPv4 or IPv6 literal
+ * or a host name, which egressd resolves (Happy Eyeballs: out->remote says
+ * which address it reached). Returns the connected descriptor, or -1 with
+ * out->status set. */
 EGRESS_API int egress_connect(egress_client* client, const char* address, uint16_t port,
                    const egress_connect_options* options, egress_reply* out);
 
@@ -54,7 +56,7 @@ EGRESS_API int egress_submit(egress_client* client, const char* address, uint16_
 EGRESS_API int egress_next(egress_client* client, uint64_t* request_id, egress_reply* out);
 
 /* Adopt mode: asks egressd to connect fd, the caller's own non-blocking TCP
- * socket, to address and port; fd stays the caller's. Returns 0 when it is
+ * socket, to address (an IP literal, not a name) and port; fd stays the caller's. Returns 0 when it is
  * connected, or -1 with out->status set: EINPROGRESS when the connect is
  * under way (wait until fd is writable, then read SO_ERROR, as after
  * connect(2)), else the errno egressd reported. out->local is the local

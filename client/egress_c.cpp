@@ -47,12 +47,21 @@ int fill(egress_reply* out, Result<Connected>& r) {
     return r->fd.release();
 }
 
-Result<Endpoint> destination(const char* address, std::uint16_t port) {
+// An address literal, or (`names`) a host name for egressd to resolve.
+Result<Destination> destination(const char* address, std::uint16_t port, bool names = true) {
     if (!address) return Error{EINVAL, "no address given"};
-    auto ep = parse_address(address, port);
-    if (!ep) return Error{EINVAL, std::string("'") + address + "' is not an IP address"};
     if (port == 0) return Error{EINVAL, "port 0 is not connectable"};
-    return *ep;
+    Destination d;
+    d.port = port;
+    if (auto ep = parse_address(address, port)) {
+        d.address = *ep;
+        return d;
+    }
+    if (!names) return Error{EINVAL, std::string("'") + address + "' is not an IP address"};
+    auto name = normalize_host_name(address);
+    if (!name) return name.error();
+    d.host = std::move(*name);
+    return d;
 }
 
 ConnectOptions options(const egress_connect_options* o) {
@@ -119,12 +128,12 @@ int egress_next(egress_client* client, uint64_t* request_id, egress_reply* out) 
 
 int egress_adopt(egress_client* client, int fd, const char* address, uint16_t port, const egress_connect_options* o,
                  egress_reply* out) {
-    auto dest = destination(address, port);
+    auto dest = destination(address, port, false);
     if (!dest) {
         fill_error(out, dest.error());
         return -1;
     }
-    auto r = client->client.adopt(fd, *dest, options(o));
+    auto r = client->client.adopt(fd, *dest->address, options(o));
     if (!r) {
         fill_error(out, r.error());
         return -1;

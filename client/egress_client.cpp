@@ -112,8 +112,20 @@ Result<Client> Client::open(const std::string& path) {
 }
 
 Result<std::uint64_t> Client::submit(const Endpoint& dest, const ConnectOptions& o) {
+    Destination d;
+    d.address = dest;
+    d.port = dest.port;
+    return submit(d, o);
+}
+
+Result<std::uint64_t> Client::submit(const Destination& dest, const ConnectOptions& o) {
     proto::ConnectRequest req;
-    req.dest = dest;
+    if (dest.address) {
+        req.dest = *dest.address;
+    } else {
+        req.host = dest.host;
+        req.dest.port = dest.port;
+    }
     req.timeout_ms = o.timeout_ms;
     req.flags = (o.nodelay ? EGRESS_CONNECT_TCP_NODELAY : 0u) | (o.blocking ? EGRESS_CONNECT_BLOCKING : 0u);
     req.pool = o.pool;
@@ -213,6 +225,13 @@ Result<Completion> Client::next() {
 }
 
 Result<Connected> Client::connect(const Endpoint& dest, const ConnectOptions& o) {
+    Destination d;
+    d.address = dest;
+    d.port = dest.port;
+    return connect(d, o);
+}
+
+Result<Connected> Client::connect(const Destination& dest, const ConnectOptions& o) {
     auto id = submit(dest, o);
     if (!id) return id.error();
     for (;;) {

@@ -13,6 +13,7 @@
 #include "connect_reply.hpp"
 #include "egress_export.h"
 #include "endpoint.hpp"
+#include "hostname.hpp"
 #include "result.hpp"
 #include "unique_fd.hpp"
 
@@ -50,9 +51,14 @@ public:
     // Sends one CONNECT and waits for its reply. Replies to other requests
     // that arrive meanwhile are kept for next().
     Result<Connected> connect(const Endpoint& dest, const ConnectOptions& options = {});
+    // The same for an address or a host name (parse_destination), which
+    // egressd resolves and connects with Happy Eyeballs; meta.remote says
+    // which address it reached, meta.addresses how many it tried.
+    Result<Connected> connect(const Destination& dest, const ConnectOptions& options = {});
 
     // Sends a CONNECT without waiting; returns its request id.
     Result<std::uint64_t> submit(const Endpoint& dest, const ConnectOptions& options = {});
+    Result<std::uint64_t> submit(const Destination& dest, const ConnectOptions& options = {});
     // Waits for the next reply, whichever request it answers. An error
     // result at the top level means the connection to egressd itself failed.
     Result<Completion> next();

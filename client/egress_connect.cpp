@@ -26,7 +26,8 @@ const char* const kUsage =
     "usage: egress-connect [--socket PATH] [--timeout MS] [--pool NAME] [--nodelay] [--json] HOST:PORT\n"
     "       egress-connect [--socket PATH] --status [--json]\n"
     "       egress-connect --version | --help\n"
-    "  HOST is an IPv4 or IPv6 address; write IPv6 as [ADDR]:PORT.\n"
+    "  HOST is a host name (egressd resolves it) or an IPv4 or IPv6 address;\n"
+    "  write IPv6 as [ADDR]:PORT.\n"
     "  Without --json, relays stdin to the connection and the connection to stdout.\n"
     "  --status prints egressd's status (readable, or its JSON with --json).\n"
     "  Options take their value as --opt VALUE or --opt=VALUE.\n"
@@ -175,7 +176,7 @@ int main(int argc, char** argv) {
         return status(socket_path, json_out);
     }
     if (target.empty()) return usage("no destination given");
-    auto dest = parse_endpoint(target);
+    auto dest = parse_destination(target);
     if (!dest) return usage(dest.error().message);
 
     auto client = Client::open(socket_path);
@@ -203,6 +204,10 @@ int main(int argc, char** argv) {
                          {"attempts", m.attempts},
                          {"connect_us", m.connect_us}};
         if (m.timeout_ms) j["timeout_ms"] = m.timeout_ms;
+        if (!dest->address) {
+            j["addresses"] = m.addresses;
+            j["resolve_us"] = m.resolve_us;
+        }
         std::cout << j.dump() << "\n";
         return 0;
     }

@@ -5,6 +5,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "hostname.hpp"
+
 namespace egress::proto {
 namespace {
 
@@ -244,7 +246,16 @@ std::optional<Error> check_request_header(const Header& h, std::size_t size) {
 
 Bytes encode_connect(std::uint64_t id, const ConnectRequest& req) {
     Writer w(EGRESS_MSG_CONNECT, 0, id);
-    w.endpoint(EGRESS_FIELD_DEST, req.dest);
+    if (req.host.empty()) {
+        w.endpoint(EGRESS_FIELD_DEST, req.dest);
+    } else {
+        std::uint8_t b[EGRESS_MAX_HOST_NAME + 2];
+        const auto n = std::min<std::size_t>(req.host.size(), EGRESS_MAX_HOST_NAME);
+        std::memcpy(b, req.host.data(), n);
+        b[n] = static_cast<std::uint8_t>(req.dest.port);
+        b[n + 1] = static_cast<std::uint8_t>(req.dest.port >> 8);
+        w.field(EGRESS_FIELD_DEST_HOST, b, n + 2);
+    }
     if (req.timeout_ms) w.u32(EGRESS_FIELD_TIMEOUT_MS, req.timeout_ms);
     if (req.flags) w.u32(EGRESS_FIELD_CONNECT_FLAGS, req.flags);
     if (!req.pool.empty()) w.text(EGRESS_FIELD_POOL, req.pool, EGRESS_MAX_NAME);
@@ -260,9 +271,21 @@ Result<ConnectRequest> decode_connect(ByteView payload) {
         case EGRESS_FIELD_DEST:
             if (auto ep = read_endpoint(r, f, "destination")) req.dest = *ep;
             break;
-        case EGRESS_FIELD_DEST_HOST:
-            return Error{EOPNOTSUPP, "host-name destinations (field 0x0002) are not supported yet; "
-                                       "send an IP address in field 0x0001"};
+        case EGRESS_FIELD_DEST_HOST: {
+            const auto n = f.value.size();
+            if (n < 3 || n > EGRESS_MAX_HOST_NAME + 2) {
+                r.fail("field 0x0002 (destination host) must be 3-" + std::to_string(EGRESS_MAX_HOST_NAME + 2) +
+                       " bytes (a name of 1-" + std::to_string(EGRESS_MAX_HOST_NAME) + " bytes, then the port), got " +
+                       std::to_string(n));
+                break;
+            }
+            auto name = normalize_host_name(
+                std::string_view(reinterpret_cast<const char*>(f.value.data()), n - 2));
+            if (!name) return name.error();
+            req.host = std::move(*name);
+            req.dest.port = static_cast<std::uint16_t>(get_le(f.value, n - 2, 2));
+            break;
+        }
         case EGRESS_FIELD_TIMEOUT_MS:
             if (want_len(r, f, 4, "timeout_ms")) req.timeout_ms = static_cast<std::uint32_t>(get_le(f.value, 0, 4));
             break;
@@ -282,8 +305,15 @@ Result<ConnectRequest> decode_connect(ByteView payload) {
         }
     }
     if (r.error()) return *r.error();
-    if (!r.seen(EGRESS_FIELD_DEST)) return Error{EBADMSG, "CONNECT request has no destination (field 0x0001)"};
+    const bool by_name = r.seen(EGRESS_FIELD_DEST_HOST);
+    if (!r.seen(EGRESS_FIELD_DEST) && !by_name)
+        return Error{EBADMSG, "CONNECT request has no destination (field 0x0001 or 0x0002)"};
+    if (r.seen(EGRESS_FIELD_DEST) && by_name)
+        return Error{EINVAL, "a CONNECT names an address (field 0x0001) or a host name (field 0x0002), not both"};
     if (req.dest.port == 0) return Error{EINVAL, "destination port 0 is not connectable"};
+    if (by_name && (req.flags & EGRESS_CONNECT_ADOPT))
+        return Error{EINVAL, "ADOPT connects a program's socket to the address its connect() named: it takes "
+                             "field 0x0001, not a host name"};
     return req;
 }
 
@@ -325,6 +355,8 @@ Bytes encode_connect_reply(std::uint64_t id, const ConnectReply& rep, bool fd_at
     if (rep.attempts) w.u32(EGRESS_FIELD_ATTEMPTS, rep.attempts);
     if (rep.connect_us) w.u64(EGRESS_FIELD_CONNECT_US, rep.connect_us);
     if (rep.timeout_ms) w.u32(EGRESS_FIELD_TIMEOUT_MS, rep.timeout_ms);
+    if (rep.addresses) w.u32(EGRESS_FIELD_ADDRESSES, rep.addresses);
+    if (rep.resolve_us) w.u64(EGRESS_FIELD_RESOLVE_US, rep.resolve_us);
     return w.finish();
 }
 
@@ -389,6 +421,12 @@ Result<Reply> decode_reply(ByteView d) {
             break;
         case EGRESS_FIELD_TIMEOUT_MS:
             if (want_len(r, f, 4, "timeout_ms")) c.timeout_ms = static_cast<std::uint32_t>(get_le(f.value, 0, 4));
+            break;
+        case EGRESS_FIELD_ADDRESSES:
+            if (want_len(r, f, 4, "addresses")) c.addresses = static_cast<std::uint32_t>(get_le(f.value, 0, 4));
+            break;
+        case EGRESS_FIELD_RESOLVE_US:
+            if (want_len(r, f, 8, "resolve_us")) c.resolve_us = get_le(f.value, 0, 8);
             break;
         default:
             r.fail("field " + hex16(f.type) + " is not valid in a CONNECT reply");

@@ -28,7 +28,8 @@ struct Header {
 };
 
 struct ConnectRequest {
-    Endpoint dest;
+    Endpoint dest;  // DEST; with DEST_HOST only its port is set
+    std::string host;  // DEST_HOST, normalized (hostname.hpp); empty: DEST was sent
     std::uint32_t timeout_ms = 0;  // 0: the daemon's default
     std::uint32_t flags = 0;       // EGRESS_CONNECT_* bits
     std::string pool;              // empty: the route decides

@@ -27,6 +27,11 @@ struct ConnectReply {
     // default and the maximum), so the program knows how long the connect may
     // still take. 0: absent.
     std::uint32_t timeout_ms = 0;
+    // A host-name request (DEST_HOST): how many of the name's addresses a
+    // connect was tried to, and how long resolving it took (0: an answer
+    // egressd had cached). 0 for an address request.
+    std::uint32_t addresses = 0;
+    std::uint64_t resolve_us = 0;
 };
 
 }  // namespace egress::proto

@@ -37,7 +37,7 @@ extern "C" {
 
 /* Field types: each field is type(u16) length(u16) value(length bytes). */
 #define EGRESS_FIELD_DEST 0x0001u        /* endpoint: where to connect */
-#define EGRESS_FIELD_DEST_HOST 0x0002u   /* reserved: host name (not in v1) */
+#define EGRESS_FIELD_DEST_HOST 0x0002u   /* host name (ASCII) then port (LE u16); instead of DEST */
 #define EGRESS_FIELD_TIMEOUT_MS 0x0003u  /* u32, 0 = daemon default */
 #define EGRESS_FIELD_CONNECT_FLAGS 0x0004u /* u32, EGRESS_CONNECT_* bits */
 #define EGRESS_FIELD_POOL 0x0005u        /* UTF-8, 1..EGRESS_MAX_NAME bytes */
@@ -49,12 +49,16 @@ extern "C" {
 #define EGRESS_FIELD_ATTEMPTS 0x0015u    /* u32 connect attempts made */
 #define EGRESS_FIELD_CONNECT_US 0x0016u  /* u64 connect latency, microseconds */
 #define EGRESS_FIELD_JSON 0x0017u        /* UTF-8 JSON; several concatenate in order */
+#define EGRESS_FIELD_ADDRESSES 0x0018u   /* u32 addresses of a host name a connect was tried to */
+#define EGRESS_FIELD_RESOLVE_US 0x0019u  /* u64 time spent resolving a host name, microseconds */
 
 #define EGRESS_FIELD_HEADER_SIZE 4u
 /* Endpoint value: address bytes in network order, then the port as LE u16. */
 #define EGRESS_ENDPOINT_V4_SIZE 6u
 #define EGRESS_ENDPOINT_V6_SIZE 18u
 #define EGRESS_MAX_NAME 64u
+/* DEST_HOST: a name of 1..254 bytes (253 without the final dot), then the port. */
+#define EGRESS_MAX_HOST_NAME 254u
 #define EGRESS_MAX_TEXT 512u
 
 /* CONNECT flags. */

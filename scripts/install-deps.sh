@@ -6,13 +6,15 @@ set -euo pipefail
 packages=(
   meson ninja-build gcc g++ pkg-config
   libboost-dev nlohmann-json3-dev prometheus-cpp-dev libspdlog-dev
-  libgtest-dev libgmock-dev libbenchmark-dev libsystemd-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libsystemd-dev libc-ares-dev
   iproute2 util-linux prometheus
   valgrind gnuplot-nox microsocks dante-server
   clang libclang-rt-14-dev llvm
   nginx-light haproxy wrk curl python3
   scdoc man-db groff-base
 )
+# libc-ares-dev: host-name lookups (c-ares 1.18), driven by egressd's own event
+# loops so that a lookup never blocks one.
 # scdoc builds the man pages; man-db and groff-base render them for the
 # man-pages test, which fails on any warning.
 # microsocks and dante-server: the SOCKS proxies egress-bench vs-socks runs.

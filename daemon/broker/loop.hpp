@@ -24,6 +24,7 @@
 #include "metrics/metrics.hpp"
 #include "pool/pools.hpp"
 #include "quota/quota.hpp"
+#include "resolve/resolver.hpp"
 #include "sched/fair_queue.hpp"
 #include "stats/stats.hpp"
 #include "sys/kernel.hpp"
@@ -77,7 +78,8 @@ struct Shared {
 struct LoopContext {
     LoopContext(Shared& s, std::size_t i, Snapshot first, std::uint64_t seed)
         : shared(s), sys(s.sys), metrics(s.metrics), index(i), now(std::move(first)), random(seed),
-          turns([this] { asio::post(io, [this] { turns.run(); }); }, kTurnQuantum) {}
+          turns([this] { asio::post(io, [this] { turns.run(); }); }, kTurnQuantum),
+          resolver(std::make_shared<Resolver>(io, now.config->dns)) {}
     LoopContext(const LoopContext&) = delete;
     LoopContext& operator=(const LoopContext&) = delete;
 
@@ -90,6 +92,9 @@ struct LoopContext {
     std::shared_ptr<const HostFacts> host = std::make_shared<const HostFacts>();  // never null
     Random random;
     FairQueue turns;  // this loop's clients' work, in fair turns
+    // Host-name lookups; replaced when a reload changes "dns" (lookups under
+    // way keep the one they started with).
+    std::shared_ptr<Resolver> resolver;
 
     // Logs a notable event unless too many with the same key came lately.
     template <class... Args>

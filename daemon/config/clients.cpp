@@ -66,15 +66,22 @@ std::optional<ClientMatch> parse_match(Checker& ck, const json& v, const std::st
     return m;
 }
 
+// An address entry ("dest") or a name entry ("host"), never both.
 std::optional<DestEntry> parse_entry(Checker& ck, const json& v, const std::string& path) {
     DestEntry e;
     bool ok = v.is_object();
-    for (const char* key : {"action", "dest"})
-        if (v.is_object() && !v.contains(key)) {
-            ck.error(path + "." + key,
-                     key == std::string("action") ? "required: \"allow\" or \"deny\"" : "required: a prefix such as \"192.0.2.0/24\"", v);
-            ok = false;
-        }
+    if (v.is_object() && !v.contains("action")) {
+        ck.error(path + ".action", "required: \"allow\" or \"deny\"", v);
+        ok = false;
+    }
+    if (v.is_object() && !v.contains("dest") && !v.contains("host")) {
+        ck.error(path + ".dest", "required unless the entry has \"host\": a prefix such as \"192.0.2.0/24\"", v);
+        ok = false;
+    }
+    if (v.is_object() && v.contains("dest") && v.contains("host")) {
+        ck.error(path, "an entry has \"dest\" (an address entry) or \"host\" (a name entry), not both", v);
+        ok = false;
+    }
     ck.object(v, path, {
         {"action", [&](const json& s, const std::string& sp) {
             if (s == "allow" || s == "deny") {
@@ -97,6 +104,19 @@ std::optional<DestEntry> parse_entry(Checker& ck, const json& v, const std::stri
             if (!p) return ck.error(sp, p.error().message, s);
             ck.error(sp, "IPv4-mapped and IPv4-compatible IPv6 destinations are matched as the IPv4 address they "
                          "hold: write \"" + to_string(*v4) + "\"", s);
+        }},
+        {"host", [&](const json& s, const std::string& sp) {
+            const auto text = ck.string(s, sp, "a host name such as \"api.example.com\" or \"*.example.com\"");
+            if (!text) {
+                ok = false;
+                return;
+            }
+            auto pattern = parse_host_pattern(*text);
+            if (!pattern) {
+                ok = false;
+                return ck.error(sp, pattern.error().message, s);
+            }
+            e.host = std::move(*pattern);
         }},
         {"ports", [&](const json& s, const std::string& sp) {
             const auto pr = s.is_string() ? parse_port_range(s.get<std::string>()) : std::nullopt;
@@ -148,7 +168,8 @@ std::map<std::string, std::function<void(const json&, const std::string&)>> rule
             r.name = s.get<std::string>();
         }},
         {"destinations", [&](const json& s, const std::string& sp) {
-            if (!s.is_array()) return ck.error(sp, "expected an array of {\"action\", \"dest\", \"ports\"}", s);
+            if (!s.is_array())
+                return ck.error(sp, "expected an array of {\"action\", \"dest\" or \"host\", \"ports\"}", s);
             if (s.size() > kMaxDestEntries)
                 return ck.error(sp, "at most " + std::to_string(kMaxDestEntries) + " entries", s.size());
             for (std::size_t i = 0; i < s.size(); ++i)

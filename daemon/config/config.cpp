@@ -5,6 +5,7 @@
 #include <set>
 
 #include "config/checker.hpp"
+#include "config/dns.hpp"
 #include "config/clients.hpp"
 
 namespace egress {
@@ -273,8 +274,16 @@ ConfigLoad parse_config(std::string_view text, const NameResolver& names) {
                 {"max_timeout_ms", [&](const json& s, const std::string& sp) {
                     ck.uint(s, sp, 1, 600000, c.max_timeout_ms);
                 }},
+                // RFC 8305 section 5: at least 10 ms, at most 2 s.
+                {"attempt_delay_ms", [&](const json& s, const std::string& sp) {
+                    ck.uint(s, sp, 10, 2000, c.attempt_delay_ms);
+                }},
+                {"resolution_delay_ms", [&](const json& s, const std::string& sp) {
+                    ck.uint(s, sp, 0, 2000, c.resolution_delay_ms);
+                }},
             });
         }},
+        {"dns", [&](const json& v, const std::string& p) { config_detail::parse_dns(ck, v, p, c.dns); }},
         {"shutdown", [&](const json& v, const std::string& p) {
             ck.object(v, p, {
                 {"drain_timeout_ms", [&](const json& s, const std::string& sp) {

@@ -44,6 +44,23 @@ struct Limits {
     std::uint32_t max_queued_replies = 2048;
 };
 
+// How egressd resolves host names (CONNECT with DEST_HOST). Unset settings
+// come from /etc/resolv.conf, as c-ares reads it.
+struct DnsConfig {
+    std::vector<Endpoint> servers;  // port 53 unless given; empty: resolv.conf's nameservers
+    std::optional<std::vector<std::string>> search;  // normalized domains; unset: resolv.conf's
+    std::optional<std::uint32_t> ndots;       // unset: resolv.conf's (1)
+    std::optional<std::uint32_t> timeout_ms;  // per try; unset: resolv.conf's
+    std::optional<std::uint32_t> tries;       // unset: resolv.conf's attempts
+    bool hosts_file = true;                   // /etc/hosts before DNS
+    // Answers kept per event loop, each for its TTL and at most
+    // cache_max_ttl_s; 0 entries: every request asks the DNS.
+    std::uint32_t cache_entries = 4096;
+    std::uint32_t cache_max_ttl_s = 300;
+
+    bool operator==(const DnsConfig&) const = default;
+};
+
 // The most event loops egressd runs (threads, --threads).
 inline constexpr std::uint32_t kMaxThreads = 1024;
 
@@ -56,6 +73,11 @@ struct Config {
     std::string metrics_listen = "127.0.0.1:9464";  // Prometheus endpoint; empty: none
     std::uint32_t default_timeout_ms = 3000;  // when a request gives none
     std::uint32_t max_timeout_ms = 30000;     // a request asking for more gets this
+    // Happy Eyeballs (RFC 8305) for a host name: how long an A answer waits
+    // for the AAAA answer, and the time between the starts of two attempts.
+    std::uint32_t resolution_delay_ms = 50;
+    std::uint32_t attempt_delay_ms = 250;
+    DnsConfig dns;
     // SIGTERM/SIGINT: how long egressd waits for connects in flight before it
     // answers them with ESHUTDOWN and exits (0: answer them at once).
     std::uint32_t drain_timeout_ms = 5000;

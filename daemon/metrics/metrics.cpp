@@ -64,6 +64,7 @@ Metrics::Metrics(prometheus::Registry& r, const BuildInfo& info, std::size_t sha
                                 "longer timeout (the reply carries TIMEOUT_MS)")
                           .Register(r)
                           .Add({})),
+      names(r, *histograms_),
       connect_duration_(histograms_->add("egress_connect_duration_seconds",
                                          "Time from the first connect() try to its outcome")),
       connects_(prometheus::BuildCounter()

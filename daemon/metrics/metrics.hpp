@@ -20,6 +20,7 @@
 #include <prometheus/registry.h>
 
 #include "metrics/histogram.hpp"
+#include "metrics/names.hpp"
 
 #include <array>
 #include <atomic>
@@ -99,6 +100,7 @@ public:
     prometheus::Counter& accept_errors;
     // Requests served with connect.max_timeout_ms because they asked for more.
     prometheus::Counter& timeout_clamped;
+    NameMetrics names;  // host-name requests
     prometheus::Counter& protocol_error(const std::string& kind);
     prometheus::Counter& client_dropped(const std::string& reason);
     prometheus::Counter& cancelled(const std::string& pool);

@@ -1,6 +1,9 @@
 #include "policy.hpp"
 
 #include <algorithm>
+#include <cerrno>
+
+#include "hostname.hpp"
 
 namespace egress {
 namespace {
@@ -28,11 +31,45 @@ Endpoint ipv4_tail(const Endpoint& e) {
 
 std::string entry_text(const ClientRule& rule, std::size_t i) {
     const auto& e = rule.destinations[i];
-    return std::string(e.action == Action::allow ? "allow" : "deny") + " " + to_string(e.dest) + " ports " +
-           to_string(e.ports) + " (destinations[" + std::to_string(i) + "] of rule '" + rule.name + "')";
+    return std::string(e.action == Action::allow ? "allow" : "deny") + " " +
+           (e.host ? "host " + to_string(*e.host) : to_string(e.dest)) + " ports " + to_string(e.ports) +
+           " (destinations[" + std::to_string(i) + "] of rule '" + rule.name + "')";
+}
+
+char ascii_lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+// `name` equals `lower`, which is lowercase already, ASCII case ignored.
+bool same_name(std::string_view name, std::string_view lower) {
+    return name.size() == lower.size() &&
+           std::equal(name.begin(), name.end(), lower.begin(), [](char a, char b) { return ascii_lower(a) == b; });
 }
 
 }  // namespace
+
+bool HostPattern::matches(std::string_view name) const {
+    if (!name.empty() && name.back() == '.') name.remove_suffix(1);
+    if (!wildcard) return !name.empty() && same_name(name, domain);
+    // At least one label before ".domain": the domain itself is not below it.
+    return name.size() > domain.size() + 1 && name[name.size() - domain.size() - 1] == '.' &&
+           same_name(name.substr(name.size() - domain.size()), domain);
+}
+
+Result<HostPattern> parse_host_pattern(std::string_view text) {
+    HostPattern p;
+    auto rest = text;
+    if (rest.substr(0, 2) == "*.") {
+        p.wildcard = true;
+        rest.remove_prefix(2);
+    }
+    if (rest.find('*') != std::string_view::npos || (p.wildcard && (rest.empty() || rest == ".")))
+        return Error{EINVAL, "'*' may only be the whole first label, followed by a domain, as in \"*.example.com\""};
+    auto name = normalize_host_name(rest);
+    if (!name) return name.error();
+    p.domain = std::move(*name);
+    return p;
+}
+
+std::string to_string(const HostPattern& p) { return (p.wildcard ? "*." : "") + p.domain; }
 
 bool ClientMatch::matches(const Credentials& c) const {
     if (kind == Kind::uid) return c.uid == id;
@@ -195,16 +232,26 @@ std::optional<Holder> holder(const ClientRule& rule, const Endpoint& dest, const
     return Holder{best->prefix.len, best};
 }
 
-// One form of a destination under `rule`; nullopt when nothing but
-// `otherwise` would decide and `use_otherwise` is false.
+// One form of a destination, resolved from `name` (empty: a literal), under
+// `rule`; nullopt when nothing but `otherwise` would decide and
+// `use_otherwise` is false.
 std::optional<Decision> judge(const ClientRule& rule, const Endpoint& dest, const HostFacts& host,
-                              bool use_otherwise) {
+                              std::string_view name, bool use_otherwise) {
     if (auto own = own_listener(host, dest)) return Decision{false, rule.name, *own};
     const auto held = holder(rule, dest, host);
     for (std::size_t i = 0; i < rule.destinations.size(); ++i) {
         const auto& e = rule.destinations[i];
-        if (!e.dest.contains(dest) || !e.ports.contains(dest.port)) continue;
+        const bool hit = e.host ? e.host->matches(name) : e.dest.contains(dest);
+        if (!hit || !e.ports.contains(dest.port)) continue;
         if (e.action == Action::deny) return Decision{false, rule.name, entry_text(rule, i)};
+        // A name vouches for no address: whatever it resolved to meets the ranges.
+        if (e.host) {
+            if (held)
+                return Decision{false, rule.name,
+                                held->text(dest) + "; " + entry_text(rule, i) + " allows " + std::string(name) +
+                                    " by name, which opens no built-in range"};
+            return Decision{true, rule.name, ""};
+        }
         // Both prefixes hold the address, so one lies inside the other.
         if (held && e.dest.len < held->len)
             return Decision{false, rule.name,
@@ -220,18 +267,38 @@ std::optional<Decision> judge(const ClientRule& rule, const Endpoint& dest, cons
 
 }  // namespace
 
-Decision evaluate(const ClientRule& rule, const Endpoint& raw, const HostFacts& host) {
+Decision evaluate(const ClientRule& rule, const Endpoint& raw, const HostFacts& host, std::string_view name) {
     const auto dest = normalize(raw);
-    auto decision = *judge(rule, dest, host, true);
+    auto decision = *judge(rule, dest, host, name, true);
     if (!decision.allowed) return decision;
     for (const auto& form : embedded_forms(dest)) {
-        const auto d = judge(rule, form.v4, host, false);
+        const auto d = judge(rule, form.v4, host, name, false);
         if (d && !d->allowed)
             return Decision{false, rule.name,
                             address_string(dest) + " embeds " + address_string(form.v4) + " (" + form.how +
                                 "): " + d->reason};
     }
     return decision;
+}
+
+std::optional<Decision> deny_before_resolving(const ClientRule& rule, std::string_view name, std::uint16_t port) {
+    const auto denied = [&](const std::string& why) {
+        return Decision{false, rule.name, "host name " + std::string(name) + " is denied before resolving: " + why};
+    };
+    for (std::size_t i = 0; i < rule.destinations.size(); ++i) {
+        const auto& e = rule.destinations[i];
+        if (!e.ports.contains(port)) continue;
+        if (!e.host) {
+            if (e.action == Action::allow) return std::nullopt;  // some resolved address may lie in it
+            continue;                                           // a deny only denies more
+        }
+        if (!e.host->matches(name)) continue;
+        if (e.action == Action::allow) return std::nullopt;
+        return denied(entry_text(rule, i));
+    }
+    if (rule.otherwise == Action::allow) return std::nullopt;
+    return denied("no destination entry of rule '" + rule.name + "' allows it, or any address at port " +
+                  std::to_string(port) + " (otherwise: deny)");
 }
 
 ClientPolicy::ClientPolicy() { default_.name = kDefaultRuleName; }

@@ -1,7 +1,8 @@
 // Egress policy: which client rule applies to a peer, and whether that rule
-// lets a destination through. Pure: credentials, addresses and facts about the
-// host in, a decision out; user and group names are resolved by the config
-// loader, the host's addresses by the address watcher (sys/address_watch.hpp).
+// lets a destination through. Pure: credentials, addresses, host names and
+// facts about the host in, a decision out; user and group names are resolved
+// by the config loader, the host's addresses by the address watcher
+// (sys/address_watch.hpp), host names by the resolver.
 #pragma once
 
 #include <cstdint>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "endpoint.hpp"
+#include "result.hpp"
 #include "pool/port_window.hpp"
 #include "pool/routes.hpp"
 #include "quota/limits.hpp"
@@ -38,11 +40,33 @@ struct ClientMatch {
 
 enum class Action { allow, deny };
 
-// One entry of a rule's ordered destination list.
+// The names a name entry covers: one name ("api.example.com"), or with
+// `wildcard` every name below a domain ("*.example.com": "a.example.com",
+// "a.b.example.com", not "example.com" itself).
+struct HostPattern {
+    std::string domain;     // normalized (normalize_host_name), without the "*."
+    bool wildcard = false;
+
+    // `name` in normalize_host_name's form; ASCII case and one final dot are
+    // ignored all the same. An empty name matches nothing.
+    bool matches(std::string_view name) const;
+    bool operator==(const HostPattern&) const = default;
+};
+
+// "api.example.com" or "*.example.com", normalized by normalize_host_name
+// (lowercase, no final dot). EINVAL, saying what is wrong, for a name
+// normalize_host_name refuses and for a '*' anywhere but alone as the first
+// label of a longer name ("*", "*.", "a.*.b", "**.x").
+Result<HostPattern> parse_host_pattern(std::string_view text);
+std::string to_string(const HostPattern& p);  // as parse_host_pattern reads it
+
+// One entry of a rule's ordered destination list: an address entry (`dest`)
+// or a name entry (`host`), each with its ports.
 struct DestEntry {
     Action action = Action::allow;
-    Prefix dest;       // IPv4, or IPv6 outside the IPv4-mapped/compatible space
+    Prefix dest;       // IPv4, or IPv6 outside the IPv4-mapped/compatible space; unused when host is set
     PortRange ports;   // 1-65535 when the entry names none
+    std::optional<HostPattern> host;  // set: a name entry, matched on the name a request asked for
 };
 
 struct ClientRule {
@@ -125,21 +149,43 @@ struct Decision {
     std::string reason;  // for a denial: which entry or built-in range, for humans
 };
 
+// `dest` is where the request goes: an address literal the client sent
+// (`name` empty), or one address `name` resolved to (`name` in
+// normalize_host_name's form). Every resolved address is judged on its own.
+//
 // One form of the destination (the address itself, then every embedded IPv4
 // form) is judged so: a listener of egressd's own at that address and port
 // denies, whatever the rule says. Else the first matching destination entry
-// decides. An allow entry opens a built-in range only when it lies inside the
-// narrowest range holding the address (allowing 127.0.0.0/8 opens loopback;
-// allowing 0.0.0.0/0 does not); with deny_host, each address of this host
-// outside the loopback ranges counts as such a range of its own (a /32 or
-// /128). No entry matching: a built-in range denies, else `otherwise` decides.
+// decides: an address entry when its prefix holds the address, a name entry
+// when its pattern matches `name` (never for a literal), either only when its
+// ports hold the port. A deny entry denies. An address allow opens a built-in
+// range only when it lies inside the narrowest range holding the address
+// (allowing 127.0.0.0/8 opens loopback; allowing 0.0.0.0/0 does not); with
+// deny_host, each address of this host outside the loopback ranges counts as
+// such a range of its own (a /32 or /128). A name allow opens no range: any
+// range holding the address denies, and else the allow stands (`otherwise`
+// is not consulted), so DNS cannot lead a name past the built-in deny list.
+// No entry matching: a built-in range denies, else `otherwise` decides.
 //
 // The destination is denied if any of its forms is. An embedded form is
-// judged like a literal IPv4 destination with the same port, except that
-// `otherwise` does not apply to it: when no entry matches and no range holds
-// it, the IPv6 form's decision stands. A denial for an embedded form says
-// which IPv4 address the destination embeds and how.
-Decision evaluate(const ClientRule& rule, const Endpoint& dest, const HostFacts& host);
+// judged like a literal IPv4 destination with the same port and the same
+// name, except that `otherwise` does not apply to it: when no entry matches
+// and no range holds it, the IPv6 form's decision stands. A denial for an
+// embedded form says which IPv4 address the destination embeds and how.
+Decision evaluate(const ClientRule& rule, const Endpoint& dest, const HostFacts& host, std::string_view name = {});
+
+// An early refusal of a request by name (`name` normalized, as for
+// evaluate()), made before any DNS query: it saves the query and tells DNS
+// nothing about a name the client may not reach. A denial when no address
+// the name could resolve to could be allowed: walking the entries in order,
+// skipping name entries that do not match the name and port, address deny
+// entries (they can only deny more) and address allow entries whose ports do
+// not hold `port` (they match no address at that port), the first entry left
+// decides: a name deny denies; a name allow or an address allow means
+// nullopt (undecided). Reaching the end denies when `otherwise` is deny.
+// nullopt is no permission: every resolved address is still judged by
+// evaluate(), which also applies the built-in deny list and own listeners.
+std::optional<Decision> deny_before_resolving(const ClientRule& rule, std::string_view name, std::uint16_t port);
 
 // The client rules in force: the first whose match fits the peer, else the
 // default rule.

@@ -1,5 +1,7 @@
 #include "pools.hpp"
 
+#include <algorithm>
+
 namespace egress {
 namespace {
 
@@ -32,23 +34,37 @@ PoolSet::PoolSet(const Config& config, PortStrategy auto_strategy, PortRange eph
     }
 }
 
-Result<Choice> PoolSet::choose(const std::string& requested, const Endpoint& dest, std::uint64_t random) {
+Result<std::size_t> PoolSet::serving(const std::string& requested, const Endpoint& dest) const {
     const auto& name = pool_name_for(requested, dest);
-    Pool* pool = nullptr;
-    for (auto& p : pools_)
-        if (p.name == name) pool = &p;
-    if (!pool) return Error{ENOENT, "no pool named '" + name + "'"};
+    std::size_t index = pools_.size();
+    for (std::size_t i = 0; i < pools_.size(); ++i)
+        if (pools_[i].name == name) index = i;
+    if (index == pools_.size()) return Error{ENOENT, "no pool named '" + name + "'"};
+    const Pool* pool = &pools_[index];
     if (!requested.empty() && !pool->client_selectable)
         return Error{EACCES, "pool '" + name + "' may not be chosen by clients (client_selectable is false)"};
+    // Only sources of the destination's family can reach it.
+    const bool any = pool->sources.empty() ||
+                     std::any_of(pool->sources.begin(), pool->sources.end(), [&](const Endpoint& s) { return s.v6 == dest.v6; });
+    if (!any) return Error{EAFNOSUPPORT, "pool '" + name + "' has no " + (dest.v6 ? "IPv6" : "IPv4") + " source"};
+    return index;
+}
 
+std::optional<Error> PoolSet::check(const std::string& requested, const Endpoint& dest) const {
+    auto p = serving(requested, dest);
+    if (!p) return p.error();
+    return std::nullopt;
+}
+
+Result<Choice> PoolSet::choose(const std::string& requested, const Endpoint& dest, std::uint64_t random) {
+    auto found = serving(requested, dest);
+    if (!found) return found.error();
+    Pool* pool = &pools_[*found];
     Choice c{pool, {}};
     if (pool->sources.empty()) return c;  // the kernel picks the address
-    // Only sources of the destination's family can reach it.
     std::vector<std::size_t> eligible;
     for (std::size_t i = 0; i < pool->sources.size(); ++i)
         if (pool->sources[i].v6 == dest.v6) eligible.push_back(i);
-    if (eligible.empty())
-        return Error{EAFNOSUPPORT, "pool '" + name + "' has no " + (dest.v6 ? "IPv6" : "IPv4") + " source"};
 
     std::vector<std::uint32_t> loads;
     if (pool->selection == Selection::least_loaded) {

@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -59,6 +60,9 @@ public:
     // EACCES (the pool may not be named by clients), EAFNOSUPPORT (no
     // source of the destination's family).
     Result<Choice> choose(const std::string& requested, const Endpoint& dest, std::uint64_t random);
+    // What choose() would refuse, without choosing (no round-robin turn, no
+    // socket-table reading): nullopt when it would serve `dest`.
+    std::optional<Error> check(const std::string& requested, const Endpoint& dest) const;
 
     // The name of the pool a request would go through: `requested`, or when
     // empty the one the routes pick for `dest`. Whether it exists is not checked.
@@ -74,6 +78,8 @@ public:
     std::vector<Pool>& pools() { return pools_; }
 
 private:
+    // The index of the pool that serves `dest`, or why none may (choose()'s errors).
+    Result<std::size_t> serving(const std::string& requested, const Endpoint& dest) const;
     struct Reading {
         std::chrono::steady_clock::time_point at;
         std::vector<std::uint32_t> counts;  // per source of the pool

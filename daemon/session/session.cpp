@@ -1,6 +1,7 @@
 #include "session.hpp"
 
 #include "handoff/handoff.hpp"
+#include "session/clamp.hpp"
 #include "logging/debug.hpp"
 #include "status/status.hpp"
 
@@ -107,16 +108,6 @@ namespace {
 Error descriptors_refused(int count) {
     return Error{EBADMSG, "requests must not carry descriptors (only a CONNECT with ADOPT carries one); egressd "
                           "closed the " + std::to_string(count) + " it received"};
-}
-
-// A request that asked for more than connect.max_timeout_ms was served with
-// the maximum: its reply carries the timeout applied (TIMEOUT_MS), and a
-// timeout's message names both numbers. `requested` 0: not clamped.
-void report_clamp(proto::ConnectReply& rep, std::uint32_t requested, std::uint32_t applied) {
-    if (!requested) return;
-    rep.timeout_ms = applied;
-    if (rep.status == ETIMEDOUT)
-        rep.message += " (requested " + std::to_string(requested) + " ms, clamped to connect.max_timeout_ms)";
 }
 
 }  // namespace
@@ -228,6 +219,11 @@ void Session::handle_connect(std::uint64_t id, proto::ByteView payload, Attached
     if (auto q = quota_.admit_connect(on_connection, rule.name, rule.limits))
         return throttle(id, EGRESS_MSG_CONNECT_REPLY, rule, *q);
     ticket.hold_quota(quota_);
+    // More than the maximum is served with the maximum, and the reply says so (report_clamp).
+    const bool clamped = req->timeout_ms > cfg.max_timeout_ms;
+    const auto ms = req->timeout_ms == 0 ? cfg.default_timeout_ms : clamped ? cfg.max_timeout_ms : req->timeout_ms;
+    const std::uint32_t requested = clamped ? req->timeout_ms : 0;
+    if (!req->host.empty()) return connect_name(id, *req, rule, std::move(ticket), requested, ms);
     if (const auto d = evaluate(rule, req->dest, *ctx_.host); !d.allowed)
         return deny(id, rule, "destination", endpoint_string(req->dest) + " is denied by client rule '" + rule.name +
                                                  "': " + d.reason);
@@ -245,11 +241,8 @@ void Session::handle_connect(std::uint64_t id, proto::ByteView payload, Attached
     plan.pool = choice->pool->name;
     plan.policy = choice->pool->policy;
     for (auto i : choice->order) plan.sources.push_back(choice->pool->sources[i]);
-    // More than the maximum is served with the maximum, and the reply says so (report_clamp).
-    const bool clamped = req->timeout_ms > cfg.max_timeout_ms;
-    const auto ms = req->timeout_ms == 0 ? cfg.default_timeout_ms : clamped ? cfg.max_timeout_ms : req->timeout_ms;
-    if (clamped) ctx_.metrics.timeout_clamped.Increment();
     plan.timeout = std::chrono::milliseconds(ms);
+    if (clamped) ctx_.metrics.timeout_clamped.Increment();  // served, with the maximum
     const bool port_given = adopted.bound && adopted.bound->port;
     if (adopt) {
         plan.adopted = std::move(attached.fds.front());
@@ -268,9 +261,8 @@ void Session::handle_connect(std::uint64_t id, proto::ByteView payload, Attached
 
     auto op = std::make_shared<PendingConnect>(ctx_.io, ctx_.sys, ctx_.random, std::move(plan), lane_);
     ticket.hold_pool(*choice->pool);
-    const std::uint32_t requested = clamped ? req->timeout_ms : 0;
     if (adopt) {
-        inflight_.emplace(id, InFlight{op, pools, std::move(ticket), requested, ms});
+        inflight_.emplace(id, InFlight{op, nullptr, pools, std::move(ticket), requested, ms});
         // The watch may outlive this connection: it holds the session.
         const auto watch = next_watch_++;
         const void* tag = op.get();
@@ -283,7 +275,7 @@ void Session::handle_connect(std::uint64_t id, proto::ByteView payload, Attached
             });
         return;
     }
-    inflight_.emplace(id, InFlight{op, std::move(pools), std::move(ticket), requested, ms, std::move(*choice), req->dest,
+    inflight_.emplace(id, InFlight{op, nullptr, std::move(pools), std::move(ticket), requested, ms, std::move(*choice), req->dest,
                                    request_start_});
     op->start([weak = weak_from_this(), id](ConnectOutcome out) {
         if (auto self = weak.lock()) self->on_connect_done(id, std::move(out));
@@ -507,6 +499,16 @@ void Session::flush() {
     }
 }
 
+void Session::cancel_inflight(InFlight& f) {
+    if (f.named) {
+        f.named->cancel();
+        ctx_.metrics.names.request("cancelled").Increment();
+        return;
+    }
+    f.op->cancel();
+    ctx_.metrics.cancelled(f.ticket.pool()->name).Increment();
+}
+
 void Session::drain(std::string why) { draining_ = std::move(why); }
 
 void Session::abort_inflight(const std::string& why) {
@@ -514,8 +516,7 @@ void Session::abort_inflight(const std::string& why) {
     auto cancelled = std::exchange(inflight_, {});
     batching_ = true;  // one flush for all the replies, below
     for (auto& [rid, f] : cancelled) {
-        f.op->cancel();  // its completion never runs: this is its reply
-        ctx_.metrics.cancelled(f.ticket.pool()->name).Increment();
+        cancel_inflight(f);  // its completion never runs: this is its reply
         f.ticket.release();
         reply_error(rid, EGRESS_MSG_CONNECT_REPLY, Error{ESHUTDOWN, why}, "shutdown");
     }
@@ -528,10 +529,7 @@ void Session::close(const std::string& why) {
     closed_ = true;
     auto self = shared_from_this();  // outlive the registry's erase below
     EGRESS_DEBUG("session {}: closing: {} ({} in flight cancelled)", id_, why, inflight_.size());
-    for (auto& [rid, f] : inflight_) {
-        f.op->cancel();
-        ctx_.metrics.cancelled(f.ticket.pool()->name).Increment();
-    }
+    for (auto& [rid, f] : inflight_) cancel_inflight(f);
     inflight_.clear();  // the tickets give their counts back
     lane_->clear();  // queued work holds the session: let it go
     // With this connection's requests in flight; watched adopted connects

@@ -21,6 +21,7 @@
 #include "codec.hpp"
 #include "connector/adopt.hpp"
 #include "connector/connector.hpp"
+#include "connector/name_connect.hpp"
 #include "broker/loop.hpp"
 #include "session/inflight.hpp"
 #include "unique_fd.hpp"
@@ -85,6 +86,11 @@ private:
     void record_connect(PoolSet& pools, const Choice& choice, const Endpoint& dest, const ConnectOutcome& out);
     void handle_status(std::uint64_t id, proto::ByteView payload);
     void on_connect_done(std::uint64_t id, ConnectOutcome out);
+    // A CONNECT to a host name (name_request.cpp), past the checks every
+    // request passes: the name's policy, its lookups and attempts.
+    void connect_name(std::uint64_t id, const proto::ConnectRequest& req, const ClientRule& rule,
+                      InflightTicket ticket, std::uint32_t requested, std::uint32_t ms);
+    void on_name_done(std::uint64_t id, NameOutcome out);
     void reply_error(std::uint64_t id, std::uint8_t type, const Error& e, const char* kind);
     // Refuses a CONNECT with EACCES on behalf of `rule`; `reason`: destination or pool.
     void deny(std::uint64_t id, const ClientRule& rule, const char* reason, const std::string& message);
@@ -103,7 +109,8 @@ private:
     Credentials peer_;
     QuotaTable::Slot quota_;
     struct InFlight {
-        std::shared_ptr<PendingConnect> op;
+        std::shared_ptr<PendingConnect> op;  // an address request
+        std::shared_ptr<NameConnect> named;  // or a host-name request
         // `pools` keeps the ticket's pool (and choice.pool) valid across a
         // reload: this entry may hold the last reference to the old PoolSet.
         // Declared before the ticket, it goes after it.
@@ -119,6 +126,8 @@ private:
         Endpoint dest;
         std::chrono::steady_clock::time_point started;
     };
+    // Cancels what an entry has under way (its completion never runs) and counts it.
+    void cancel_inflight(InFlight& f);
     std::unordered_map<std::uint64_t, InFlight> inflight_;
     // Adopted connects whose reply (EINPROGRESS) has gone: egressd watches
     // them only for the metrics, under a key of their own since the request

@@ -18,7 +18,7 @@ using egress::fuzz::require;
 bool same(const proto::ConnectReply& a, const proto::ConnectReply& b) {
     return a.status == b.status && a.error_name == b.error_name && a.message == b.message && a.local == b.local &&
            a.remote == b.remote && a.pool == b.pool && a.attempts == b.attempts && a.connect_us == b.connect_us &&
-           a.timeout_ms == b.timeout_ms;
+           a.timeout_ms == b.timeout_ms && a.addresses == b.addresses && a.resolve_us == b.resolve_us;
 }
 bool same(const proto::StatusReply& a, const proto::StatusReply& b) {
     return a.status == b.status && a.error_name == b.error_name && a.message == b.message && a.json == b.json;
@@ -66,7 +66,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         fuzz::require_fields(payload,
                              {EGRESS_FIELD_STATUS, EGRESS_FIELD_ERROR_NAME, EGRESS_FIELD_MESSAGE, EGRESS_FIELD_LOCAL,
                               EGRESS_FIELD_REMOTE, EGRESS_FIELD_POOL, EGRESS_FIELD_ATTEMPTS, EGRESS_FIELD_CONNECT_US,
-                              EGRESS_FIELD_TIMEOUT_MS},
+                              EGRESS_FIELD_TIMEOUT_MS, EGRESS_FIELD_ADDRESSES, EGRESS_FIELD_RESOLVE_US},
                              {EGRESS_FIELD_STATUS}, c->status != 0, "CONNECT_REPLY");
         check_round_trip<proto::ConnectReply>(*r, EGRESS_MSG_CONNECT_REPLY, "CONNECT_REPLY");
     } else if (const auto* s = std::get_if<proto::StatusReply>(&r->body)) {

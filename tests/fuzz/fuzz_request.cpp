@@ -3,10 +3,13 @@
 // Invariants, beyond not crashing:
 // - every refusal carries an errno PROTOCOL.md section 8 documents for it;
 // - an accepted CONNECT obeys section 5 (listed fields, each once, DEST set,
-//   port not 0, known flags, POOL 1-64 bytes without NUL);
+//   port not 0, known flags, POOL 1-64 bytes without NUL); DEST or DEST_HOST,
+//   never both, the host name valid and normalized (a fixpoint of
+//   normalize_host_name), never with ADOPT;
 // - it re-encodes, no larger, into a request that passes the same checks and
 //   decodes to the same value, and encoding that again gives the same bytes;
 // - the only STATUS request accepted is the empty one the encoder writes.
+#include "hostname.hpp"
 #include "invariant.hpp"
 
 namespace {
@@ -16,15 +19,25 @@ using egress::fuzz::require;
 using egress::fuzz::require_error;
 
 bool same(const proto::ConnectRequest& a, const proto::ConnectRequest& b) {
-    return a.dest == b.dest && a.timeout_ms == b.timeout_ms && a.flags == b.flags && a.pool == b.pool;
+    return a.dest == b.dest && a.host == b.host && a.timeout_ms == b.timeout_ms && a.flags == b.flags && a.pool == b.pool;
 }
 
 void check_connect(const proto::Header& h, proto::ByteView datagram) {
     const auto payload = datagram.subspan(EGRESS_HEADER_SIZE);
     const auto req = proto::decode_connect(payload);
-    if (!req) return require_error(req.error(), {EBADMSG, EINVAL, EOPNOTSUPP}, "decode_connect");
-    fuzz::require_fields(payload, {EGRESS_FIELD_DEST, EGRESS_FIELD_TIMEOUT_MS, EGRESS_FIELD_CONNECT_FLAGS, EGRESS_FIELD_POOL},
-                         {EGRESS_FIELD_DEST}, std::nullopt, "CONNECT");
+    if (!req) return require_error(req.error(), {EBADMSG, EINVAL}, "decode_connect");
+    const bool by_name = !req->host.empty();
+    fuzz::require_fields(payload,
+                         {EGRESS_FIELD_DEST, EGRESS_FIELD_DEST_HOST, EGRESS_FIELD_TIMEOUT_MS, EGRESS_FIELD_CONNECT_FLAGS,
+                          EGRESS_FIELD_POOL},
+                         {by_name ? std::uint16_t{EGRESS_FIELD_DEST_HOST} : std::uint16_t{EGRESS_FIELD_DEST}}, std::nullopt,
+                         "CONNECT");
+    if (by_name) {
+        const auto again = normalize_host_name(req->host);
+        require(again.ok() && *again == req->host, "CONNECT accepted with a host name that is not normalized");
+        require(!(req->flags & EGRESS_CONNECT_ADOPT), "CONNECT accepted with a host name and ADOPT");
+        require(req->dest == Endpoint{false, {}, req->dest.port}, "a host-name CONNECT carries an address");
+    }
     require(req->dest.port != 0, "CONNECT accepted with destination port 0");
     require((req->flags & ~EGRESS_CONNECT_KNOWN_FLAGS) == 0, "CONNECT accepted with unknown flags");
     require(req->pool.size() <= EGRESS_MAX_NAME && req->pool.find('\0') == std::string::npos,

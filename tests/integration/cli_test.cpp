@@ -120,7 +120,8 @@ TEST(EgressConnect, UsageErrorsExitTwo) {
     Daemon d;
     for (const auto& args : std::vector<std::vector<std::string>>{
              {}, {"--bogus", "127.0.0.1:1"}, {"127.0.0.1"}, {"127.0.0.1:0"}, {"127.0.0.1:65536"},
-             {"example.com:80"}, {"--timeout", "soon", "127.0.0.1:1"}, {"--timeout=0", "127.0.0.1:1"},
+             {"bad..name:80"}, {"b\xc3\xbcrger.example:80"}, {"[example.com]:80"},
+             {"--timeout", "soon", "127.0.0.1:1"}, {"--timeout=0", "127.0.0.1:1"},
              {"127.0.0.1:1", "127.0.0.1:2"}, {"--json=yes", "127.0.0.1:1"}}) {
         auto r = connect_cli(d, args);
         EXPECT_EQ(r.status, 2) << ::testing::PrintToString(args) << " -> " << r.err;

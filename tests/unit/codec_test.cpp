@@ -79,6 +79,7 @@ ByteView payload_of(const Bytes& d) { return ByteView(d).subspan(EGRESS_HEADER_S
 
 void expect_same(const ConnectRequest& a, const ConnectRequest& b) {
     EXPECT_EQ(a.dest, b.dest);
+    EXPECT_EQ(a.host, b.host);
     EXPECT_EQ(a.timeout_ms, b.timeout_ms);
     EXPECT_EQ(a.flags, b.flags);
     EXPECT_EQ(a.pool, b.pool);
@@ -94,6 +95,8 @@ void expect_same(const ConnectReply& a, const ConnectReply& b) {
     EXPECT_EQ(a.attempts, b.attempts);
     EXPECT_EQ(a.connect_us, b.connect_us);
     EXPECT_EQ(a.timeout_ms, b.timeout_ms);
+    EXPECT_EQ(a.addresses, b.addresses);
+    EXPECT_EQ(a.resolve_us, b.resolve_us);
 }
 
 // Decodes a request the way the daemon does: frame, check header, decode.
@@ -591,10 +594,67 @@ TEST(ConnectMalformed, PoolEmptyTooLongOrWithNul) {
                         EBADMSG, {"0x0005", "NUL"}));
 }
 
-TEST(ConnectMalformed, HostNameFieldIsEOPNOTSUPP) {
-    EXPECT_TRUE(IsError(decode_connect(field(EGRESS_FIELD_DEST_HOST, text("example.com"))), EOPNOTSUPP,
-                        {"0x0002", "0x0001"}));
-    EXPECT_TRUE(IsError(decode_connect(cat({kDest, field(EGRESS_FIELD_DEST_HOST, {})})), EOPNOTSUPP, {"0x0002"}));
+Bytes host_value(std::string_view name, std::uint16_t port) { return cat({text(name), le(port, 2)}); }
+
+TEST(ConnectHost, AHostNameAndPortDecodeNormalized) {
+    auto r = decode_connect(field(EGRESS_FIELD_DEST_HOST, host_value("API.Example.COM.", 443)));
+    ASSERT_TRUE(IsOk(r));
+    EXPECT_EQ(r->host, "api.example.com");
+    EXPECT_EQ(r->dest.port, 443);
+    EXPECT_EQ(r->dest, (Endpoint{false, {}, 443}));
+}
+
+TEST(ConnectHost, RoundTripsWithEveryOtherField) {
+    ConnectRequest req;
+    req.host = "a.example";
+    req.dest.port = 8443;
+    req.timeout_ms = 700;
+    req.flags = EGRESS_CONNECT_TCP_NODELAY | EGRESS_CONNECT_BLOCKING;
+    req.pool = "web";
+    const auto d = encode_connect(5, req);
+    auto r = decode_request(d);
+    ASSERT_TRUE(IsOk(r));
+    expect_same(*r, req);
+    // The field is the name's bytes, then the port little-endian.
+    EXPECT_EQ(Bytes(d.begin() + EGRESS_HEADER_SIZE, d.begin() + EGRESS_HEADER_SIZE + 15),
+              field(EGRESS_FIELD_DEST_HOST, host_value("a.example", 8443)));
+}
+
+TEST(ConnectHost, TheLongestNameFits) {
+    std::string name;
+    for (int i = 0; i < 4; ++i) name += std::string(i < 3 ? 63 : 61, 'a' + i) + (i < 3 ? "." : "");
+    ASSERT_EQ(name.size(), 253u);
+    auto r = decode_connect(field(EGRESS_FIELD_DEST_HOST, host_value(name + ".", 1)));
+    ASSERT_TRUE(IsOk(r));
+    EXPECT_EQ(r->host, name);
+    EXPECT_TRUE(IsError(decode_connect(field(EGRESS_FIELD_DEST_HOST, host_value(name + "a.", 1))), EBADMSG,
+                        {"0x0002", "3-256 bytes", "got 257"}));
+}
+
+TEST(ConnectHost, AnInvalidNameIsEINVALSayingWhy) {
+    EXPECT_TRUE(IsError(decode_connect(field(EGRESS_FIELD_DEST_HOST, host_value("a..b", 80))), EINVAL,
+                        {"'a..b'", "empty label"}));
+    EXPECT_TRUE(IsError(decode_connect(field(EGRESS_FIELD_DEST_HOST, host_value("b\xc3\xbcrger.de", 80))), EINVAL,
+                        {"punycode"}));
+    EXPECT_TRUE(IsError(decode_connect(field(EGRESS_FIELD_DEST_HOST, host_value("127.0.0.1", 80))), EINVAL,
+                        {"all digits"}));
+    EXPECT_TRUE(IsError(decode_connect(field(EGRESS_FIELD_DEST_HOST, host_value(std::string("a\0b", 3), 80))), EINVAL,
+                        {"\\x00"}));
+}
+
+TEST(ConnectHost, TooShortOrPortZeroOrBothDestinationsAreRefused) {
+    EXPECT_TRUE(IsError(decode_connect(field(EGRESS_FIELD_DEST_HOST, {})), EBADMSG, {"0x0002", "got 0"}));
+    EXPECT_TRUE(IsError(decode_connect(field(EGRESS_FIELD_DEST_HOST, le(80, 2))), EBADMSG, {"0x0002", "got 2"}));
+    EXPECT_TRUE(IsError(decode_connect(field(EGRESS_FIELD_DEST_HOST, host_value("x.example", 0))), EINVAL, {"port 0"}));
+    EXPECT_TRUE(IsError(decode_connect(cat({kDest, field(EGRESS_FIELD_DEST_HOST, host_value("x.example", 80))})), EINVAL,
+                        {"not both"}));
+    EXPECT_TRUE(IsError(decode_connect(field(EGRESS_FIELD_TIMEOUT_MS, le(5, 4))), EBADMSG, {"0x0001 or 0x0002"}));
+}
+
+TEST(ConnectHost, AdoptTakesAnAddressNotAName) {
+    EXPECT_TRUE(IsError(decode_connect(cat({field(EGRESS_FIELD_DEST_HOST, host_value("x.example", 80)),
+                                            field(EGRESS_FIELD_CONNECT_FLAGS, le(EGRESS_CONNECT_ADOPT, 4))})),
+                        EINVAL, {"ADOPT", "0x0001"}));
 }
 
 // ---- replies ----
@@ -606,6 +666,8 @@ TEST(Reply, SuccessRoundTripWithDescriptorFlag) {
     rep.pool = "default";
     rep.attempts = 3;
     rep.connect_us = 0xFFFFFFFFFFFFFFFF;
+    rep.addresses = 2;
+    rep.resolve_us = 1234;
     auto r = decode_reply(encode_connect_reply(99, rep, true));
     ASSERT_TRUE(IsOk(r));
     EXPECT_EQ(r->header.type, EGRESS_MSG_CONNECT_REPLY);
@@ -896,7 +958,7 @@ void check_decoded(ByteView payload, std::map<int, int>& outcomes) {
     auto r = decode_connect(payload);
     if (!r) {
         const int code = r.error().code;
-        ASSERT_TRUE(code == EBADMSG || code == EINVAL || code == EOPNOTSUPP) << errno_name(code);
+        ASSERT_TRUE(code == EBADMSG || code == EINVAL) << errno_name(code);
         ASSERT_FALSE(r.error().message.empty());
         ++outcomes[code];
         return;
@@ -918,7 +980,9 @@ TEST(CodecFuzz, MutatedDatagramsAlwaysDecodeOrFailCleanly) {
     req.timeout_ms = 1500;
     req.flags = EGRESS_CONNECT_TCP_NODELAY;
     req.pool = "default";
-    const Bytes seeds[] = {encode_connect(42, req), encode_connect(43, golden_request()),
+    ConnectRequest named = req;
+    named.host = "api.example.com";
+    const Bytes seeds[] = {encode_connect(42, req), encode_connect(43, golden_request()), encode_connect(44, named),
                            from_hex(kGoldenReplyOk), from_hex(kGoldenReplyRefused), from_hex(kGoldenErrorReply)};
     std::map<int, int> request_outcomes;  // errno (0: decoded) -> count
     std::map<int, int> header_outcomes;
@@ -956,7 +1020,7 @@ TEST(CodecFuzz, MutatedDatagramsAlwaysDecodeOrFailCleanly) {
     // The loop really reached each branch, not just the framing check.
     for (int code : {-1, 0, EPROTONOSUPPORT, EMSGSIZE, EBADMSG, EINVAL})
         EXPECT_GT(header_outcomes[code], 20) << errno_name(code);
-    for (int code : {0, EBADMSG, EINVAL, EOPNOTSUPP}) EXPECT_GT(request_outcomes[code], 20) << errno_name(code);
+    for (int code : {0, EBADMSG, EINVAL}) EXPECT_GT(request_outcomes[code], 20) << errno_name(code);
     EXPECT_GT(replies_decoded, 100);
 }
 

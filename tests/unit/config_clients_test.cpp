@@ -189,6 +189,75 @@ TEST(ConfigClients, DestinationErrorsNameTheirPath) {
                       {"action": "allow", "dest": "::1"}, {"action": "allow", "dest": "::"}])"));
 }
 
+TEST(ConfigClients, HostEntriesAreParsedNormalizedAndMatchedIgnoringCase) {
+    const auto c = parse_ok(R"({"clients": [{"name": "sandbox", "match": {"uid": 1000},
+        "destinations": [{"action": "allow", "host": "API.Example.COM.", "ports": "443"},
+                         {"action": "deny", "host": "*.Corp.Example"},
+                         {"action": "allow", "dest": "192.0.2.0/24"}],
+        "otherwise": "deny"}]})");
+    const auto& r = c->clients.rules().at(0);
+    ASSERT_EQ(r.destinations.size(), 3u);
+    EXPECT_EQ(r.destinations[0].action, Action::allow);
+    EXPECT_EQ(r.destinations[0].host, (HostPattern{"api.example.com", false}));
+    EXPECT_EQ(r.destinations[0].ports, (PortRange{443, 443}));
+    EXPECT_EQ(r.destinations[1].action, Action::deny);
+    EXPECT_EQ(r.destinations[1].host, (HostPattern{"corp.example", true}));
+    EXPECT_EQ(r.destinations[1].ports, (PortRange{1, 65535}));
+    EXPECT_FALSE(r.destinations[2].host);
+    EXPECT_EQ(to_string(r.destinations[2].dest), "192.0.2.0/24");
+    const HostFacts none{};
+    EXPECT_TRUE(evaluate(r, *parse_address("8.8.8.8", 443), none, "api.example.com").allowed);
+    EXPECT_FALSE(evaluate(r, *parse_address("8.8.8.8", 80), none, "api.example.com").allowed);
+    EXPECT_FALSE(evaluate(r, *parse_address("8.8.8.8", 443), none).allowed);  // a literal meets no name entry
+    EXPECT_FALSE(evaluate(r, *parse_address("192.0.2.1", 443), none, "x.corp.example").allowed);
+    EXPECT_TRUE(evaluate(r, *parse_address("192.0.2.1", 443), none, "corp.example").allowed);
+    const auto early = deny_before_resolving(r, "x.corp.example", 443);
+    ASSERT_TRUE(early);
+    EXPECT_NE(early->reason.find("deny host *.corp.example ports 1-65535 (destinations[1] of rule 'sandbox')"),
+              std::string::npos) << early->reason;
+}
+
+TEST(ConfigClients, HostEntryErrorsNameTheirPath) {
+    const auto with = [](const std::string& entries) {
+        return R"({"clients": [{"name": "a", "match": {"uid": 1}, "destinations": )" + entries + "}]}";
+    };
+    EXPECT_ERROR(with(R"([{"action": "allow", "dest": "192.0.2.0/24", "host": "api.example.com"}])"),
+                 "clients[0].destinations[0]: ", "\"dest\" (an address entry) or \"host\" (a name entry), not both",
+                 "api.example.com");
+    EXPECT_ERROR(with(R"([{"action": "allow", "ports": "443"}])"), "clients[0].destinations[0].dest",
+                 "required unless the entry has \"host\"");
+    EXPECT_ERROR(with(R"([{"host": "api.example.com"}])"), "clients[0].destinations[0].action", "required");
+    EXPECT_ERROR(with(R"([{"action": "deny", "host": ""}])"), "clients[0].destinations[0].host",
+                 "expected a host name such as");
+    EXPECT_ERROR(with(R"([{"action": "deny", "host": 7}])"), "clients[0].destinations[0].host", "got 7");
+    for (const char* star : {"*", "*.", "a.*.b", "**.x", "*.*.x", "x*.example.com"}) {
+        const auto got = std::string("got \"") + star + "\"";
+        EXPECT_ERROR(with(std::string(R"([{"action": "allow", "dest": "::/0"}, {"action": "deny", "host": ")") + star +
+                          "\"}]"),
+                     "clients[0].destinations[1].host: ", "'*' may only be the whole first label", got.c_str());
+    }
+    // normalize_host_name's own message, with the path and the value.
+    EXPECT_ERROR(with(R"([{"action": "deny", "host": "a..example.com"}])"), "clients[0].destinations[0].host",
+                 "host name 'a..example.com' is not valid: it has an empty label", "got \"a..example.com\"");
+    EXPECT_ERROR(with(R"([{"action": "deny", "host": "192.0.2.1"}])"), "destinations[0].host", "all digits");
+    EXPECT_ERROR(with(R"([{"action": "deny", "host": "caf\u00e9.example"}])"), "destinations[0].host", "punycode");
+    EXPECT_ERROR(with(R"([{"action": "deny", "host": "-a.example"}])"), "destinations[0].host", "begins or ends");
+    EXPECT_ERROR(with(R"([{"action": "deny", "host": "api.example.com", "ports": "0"}])"),
+                 "clients[0].destinations[0].ports", "1 <= LO");
+    // A misspelt "host": the entry lacks both keys, and the spelling is unknown.
+    const auto typo = parse_config(with(R"([{"action": "deny", "hostname": "api.example.com"}])"), fake_names());
+    EXPECT_EQ(typo.errors, (std::vector<std::string>{
+                               "clients[0].destinations[0].dest: required unless the entry has \"host\": a prefix such "
+                               "as \"192.0.2.0/24\", got {\"action\":\"deny\",\"hostname\":\"api.example.com\"}",
+                               "clients[0].destinations[0].hostname: unknown key, got \"api.example.com\""}));
+    EXPECT_ERROR(R"({"default_client": {"destinations": [{"action": "deny", "host": "*"}]}})",
+                 "default_client.destinations[0].host", "'*'");
+    // Accepted: the edges of a name.
+    parse_ok(with(R"([{"action": "deny", "host": "*.com"}, {"action": "allow", "host": "localhost"},
+                      {"action": "allow", "host": "_service._tcp.example.com."},
+                      {"action": "allow", "host": "xn--caf-dma.example", "ports": "1-65535"}])"));
+}
+
 TEST(ConfigClients, PoolListErrors) {
     const auto with = [](const std::string& pools) {
         return R"({"pools": {"p": {}}, "default_pool": "p",

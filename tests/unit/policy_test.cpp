@@ -1,6 +1,7 @@
 // Client rules and destination policy: every address family corner, prefix
 // lengths 0 and 32/128, port range edges, the built-in deny list, IPv4
-// addresses embedded in IPv6 ones, the host's own addresses and listeners.
+// addresses embedded in IPv6 ones, the host's own addresses and listeners,
+// host-name entries and the refusal before resolving.
 #include "policy/policy.hpp"
 
 #include <gtest/gtest.h>
@@ -51,6 +52,45 @@ testing::AssertionResult Allowed(const ClientRule& r, const Endpoint& d, const H
     const auto dec = evaluate(r, d, host);
     if (!dec.allowed) return testing::AssertionFailure() << endpoint_string(d) << " denied: " << dec.reason;
     return testing::AssertionSuccess();
+}
+
+DestEntry host_entry(Action a, const std::string& pattern, PortRange ports = {}) {
+    const auto p = parse_host_pattern(pattern);
+    EXPECT_TRUE(p) << pattern;
+    return DestEntry{a, {}, ports, p ? *p : HostPattern{}};  // an empty pattern matches nothing
+}
+
+// As Denied and Allowed, for `d` resolved from `name`.
+testing::AssertionResult NameDenied(const ClientRule& r, const std::string& name, const Endpoint& d,
+                                    std::initializer_list<std::string> words = {}, const HostFacts& host = kNoHost) {
+    const auto dec = evaluate(r, d, host, name);
+    if (dec.allowed) return testing::AssertionFailure() << name << " -> " << endpoint_string(d) << " allowed";
+    if (dec.rule != r.name) return testing::AssertionFailure() << "decided by '" << dec.rule << "'";
+    for (const auto& w : words)
+        if (dec.reason.find(w) == std::string::npos)
+            return testing::AssertionFailure() << "reason '" << dec.reason << "' lacks '" << w << "'";
+    return testing::AssertionSuccess() << dec.reason;
+}
+
+testing::AssertionResult NameAllowed(const ClientRule& r, const std::string& name, const Endpoint& d,
+                                     const HostFacts& host = kNoHost) {
+    const auto dec = evaluate(r, d, host, name);
+    if (!dec.allowed)
+        return testing::AssertionFailure() << name << " -> " << endpoint_string(d) << " denied: " << dec.reason;
+    return testing::AssertionSuccess();
+}
+
+// deny_before_resolving() refuses `name` at `port`, the reason mentioning every word.
+testing::AssertionResult RefusedUnresolved(const ClientRule& r, const std::string& name, std::uint16_t port,
+                                           std::initializer_list<std::string> words = {}) {
+    const auto dec = deny_before_resolving(r, name, port);
+    if (!dec) return testing::AssertionFailure() << name << ":" << port << " left to the resolver";
+    if (dec->allowed) return testing::AssertionFailure() << "a decision that allows";
+    if (dec->rule != r.name) return testing::AssertionFailure() << "decided by '" << dec->rule << "'";
+    for (const auto& w : words)
+        if (dec->reason.find(w) == std::string::npos)
+            return testing::AssertionFailure() << "reason '" << dec->reason << "' lacks '" << w << "'";
+    return testing::AssertionSuccess() << dec->reason;
 }
 
 TEST(Normalize, Ipv4AndPlainIpv6AreUnchanged) {
@@ -535,6 +575,269 @@ TEST(Evaluate, AWildcardOwnListenerCoversEveryHostAddressLoopbackAndUnspecified)
         EXPECT_TRUE(Allowed(all, dest("203.0.113.1", 80), h)) << wildcard;
         EXPECT_TRUE(Allowed(all, dest("127.0.0.1", 80), h)) << wildcard;
     }
+}
+
+TEST(HostPattern, AnExactNameMatchesOnlyItselfIgnoringCaseAndTheFinalDot) {
+    const HostPattern p{"api.example.com", false};
+    for (const char* n : {"api.example.com", "API.Example.COM", "api.example.com."})
+        EXPECT_TRUE(p.matches(n)) << n;
+    for (const char* n : {"example.com", "x.api.example.com", "pi.example.com", "api.example.co", "api.example.com.evil",
+                          "api.example.com..", "", "."})
+        EXPECT_FALSE(p.matches(n)) << n;
+}
+
+TEST(HostPattern, AWildcardMatchesEveryNameBelowItsDomainButNotTheDomain) {
+    const HostPattern p{"example.com", true};
+    for (const char* n : {"a.example.com", "a.b.example.com", "API.EXAMPLE.COM.", "_srv.example.com"})
+        EXPECT_TRUE(p.matches(n)) << n;
+    for (const char* n : {"example.com", "example.com.", "EXAMPLE.com", ".example.com", "badexample.com",
+                          "a.example.com.evil", "a.example.co", "com", ""})
+        EXPECT_FALSE(p.matches(n)) << n;
+}
+
+TEST(HostPattern, ParsingNormalizesTheNameAndRefusesMisplacedStars) {
+    EXPECT_EQ(*parse_host_pattern("API.Example.COM."), (HostPattern{"api.example.com", false}));
+    EXPECT_EQ(*parse_host_pattern("*.Example.COM"), (HostPattern{"example.com", true}));
+    EXPECT_EQ(*parse_host_pattern("*.com"), (HostPattern{"com", true}));
+    EXPECT_EQ(to_string(*parse_host_pattern("*.Corp.Example.")), "*.corp.example");
+    EXPECT_EQ(to_string(*parse_host_pattern("Api.Example.Com")), "api.example.com");
+    for (const char* bad : {"*", "*.", "*..", "a.*.b", "**.x", "*.*.x", "*x.example.com", "x*.example.com", "example.*",
+                            "*example.com"}) {
+        const auto p = parse_host_pattern(bad);
+        ASSERT_FALSE(p) << bad;
+        EXPECT_EQ(p.error().code, EINVAL) << bad;
+        EXPECT_NE(p.error().message.find("'*' may only be the whole first label"), std::string::npos)
+            << bad << ": " << p.error().message;
+    }
+    // Anything else wrong is normalize_host_name's to say, wildcard or not.
+    EXPECT_NE(parse_host_pattern("a..b").error().message.find("empty label"), std::string::npos);
+    EXPECT_NE(parse_host_pattern("*.a..b").error().message.find("empty label"), std::string::npos);
+    EXPECT_NE(parse_host_pattern("127.0.0.1").error().message.find("all digits"), std::string::npos);
+    EXPECT_NE(parse_host_pattern("").error().message.find("empty"), std::string::npos);
+    EXPECT_NE(parse_host_pattern("*.ex ample.com").error().message.find("not a letter"), std::string::npos);
+}
+
+TEST(Evaluate, NameEntriesNeverMatchALiteral) {
+    const auto deny = rule({host_entry(Action::deny, "*.example.com")});
+    EXPECT_TRUE(Allowed(deny, dest("192.0.2.1")));
+    EXPECT_TRUE(Allowed(deny, dest("2001:db8::1")));
+    const auto allow = rule({host_entry(Action::allow, "api.example.com")}, true, Action::deny);
+    EXPECT_TRUE(Denied(allow, dest("8.8.8.8"), {"otherwise: deny"}));
+    EXPECT_TRUE(NameAllowed(allow, "api.example.com", dest("8.8.8.8")));
+}
+
+TEST(Evaluate, AnExactNameEntryMatchesThatNameOnly) {
+    const auto r = rule({host_entry(Action::deny, "api.example.com")});
+    EXPECT_TRUE(NameDenied(r, "api.example.com", dest("192.0.2.1"),
+                           {"deny host api.example.com ports 1-65535 (destinations[0] of rule 'r')"}));
+    EXPECT_TRUE(NameDenied(r, "api.example.com", dest("2001:db8::1")));
+    EXPECT_TRUE(NameAllowed(r, "www.example.com", dest("192.0.2.1")));
+    EXPECT_TRUE(NameAllowed(r, "example.com", dest("192.0.2.1")));
+    EXPECT_TRUE(NameAllowed(r, "a.api.example.com", dest("192.0.2.1")));
+}
+
+TEST(Evaluate, AWildcardEntryMatchesSubdomainsNotTheApex) {
+    const auto r = rule({host_entry(Action::deny, "*.example.com")});
+    EXPECT_TRUE(NameDenied(r, "a.example.com", dest("192.0.2.1"), {"deny host *.example.com", "destinations[0]"}));
+    EXPECT_TRUE(NameDenied(r, "a.b.example.com", dest("192.0.2.1")));
+    EXPECT_TRUE(NameAllowed(r, "example.com", dest("192.0.2.1")));
+    EXPECT_TRUE(NameAllowed(r, "notexample.com", dest("192.0.2.1")));
+}
+
+TEST(Evaluate, NameAndAddressEntriesAreWalkedInOrder) {
+    // An address deny before a name allow denies what the name resolves to.
+    const auto deny_first = rule({entry(Action::deny, "192.0.2.0/24"), host_entry(Action::allow, "api.example.com")},
+                                 true, Action::deny);
+    EXPECT_TRUE(NameDenied(deny_first, "api.example.com", dest("192.0.2.1"), {"deny 192.0.2.0/24", "destinations[0]"}));
+    EXPECT_TRUE(NameAllowed(deny_first, "api.example.com", dest("198.51.100.1")));
+    // A name allow before it wins for that name only.
+    const auto allow_first = rule({host_entry(Action::allow, "api.example.com"), entry(Action::deny, "192.0.2.0/24")},
+                                  true, Action::deny);
+    EXPECT_TRUE(NameAllowed(allow_first, "api.example.com", dest("192.0.2.1")));
+    EXPECT_TRUE(NameDenied(allow_first, "www.example.com", dest("192.0.2.1"), {"destinations[1]"}));
+    EXPECT_TRUE(NameDenied(allow_first, "www.example.com", dest("198.51.100.1"), {"otherwise: deny"}));
+    // A name deny before an address allow, and after it.
+    const auto name_deny_first = rule({host_entry(Action::deny, "api.example.com"), entry(Action::allow, "0.0.0.0/0")});
+    EXPECT_TRUE(NameDenied(name_deny_first, "api.example.com", dest("8.8.8.8"), {"destinations[0]"}));
+    EXPECT_TRUE(Allowed(name_deny_first, dest("8.8.8.8")));
+    const auto name_deny_last = rule({entry(Action::allow, "0.0.0.0/0"), host_entry(Action::deny, "api.example.com")});
+    EXPECT_TRUE(NameAllowed(name_deny_last, "api.example.com", dest("8.8.8.8")));
+    EXPECT_TRUE(NameDenied(name_deny_last, "api.example.com", dest("2001:db8::1"), {"destinations[1]"}));
+}
+
+TEST(Evaluate, NameEntryPortsApplyAsForAddressEntries) {
+    const auto only_443 = rule({host_entry(Action::allow, "api.example.com", PortRange{443, 443})}, true, Action::deny);
+    EXPECT_TRUE(NameAllowed(only_443, "api.example.com", dest("8.8.8.8", 443)));
+    EXPECT_TRUE(NameDenied(only_443, "api.example.com", dest("8.8.8.8", 80), {"otherwise: deny"}));
+    EXPECT_TRUE(NameDenied(only_443, "api.example.com", dest("8.8.8.8", 444), {"otherwise: deny"}));
+    const auto range = rule({host_entry(Action::deny, "*.example.com", PortRange{80, 443})});
+    EXPECT_TRUE(NameAllowed(range, "a.example.com", dest("192.0.2.1", 79)));
+    EXPECT_TRUE(NameDenied(range, "a.example.com", dest("192.0.2.1", 80), {"deny host *.example.com ports 80-443"}));
+    EXPECT_TRUE(NameDenied(range, "a.example.com", dest("192.0.2.1", 443)));
+    EXPECT_TRUE(NameAllowed(range, "a.example.com", dest("192.0.2.1", 444)));
+}
+
+TEST(Evaluate, ANameAllowOpensNoBuiltinRangeWhatTheNameResolvesTo) {
+    for (const auto otherwise : {Action::allow, Action::deny}) {
+        const auto r = rule({host_entry(Action::allow, "evil.example.com")}, true, otherwise);
+        const auto by_name = [&](const char* a, std::initializer_list<std::string> words, std::uint16_t port = 443) {
+            return NameDenied(r, "evil.example.com", dest(a, port), words);
+        };
+        const std::string opens_nothing = "allows evil.example.com by name, which opens no built-in range";
+        EXPECT_TRUE(by_name("127.0.0.1", {"127.0.0.0/8 loopback", "destinations[0]", opens_nothing}));
+        EXPECT_TRUE(by_name("127.0.0.53", {"loopback"}));
+        EXPECT_TRUE(by_name("::1", {"::1/128 loopback", opens_nothing}));
+        EXPECT_TRUE(by_name("::ffff:127.0.0.1", {"loopback"}));
+        EXPECT_TRUE(by_name("169.254.169.254", {"cloud metadata", opens_nothing}, 80));
+        EXPECT_TRUE(by_name("fd00:ec2::254", {"AWS"}, 80));
+        EXPECT_TRUE(by_name("0.0.0.0", {"unspecified"}));
+        EXPECT_TRUE(by_name("10.0.0.1", {"private", "deny_private", opens_nothing}));
+        EXPECT_TRUE(by_name("192.168.1.1", {"private"}));
+        EXPECT_TRUE(by_name("fd12::1", {"unique local"}));
+        EXPECT_TRUE(by_name("64:ff9b::7f00:1", {"64:ff9b::7f00:1 embeds 127.0.0.1 (NAT64, RFC 6052)", "loopback",
+                                                opens_nothing}));
+        EXPECT_TRUE(by_name("2002:7f00:1::1", {"6to4", "loopback"}));
+        EXPECT_TRUE(by_name("2001:0:4136:e378:8000:63bf:80ff:fffe", {"Teredo client", "loopback"}));
+        EXPECT_TRUE(by_name("64:ff9b::a9fe:a9fe", {"embeds 169.254.169.254", "cloud metadata"}, 80));
+        EXPECT_TRUE(by_name("64:ff9b::a00:1", {"embeds 10.0.0.1", "private"}));
+    }
+    // With deny_private false the private ranges are the rule's to open, by name too.
+    const auto open = rule({host_entry(Action::allow, "db.internal.example")}, false, Action::deny);
+    EXPECT_TRUE(NameAllowed(open, "db.internal.example", dest("10.0.0.1")));
+    EXPECT_TRUE(NameDenied(open, "db.internal.example", dest("127.0.0.1"), {"loopback"}));
+}
+
+TEST(Evaluate, ANameAllowOfAPublicAddressStandsEvenWithOtherwiseDeny) {
+    const auto r = rule({host_entry(Action::allow, "api.example.com")}, true, Action::deny);
+    for (const char* a : {"8.8.8.8", "2001:db8::1", "::ffff:8.8.8.8", "64:ff9b::808:808", "2002:808:808::1"})
+        EXPECT_TRUE(NameAllowed(r, "api.example.com", dest(a))) << a;
+    EXPECT_TRUE(NameDenied(r, "www.example.com", dest("8.8.8.8"), {"otherwise: deny"}));
+}
+
+TEST(Evaluate, ANameAllowDoesNotOpenTheHostsOwnAddresses) {
+    const auto h = host_facts();
+    const auto r = rule({host_entry(Action::allow, "evil.example.com")}, true, Action::deny);
+    EXPECT_TRUE(NameDenied(r, "evil.example.com", dest("203.0.113.1"),
+                           {"address of this host: 203.0.113.1 (deny_host)", "by name, which opens no built-in range"},
+                           h));
+    EXPECT_TRUE(NameDenied(r, "evil.example.com", dest("2001:db8::5"), {"address of this host"}, h));
+    EXPECT_TRUE(NameDenied(r, "evil.example.com", dest("64:ff9b::cb00:7101"), {"embeds 203.0.113.1",
+                                                                                "address of this host"}, h));
+    EXPECT_TRUE(NameAllowed(r, "evil.example.com", dest("203.0.113.2"), h));
+    auto open = r;
+    open.deny_host = false;
+    EXPECT_TRUE(NameAllowed(open, "evil.example.com", dest("203.0.113.1"), h));
+}
+
+TEST(Evaluate, ANameAllowDoesNotReachEgressdsOwnListeners) {
+    auto h = host_facts();
+    h.listeners = {{dest("0.0.0.0", 9466), "metrics endpoint"}};
+    auto r = rule({host_entry(Action::allow, "evil.example.com")}, false, Action::deny);
+    r.deny_host = false;
+    for (const char* a : {"203.0.113.1", "127.0.0.1", "::ffff:203.0.113.1", "64:ff9b::cb00:7101"})
+        EXPECT_TRUE(NameDenied(r, "evil.example.com", dest(a, 9466), {"egressd's own metrics endpoint"}, h)) << a;
+    EXPECT_TRUE(NameAllowed(r, "evil.example.com", dest("203.0.113.1", 80), h));
+}
+
+TEST(Evaluate, TheFirstMatchDecidesWhetherANameOrAnAddressEntryOpensARange) {
+    // Only an address entry inside the range opens it, and only if it comes first.
+    const auto address_first = rule({entry(Action::allow, "127.0.0.0/8"), host_entry(Action::allow, "local.example")});
+    EXPECT_TRUE(NameAllowed(address_first, "local.example", dest("127.0.0.1")));
+    const auto name_first = rule({host_entry(Action::allow, "local.example"), entry(Action::allow, "127.0.0.0/8")});
+    EXPECT_TRUE(NameDenied(name_first, "local.example", dest("127.0.0.1"), {"loopback", "destinations[0]"}));
+    EXPECT_TRUE(Allowed(name_first, dest("127.0.0.1")));  // the literal meets the address entry
+}
+
+TEST(Evaluate, EmbeddedFormsMeetNameEntriesToo) {
+    // The embedded IPv4 form is judged with the same name: an earlier address deny still applies.
+    const auto r = rule({entry(Action::deny, "192.0.2.0/24"), host_entry(Action::allow, "api.example.com")}, true,
+                        Action::deny);
+    EXPECT_TRUE(NameDenied(r, "api.example.com", dest("64:ff9b::c000:201"), {"embeds 192.0.2.1", "destinations[0]"}));
+    EXPECT_TRUE(NameAllowed(r, "api.example.com", dest("64:ff9b::808:808")));
+    const auto deny = rule({host_entry(Action::deny, "api.example.com")});
+    EXPECT_TRUE(NameDenied(deny, "api.example.com", dest("64:ff9b::808:808"), {"deny host api.example.com"}));
+}
+
+TEST(DenyBeforeResolving, AMatchingNameDenyRefusesTheName) {
+    const auto r = rule({host_entry(Action::deny, "*.corp.example"), entry(Action::allow, "0.0.0.0/0")});
+    EXPECT_TRUE(RefusedUnresolved(r, "api.corp.example", 443,
+                                  {"host name api.corp.example is denied before resolving",
+                                   "deny host *.corp.example ports 1-65535 (destinations[0] of rule 'r')"}));
+    EXPECT_TRUE(RefusedUnresolved(r, "a.b.corp.example", 1));
+    EXPECT_FALSE(deny_before_resolving(r, "corp.example", 443));  // the apex is not below it
+    EXPECT_FALSE(deny_before_resolving(r, "www.example.com", 443));
+}
+
+TEST(DenyBeforeResolving, OtherwiseDenyWithNoEntryThatCouldAllowRefuses) {
+    const auto r = rule({host_entry(Action::allow, "api.example.com")}, true, Action::deny);
+    EXPECT_TRUE(RefusedUnresolved(r, "www.example.com", 443,
+                                  {"host name www.example.com is denied before resolving",
+                                   "no destination entry of rule 'r' allows it", "otherwise: deny"}));
+    EXPECT_FALSE(deny_before_resolving(r, "api.example.com", 443));
+    EXPECT_FALSE(deny_before_resolving(rule(), "www.example.com", 443));  // otherwise allow: the addresses decide
+}
+
+TEST(DenyBeforeResolving, AnAddressAllowLeavesItToTheResolvedAddresses) {
+    const auto r = rule({entry(Action::allow, "8.8.8.8/32")}, true, Action::deny);
+    EXPECT_FALSE(deny_before_resolving(r, "dns.example", 443));
+    // Before a matching name deny, too: some address might match it first.
+    const auto before = rule({entry(Action::allow, "0.0.0.0/0"), host_entry(Action::deny, "api.example.com")});
+    EXPECT_FALSE(deny_before_resolving(before, "api.example.com", 443));
+    const auto after = rule({host_entry(Action::deny, "api.example.com"), entry(Action::allow, "0.0.0.0/0")});
+    EXPECT_TRUE(RefusedUnresolved(after, "api.example.com", 443, {"destinations[0]"}));
+}
+
+TEST(DenyBeforeResolving, AddressDenyEntriesOnlyDenyMoreAndAreSkipped) {
+    const auto r = rule({entry(Action::deny, "0.0.0.0/0"), entry(Action::deny, "::/0"),
+                         host_entry(Action::deny, "api.example.com")});
+    EXPECT_TRUE(RefusedUnresolved(r, "api.example.com", 443, {"deny host api.example.com", "destinations[2]"}));
+    EXPECT_FALSE(deny_before_resolving(rule({entry(Action::deny, "0.0.0.0/0")}), "api.example.com", 443));
+    const auto all_denied = rule({entry(Action::deny, "192.0.2.0/24")}, true, Action::deny);
+    EXPECT_TRUE(RefusedUnresolved(all_denied, "api.example.com", 443, {"otherwise: deny"}));
+}
+
+TEST(DenyBeforeResolving, EntriesCountOnlyAtTheirPorts) {
+    const auto deny25 = rule({host_entry(Action::deny, "*.example.com", PortRange{25, 25})});
+    EXPECT_TRUE(RefusedUnresolved(deny25, "mx.example.com", 25, {"ports 25"}));
+    EXPECT_FALSE(deny_before_resolving(deny25, "mx.example.com", 443));
+    const auto allow443 = rule({host_entry(Action::allow, "api.example.com", PortRange{443, 443}),
+                                entry(Action::allow, "8.8.8.8/32", PortRange{53, 53})}, true, Action::deny);
+    EXPECT_FALSE(deny_before_resolving(allow443, "api.example.com", 443));
+    EXPECT_TRUE(RefusedUnresolved(allow443, "api.example.com", 80, {"otherwise: deny"}));
+    EXPECT_FALSE(deny_before_resolving(allow443, "dns.example", 53));
+}
+
+TEST(DenyBeforeResolving, NeverRefusesANameThatEvaluateWouldAllowAtSomeAddress) {
+    // Every rule of up to three entries drawn from these, both `otherwise`s:
+    // whenever a name is refused unresolved, each sample address it could
+    // resolve to is denied by evaluate() too.
+    const std::vector<DestEntry> pool{
+        host_entry(Action::allow, "api.example.com"), host_entry(Action::deny, "api.example.com"),
+        host_entry(Action::allow, "*.example.com", PortRange{443, 443}), host_entry(Action::deny, "*.example.com"),
+        entry(Action::allow, "0.0.0.0/0", PortRange{80, 80}), entry(Action::deny, "192.0.2.0/24"),
+        entry(Action::allow, "127.0.0.0/8"), entry(Action::allow, "::/0")};
+    std::vector<std::vector<DestEntry>> lists{{}};
+    for (std::size_t at = 0; at < lists.size(); ++at)
+        if (lists[at].size() < 3)
+            for (const auto& e : pool) {
+                auto longer = lists[at];
+                longer.push_back(e);
+                lists.push_back(std::move(longer));
+            }
+    int refused = 0;
+    for (const auto& l : lists)
+        for (const auto otherwise : {Action::allow, Action::deny}) {
+            const auto r = rule(l, true, otherwise);
+            for (const char* name : {"api.example.com", "www.example.com", "other.test"})
+                for (const std::uint16_t port : {80, 443}) {
+                    if (!deny_before_resolving(r, name, port)) continue;
+                    ++refused;
+                    for (const char* a : {"8.8.8.8", "192.0.2.1", "127.0.0.1", "2001:db8::1", "64:ff9b::808:808"})
+                        EXPECT_FALSE(evaluate(r, dest(a, port), kNoHost, name).allowed)
+                            << name << ":" << port << " -> " << a << " with " << l.size() << " entries";
+                }
+        }
+    EXPECT_GT(refused, 100);  // the property was put to work
 }
 
 TEST(ClientPolicy, FirstMatchingRuleElseTheDefault) {
