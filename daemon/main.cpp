@@ -33,6 +33,7 @@
 #include "metrics/metrics.hpp"
 #include "metrics/process.hpp"
 #include "pool/pools.hpp"
+#include "resolve/resolver.hpp"
 #include "service/notify.hpp"
 #include "sys/address_watch.hpp"
 #include "sys/kernel.hpp"
@@ -161,6 +162,10 @@ void reload(Broker& broker, Snapshot& current, const Options& opt, const std::st
     if (!opt.threads && next->threads != before.threads)
         spdlog::warn("threads changed to {}; egressd keeps its {} event loop(s) until it restarts", next->threads,
                      broker.threads());
+    if (next->dns != before.dns) {
+        if (const auto why = check_resolver_config(next->dns); !why.empty())
+            return spdlog::error("reload refused: dns: {}", why);
+    }
     if (!opt.log_level) spdlog::set_level(spdlog::level::from_str(next->log_level));
     const auto kernel = probe_kernel(broker.shared().sys);
     current = make_snapshot(next, kernel, broker.shared().metrics, broker.shared().sys, current.info->generation + 1,
@@ -216,6 +221,13 @@ int run(const Options& opt) {
     const auto kernel = probe_kernel(sys);
     const auto choice = resolve_auto(kernel);
     for (const auto& w : unowned_sources(*config)) spdlog::warn("{}", w);
+    try {
+        init_resolver_library();
+        if (const auto why = check_resolver_config(config->dns); !why.empty()) throw std::runtime_error(why);
+    } catch (const std::exception& e) {
+        spdlog::critical("cannot start: dns: {}", e.what());
+        return 1;
+    }
 
     // Metrics: one registry, scraped by the exposer's own threads.
     auto registry = std::make_shared<prometheus::Registry>();

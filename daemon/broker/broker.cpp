@@ -80,7 +80,18 @@ void Broker::start_session(Loop& loop, UniqueFd client, Credentials peer, QuotaT
 }
 
 void Broker::publish(const Snapshot& next) {
-    for (auto& l : loops_) asio::post(l->ctx.io, [ctx = &l->ctx, next] { ctx->now = next; });
+    for (auto& l : loops_)
+        asio::post(l->ctx.io, [ctx = &l->ctx, next] {
+            // New lookups take the new resolver; those under way keep the old.
+            if (next.config->dns != ctx->now.config->dns) {
+                try {
+                    ctx->resolver = std::make_shared<Resolver>(ctx->io, next.config->dns);
+                } catch (const std::exception& e) {  // checked at reload: cannot happen but for memory
+                    spdlog::error("loop {}: keeps its resolver: {}", ctx->index, e.what());
+                }
+            }
+            ctx->now = next;
+        });
 }
 
 void Broker::publish(std::shared_ptr<const HostFacts> host) {

@@ -49,6 +49,21 @@ std::string server_list(const std::vector<Endpoint>& servers) {
 
 }  // namespace
 
+void init_resolver_library() {
+    if (const int rc = ares_library_init(ARES_LIB_INIT_ALL); rc != ARES_SUCCESS)
+        throw std::runtime_error(std::string("cannot initialize c-ares: ") + ares_strerror(rc));
+}
+
+std::string check_resolver_config(const DnsConfig& config) {
+    try {
+        asio::io_context scratch;
+        Resolver probe(scratch, config);
+    } catch (const std::exception& e) {
+        return e.what();
+    }
+    return "";
+}
+
 // One c-ares socket, watched by the loop for as long as c-ares wants it.
 struct Resolver::Watch {
     Watch(asio::io_context& io, int f) : sd(io), fd(f) {}

@@ -44,6 +44,12 @@ struct LookupAnswer {
     bool cached = false;              // answered from the cache, no query sent
 };
 
+// c-ares's process-wide set-up: once, in main, before any Resolver and
+// before the loops' threads start. Throws std::runtime_error on failure.
+void init_resolver_library();
+// Whether `config` would make a Resolver: the reason it would not, or "".
+std::string check_resolver_config(const DnsConfig& config);
+
 class Resolver {
 public:
     // Throws std::runtime_error when c-ares cannot be set up (a server it

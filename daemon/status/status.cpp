@@ -73,6 +73,11 @@ nlohmann::json status_document(const LoopContext& ctx) {
     clients.push_back(rule_figures(ctx.now.config->clients.default_rule(), ctx.metrics));
     nlohmann::json loops = nlohmann::json::array();
     for (const auto& n : ctx.shared.loop_clients) loops.push_back(nlohmann::json::object({{"clients", n.get()}}));
+    nlohmann::json servers = nlohmann::json::array();
+    for (const auto& e : ctx.now.config->dns.servers) servers.push_back(endpoint_string(e));
+    const nlohmann::json dns{{"servers", servers},  // empty: resolv.conf's
+                             {"lookups_pending", ctx.resolver->pending()},
+                             {"cached_answers", ctx.resolver->cached_entries()}};
     const auto uptime = std::chrono::duration<double>(std::chrono::steady_clock::now() - info.started).count();
     return {{"version", EGRESSD_VERSION},
             {"uptime_s", std::round(uptime * 1000) / 1000},
@@ -89,7 +94,8 @@ nlohmann::json status_document(const LoopContext& ctx) {
             {"requests_in_flight", ctx.shared.stats.inflight.get()},
             {"quota_uids", ctx.shared.quotas.uids()},
             {"host_addresses", ctx.host->addresses.size()},
-            {"features", nlohmann::json::array({"adopt"})},
+            {"features", nlohmann::json::array({"adopt", "host_names"})},
+            {"dns", dns},
             {"pools", pools},
             {"clients", clients}};
 }

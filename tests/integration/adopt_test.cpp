@@ -250,7 +250,7 @@ TEST_F(Adopt, TheStatusDocumentListsTheFeatureAndTheRuleKeys) {
     auto st = c->status();
     ASSERT_TRUE(st) << st.error().message;
     auto doc = nlohmann::json::parse(*st);
-    EXPECT_EQ(doc["features"], nlohmann::json::array({"adopt"}));
+    EXPECT_EQ(doc["features"], nlohmann::json::array({"adopt", "host_names"}));
     EXPECT_EQ(doc["clients"][0]["adopt"], false);
     EXPECT_EQ(doc["clients"][1]["adopt"], true);
     EXPECT_EQ(doc["clients"][1]["adopt_other_netns"], false);

@@ -113,6 +113,15 @@ Result<ConnectRequest> decode_request(const Bytes& d) {
 constexpr std::string_view kGoldenConnect =
     "45 47 52 53 01 01 00 00 01 00 00 00 00 00 00 00 1a 00 00 00 01 00 06 00 7f 00 00 01 90 1f 03 00 "
     "04 00 e8 03 00 00 04 00 04 00 01 00 00 00";
+// CONNECT id 5 to example.com port 443, timeout 5000 ms.
+constexpr std::string_view kGoldenHost =
+    "45 47 52 53 01 01 00 00 05 00 00 00 00 00 00 00 19 00 00 00 02 00 0d 00 65 78 61 6d 70 6c 65 2e 63 6f 6d "
+    "bb 01 03 00 04 00 88 13 00 00";
+// CONNECT_REPLY id 5 to it: the second of two addresses won.
+constexpr std::string_view kGoldenReplyHost =
+    "45 47 52 53 01 81 01 00 05 00 00 00 00 00 00 00 4f 00 00 00 10 00 04 00 00 00 00 00 13 00 06 00 c0 00 02 07 "
+    "40 9c 14 00 06 00 c6 33 64 14 bb 01 05 00 07 00 64 65 66 61 75 6c 74 15 00 04 00 02 00 00 00 16 00 08 00 "
+    "08 d6 03 00 00 00 00 00 18 00 04 00 02 00 00 00 19 00 08 00 3a 07 00 00 00 00 00 00";
 // CONNECT id 3 in adopt mode to 192.0.2.10:443, timeout 2000 ms, ADOPT | TCP_NODELAY.
 constexpr std::string_view kGoldenAdopt =
     "45 47 52 53 01 01 00 00 03 00 00 00 00 00 00 00 1a 00 00 00 01 00 06 00 c0 00 02 0a bb 01 03 00 "
@@ -218,6 +227,37 @@ TEST(Golden, ConnectRequestBytes) {
     expect_same(*r, golden_request());
 }
 
+ConnectRequest golden_host() {
+    ConnectRequest r;
+    r.host = "example.com";
+    r.dest.port = 443;
+    r.timeout_ms = 5000;
+    return r;
+}
+
+ConnectReply golden_reply_host() {
+    ConnectReply r;
+    r.local = ep("192.0.2.7:40000");
+    r.remote = ep("198.51.100.20:443");
+    r.pool = "default";
+    r.attempts = 2;
+    r.connect_us = 251400;
+    r.addresses = 2;
+    r.resolve_us = 1850;
+    return r;
+}
+
+TEST(Golden, HostNameRequestAndReplyBytes) {
+    EXPECT_EQ(encode_connect(5, golden_host()), from_hex(kGoldenHost));
+    auto r = decode_request(from_hex(kGoldenHost));
+    ASSERT_TRUE(IsOk(r));
+    expect_same(*r, golden_host());
+    EXPECT_EQ(encode_connect_reply(5, golden_reply_host(), true), from_hex(kGoldenReplyHost));
+    auto rep = decode_reply(from_hex(kGoldenReplyHost));
+    ASSERT_TRUE(IsOk(rep));
+    expect_same(std::get<ConnectReply>(rep->body), golden_reply_host());
+}
+
 TEST(Golden, AdoptConnectRequestBytes) {
     EXPECT_EQ(encode_connect(3, golden_adopt()), from_hex(kGoldenAdopt));
     auto r = decode_request(from_hex(kGoldenAdopt));
@@ -300,6 +340,8 @@ TEST(Golden, ProtocolDocumentShowsTheseBytes) {
     EXPECT_EQ(doc_dump(doc.str(), "connect_reply_clamped"), from_hex(kGoldenReplyClamped));
     EXPECT_EQ(doc_dump(doc.str(), "connect_reply_refused"), from_hex(kGoldenReplyRefused));
     EXPECT_EQ(doc_dump(doc.str(), "error_reply"), from_hex(kGoldenErrorReply));
+    EXPECT_EQ(doc_dump(doc.str(), "connect_host"), from_hex(kGoldenHost));
+    EXPECT_EQ(doc_dump(doc.str(), "connect_reply_host"), from_hex(kGoldenReplyHost));
 }
 
 // ---- framing: read_header and check_request_header ----
