@@ -57,6 +57,9 @@ struct DnsConfig {
     // cache_max_ttl_s; 0 entries: every request asks the DNS.
     std::uint32_t cache_entries = 4096;
     std::uint32_t cache_max_ttl_s = 300;
+    // How long "no such name" and "no record of this family" are kept (a
+    // name with A records only would otherwise ask for AAAA every time).
+    std::uint32_t negative_ttl_s = 5;
 
     bool operator==(const DnsConfig&) const = default;
 };

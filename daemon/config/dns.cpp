@@ -64,6 +64,7 @@ void parse_dns(Checker& ck, const json& v, const std::string& path, DnsConfig& o
         {"hosts_file", [&](const json& s, const std::string& p) { ck.boolean(s, p, out.hosts_file); }},
         {"cache_entries", [&](const json& s, const std::string& p) { ck.uint(s, p, 0, 1000000, out.cache_entries); }},
         {"cache_max_ttl_s", [&](const json& s, const std::string& p) { ck.uint(s, p, 1, 86400, out.cache_max_ttl_s); }},
+        {"negative_ttl_s", [&](const json& s, const std::string& p) { ck.uint(s, p, 0, 3600, out.negative_ttl_s); }},
     });
 }
 

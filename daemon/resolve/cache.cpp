@@ -2,7 +2,7 @@
 
 namespace egress {
 
-std::optional<std::vector<Endpoint>> DnsCache::find(const std::string& name, bool v6, Time now) {
+std::optional<DnsCache::Answer> DnsCache::find(const std::string& name, bool v6, Time now) {
     const auto it = index_.find(key(name, v6));
     if (it == index_.end()) return std::nullopt;
     if (it->second->expires <= now) {
@@ -11,16 +11,15 @@ std::optional<std::vector<Endpoint>> DnsCache::find(const std::string& name, boo
         return std::nullopt;
     }
     entries_.splice(entries_.begin(), entries_, it->second);
-    return it->second->addresses;
+    return it->second->answer;
 }
 
-void DnsCache::store(const std::string& name, bool v6, std::vector<Endpoint> addresses, std::chrono::seconds ttl,
-                     Time now) {
-    if (max_ == 0 || addresses.empty() || ttl.count() <= 0) return;
+void DnsCache::store(const std::string& name, bool v6, Answer answer, std::chrono::seconds ttl, Time now) {
+    if (max_ == 0 || ttl.count() <= 0) return;
     const auto expires = now + std::min(ttl, max_ttl_);
     auto k = key(name, v6);
     if (const auto it = index_.find(k); it != index_.end()) {
-        it->second->addresses = std::move(addresses);
+        it->second->answer = std::move(answer);
         it->second->expires = expires;
         entries_.splice(entries_.begin(), entries_, it->second);
         return;
@@ -29,7 +28,7 @@ void DnsCache::store(const std::string& name, bool v6, std::vector<Endpoint> add
         index_.erase(entries_.back().key);
         entries_.pop_back();
     }
-    entries_.push_front(Entry{k, std::move(addresses), expires});
+    entries_.push_front(Entry{k, std::move(answer), expires});
     index_.emplace(std::move(k), entries_.begin());
 }
 

@@ -132,8 +132,10 @@ Resolver::~Resolver() {
 void Resolver::lookup(const std::string& name, bool v6, Done done) {
     if (auto hit = cache_.find(name, v6, std::chrono::steady_clock::now())) {
         LookupAnswer a;
-        a.status = LookupStatus::ok;
-        a.addresses = std::move(*hit);
+        a.status = !hit->addresses.empty() ? LookupStatus::ok
+                   : hit->no_name          ? LookupStatus::no_name
+                                           : LookupStatus::no_data;
+        a.addresses = std::move(hit->addresses);
         a.cached = true;
         asio::post(io_, [done = std::move(done), a = std::move(a)]() mutable { done(std::move(a)); });
         return;
@@ -174,8 +176,14 @@ void Resolver::on_answer(void* arg, int status, int /*timeouts*/, ares_addrinfo*
     if (result) ares_freeaddrinfo(result);
     if (a.status != LookupStatus::ok) a.detail = ares_strerror(status);
     auto* self = q->owner;
+    const auto now = std::chrono::steady_clock::now();
     if (a.status == LookupStatus::ok && ttl != UINT32_MAX)
-        self->cache_.store(q->name, q->v6, a.addresses, std::chrono::seconds(ttl), std::chrono::steady_clock::now());
+        self->cache_.store(q->name, q->v6, {a.addresses, false}, std::chrono::seconds(ttl), now);
+    // c-ares 1.18 does not give a negative answer's TTL (its SOA's minimum):
+    // dns.negative_ttl_s stands for it.
+    if (a.status == LookupStatus::no_name || a.status == LookupStatus::no_data)
+        self->cache_.store(q->name, q->v6, {{}, a.status == LookupStatus::no_name},
+                           std::chrono::seconds(self->config_.negative_ttl_s), now);
     self->finish(q, std::move(a));
 }
 

@@ -115,5 +115,6 @@ int cmd_backlog(const Args& a);
 int cmd_plot(const Args& a);
 int cmd_vs_socks(const Args& a);
 int cmd_fairness(const Args& a);
+int cmd_names(const Args& a);
 
 }  // namespace egress::bench

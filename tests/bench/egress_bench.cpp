@@ -90,6 +90,14 @@ const char* const kUsage =
     "      once on its own and once under egress-run (pool of K sources, default 4).\n"
     "      Requests/s, latency percentiles, and the ratio (target 0.8x).\n"
     "\n"
+    "  names [--runs R] [--requests N]\n"
+    "      Host names, against a DNS server in a peer namespace: the time to connect\n"
+    "      to a name whose AAAA is black-holed and whose A is live, through egressd\n"
+    "      and with curl alone (R runs each, default 5); then N sequential requests\n"
+    "      (default 1000) each to the live address, to a name with egressd's cache\n"
+    "      off and to a cached name: the extra time a name costs, against the\n"
+    "      resolution time egressd reports (RESOLVE_US).\n"
+    "\n"
     "  common: --json (one JSON object per run), --no-netns (use the current namespace),\n"
     "          --egressd PATH (default: the egressd built beside this tool)\n";
 
@@ -174,5 +182,6 @@ int main(int argc, char** argv) {
     if (scenario == "fairness") return cmd_fairness(args);
     if (scenario == "dropin") return cmd_dropin(args);
     if (scenario == "nginx") return cmd_nginx(args);
+    if (scenario == "names") return cmd_names(args);
     usage("unknown scenario '" + scenario + "'");
 }
