@@ -4,7 +4,7 @@
 Every panel query must be valid PromQL (promtool checks it as a recording
 rule, with Grafana's variables filled in) and may name only metrics that
 egressd's metrics module or process collector declares.
-Usage: check_dashboard.py DASHBOARD METRICS_CPP PROCESS_CPP PROMTOOL
+Usage: check_dashboard.py DASHBOARD METRICS_CPP[,MORE_CPP...] PROCESS_CPP PROMTOOL
 """
 import json
 import re
@@ -13,7 +13,9 @@ import sys
 import tempfile
 
 dashboard, metrics_cpp, process_cpp, promtool = sys.argv[1:5]
-declared = set(re.findall(r'(?:Name|histograms_->add)\("([a-z_]+)"', open(metrics_cpp).read()))
+declared = set()
+for source in metrics_cpp.split(","):
+    declared |= set(re.findall(r'(?:Name|histograms_->add|\.add)\(\s*"([a-z_]+)"', open(source).read()))
 declared |= set(re.findall(r'gauge\("([a-z_]+)"', open(process_cpp).read()))
 declared.add("up")
 exported = set(declared)
