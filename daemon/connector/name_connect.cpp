@@ -50,6 +50,7 @@ void NameConnect::on_lookup(bool v6, LookupAnswer answer) {
     slot.us = answer.cached ? 0 : us_since(started_);
     std::vector<Endpoint> usable;
     for (auto addr : answer.addresses) {
+        if (usable.size() == kMaxAddressesPerFamily) break;
         addr.port = port_;
         if (auto why = hooks_.judge(addr)) {
             if (!skip_err_) skip_err_ = why->code;
@@ -110,7 +111,9 @@ void NameConnect::start_attempt(std::size_t id, const Endpoint& address) {
         return;
     }
     a.plan = std::move(*planned);
-    a.plan->plan.timeout = left();
+    // The request's own deadline (deadline_) decides; the attempt's comes a
+    // little later, so that a hanging attempt never ends the request first.
+    a.plan->plan.timeout = left() + std::chrono::milliseconds(100);
     a.plan->pool = a.plan->plan.pool;
     a.op = std::make_shared<PendingConnect>(io_, sys_, random_, std::move(a.plan->plan), lane_);
     a.live = true;

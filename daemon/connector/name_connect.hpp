@@ -23,6 +23,10 @@
 
 namespace egress {
 
+// The addresses of one family a request tries at most (in the answer's
+// order): each attempt holds a socket, and a name may have hundreds.
+inline constexpr std::size_t kMaxAddressesPerFamily = 16;
+
 // What the session keeps for one attempt while it runs (its pool's
 // in-flight count, its choice of source): released with the attempt.
 struct AttemptHold {
