@@ -21,23 +21,24 @@ std::optional<Endpoint> parse_address(std::string_view text, std::uint16_t port)
     return std::nullopt;
 }
 
-Result<Endpoint> parse_endpoint(std::string_view text) {
-    std::string_view host;
+Result<HostPort> split_host_port(std::string_view text, const char* form) {
+    HostPort hp;
     std::string_view port_text;
-    if (!text.empty() && text.front() == '[') {
+    hp.bracketed = !text.empty() && text.front() == '[';
+    if (hp.bracketed) {
         const auto close = text.find(']');
         if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':')
             return Error{EINVAL, "expected [IPV6]:PORT, got '" + std::string(text) + "'"};
-        host = text.substr(1, close - 1);
+        hp.host = text.substr(1, close - 1);
         port_text = text.substr(close + 2);
     } else {
         const auto colon = text.rfind(':');
         if (colon == std::string_view::npos)
-            return Error{EINVAL, "expected ADDRESS:PORT, got '" + std::string(text) + "'"};
-        host = text.substr(0, colon);
+            return Error{EINVAL, std::string("expected ") + form + ", got '" + std::string(text) + "'"};
+        hp.host = text.substr(0, colon);
         port_text = text.substr(colon + 1);
-        if (host.find(':') != std::string_view::npos)
-            return Error{EINVAL, "an IPv6 address needs brackets: [" + std::string(host) + "]:" +
+        if (hp.host.find(':') != std::string_view::npos)
+            return Error{EINVAL, "an IPv6 address needs brackets: [" + std::string(hp.host) + "]:" +
                                      std::string(port_text)};
     }
     unsigned port = 0;
@@ -45,10 +46,17 @@ Result<Endpoint> parse_endpoint(std::string_view text) {
     if (port_text.empty() || ec != std::errc{} || end != port_text.data() + port_text.size() ||
         port == 0 || port > 65535)
         return Error{EINVAL, "port must be 1-65535, got '" + std::string(port_text) + "'"};
-    auto ep = parse_address(host, static_cast<std::uint16_t>(port));
+    hp.port = static_cast<std::uint16_t>(port);
+    return hp;
+}
+
+Result<Endpoint> parse_endpoint(std::string_view text) {
+    auto hp = split_host_port(text, "ADDRESS:PORT");
+    if (!hp) return hp.error();
+    auto ep = parse_address(hp->host, hp->port);
     if (!ep)
-        return Error{EINVAL, "'" + std::string(host) +
-                                 "' is not an IP address (host names are not supported)"};
+        return Error{EINVAL,
+                     "'" + std::string(hp->host) + "' is not an IP address (host names are not supported here)"};
     return *ep;
 }
 

@@ -25,6 +25,14 @@ struct Endpoint {
 EGRESS_API std::optional<Endpoint> parse_address(std::string_view text, std::uint16_t port = 0);
 // Parses "ADDR:PORT" or "[ADDR6]:PORT". The error message says what is wrong.
 EGRESS_API Result<Endpoint> parse_endpoint(std::string_view text);
+// "HOST:PORT" or "[HOST]:PORT" split, the port checked (1-65535); `form`
+// names what was expected in the error ("ADDRESS:PORT", "HOST:PORT").
+struct HostPort {
+    std::string_view host;
+    std::uint16_t port = 0;
+    bool bracketed = false;
+};
+Result<HostPort> split_host_port(std::string_view text, const char* form);
 // An IPv4-mapped IPv6 address (::ffff:a.b.c.d) as the IPv4 address it is
 // (a.b.c.d, same port); any other endpoint unchanged.
 EGRESS_API Endpoint unmap_ipv4(const Endpoint& ep);

@@ -1,6 +1,5 @@
 #include "hostname.hpp"
 
-#include <charconv>
 
 namespace egress {
 namespace {
@@ -70,39 +69,18 @@ Result<std::string> normalize_host_name(std::string_view text) {
 }
 
 Result<Destination> parse_destination(std::string_view text) {
-    std::string_view host;
-    std::string_view port_text;
-    const bool bracketed = !text.empty() && text.front() == '[';
-    if (bracketed) {
-        const auto close = text.find(']');
-        if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':')
-            return Error{EINVAL, "expected [IPV6]:PORT, got '" + std::string(text) + "'"};
-        host = text.substr(1, close - 1);
-        port_text = text.substr(close + 2);
-    } else {
-        const auto colon = text.rfind(':');
-        if (colon == std::string_view::npos)
-            return Error{EINVAL, "expected HOST:PORT, got '" + std::string(text) + "'"};
-        host = text.substr(0, colon);
-        port_text = text.substr(colon + 1);
-        if (host.find(':') != std::string_view::npos)
-            return Error{EINVAL, "an IPv6 address needs brackets: [" + std::string(host) + "]:" +
-                                     std::string(port_text)};
-    }
-    unsigned port = 0;
-    const auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-    if (port_text.empty() || ec != std::errc{} || end != port_text.data() + port_text.size() || port == 0 ||
-        port > 65535)
-        return Error{EINVAL, "port must be 1-65535, got '" + std::string(port_text) + "'"};
+    auto hp = split_host_port(text, "HOST:PORT");
+    if (!hp) return hp.error();
     Destination d;
-    d.port = static_cast<std::uint16_t>(port);
-    if (auto ep = parse_address(host, d.port)) {
-        if (bracketed && !ep->v6) return Error{EINVAL, "brackets hold an IPv6 address, got '" + std::string(host) + "'"};
+    d.port = hp->port;
+    if (auto ep = parse_address(hp->host, d.port)) {
+        if (hp->bracketed && !ep->v6)
+            return Error{EINVAL, "brackets hold an IPv6 address, got '" + std::string(hp->host) + "'"};
         d.address = *ep;
         return d;
     }
-    if (bracketed) return Error{EINVAL, "'" + std::string(host) + "' is not an IPv6 address"};
-    auto name = normalize_host_name(host);
+    if (hp->bracketed) return Error{EINVAL, "'" + std::string(hp->host) + "' is not an IPv6 address"};
+    auto name = normalize_host_name(hp->host);
     if (!name) return name.error();
     d.host = std::move(*name);
     return d;

@@ -216,7 +216,7 @@ void NameConnect::fail(int err, const char* result, std::string message) {
     finish(std::move(result_));
 }
 
-void NameConnect::finish(NameOutcome outcome) {
+void NameConnect::stop() {
     finished_ = true;
     next_step_.cancel();
     deadline_.cancel();
@@ -226,21 +226,18 @@ void NameConnect::finish(NameOutcome outcome) {
         a.op.reset();
         a.plan.reset();
     }
+}
+
+void NameConnect::finish(NameOutcome outcome) {
+    stop();
     outcome.out.connect_us = first_try_ ? us_since(*first_try_) : 0;
     if (auto done = std::move(done_)) done(std::move(outcome));
 }
 
 void NameConnect::cancel() {
     if (finished_) return;
-    finished_ = true;
     done_ = nullptr;
-    next_step_.cancel();
-    deadline_.cancel();
-    for (auto& a : attempts_) {
-        if (a.op) a.op->cancel();
-        a.op.reset();
-        a.plan.reset();
-    }
+    stop();
 }
 
 }  // namespace egress

@@ -108,6 +108,8 @@ private:
     void on_deadline();
     void succeed(std::size_t id, ConnectOutcome out);
     void fail(int err, const char* result, std::string message);
+    // No more steps: the timers stop and every attempt still pending is closed.
+    void stop();
     void finish(NameOutcome outcome);
     // Why nothing could be tried, once both lookups are in and no address is left.
     void fail_without_attempts();
