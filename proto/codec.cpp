@@ -259,6 +259,8 @@ Bytes encode_connect(std::uint64_t id, const ConnectRequest& req) {
     if (req.timeout_ms) w.u32(EGRESS_FIELD_TIMEOUT_MS, req.timeout_ms);
     if (req.flags) w.u32(EGRESS_FIELD_CONNECT_FLAGS, req.flags);
     if (!req.pool.empty()) w.text(EGRESS_FIELD_POOL, req.pool, EGRESS_MAX_NAME);
+    // TCP is the default: a TCP request's bytes are those of a daemon that predates TRANSPORT.
+    if (req.transport != Transport::tcp) w.u32(EGRESS_FIELD_TRANSPORT, static_cast<std::uint32_t>(req.transport));
     return w.finish();
 }
 
@@ -300,6 +302,15 @@ Result<ConnectRequest> decode_connect(ByteView payload) {
         case EGRESS_FIELD_POOL:
             if (auto s = read_text(r, f, "pool", 1, EGRESS_MAX_NAME)) req.pool = *s;
             break;
+        case EGRESS_FIELD_TRANSPORT:
+            if (want_len(r, f, 4, "transport")) {
+                const auto t = get_le(f.value, 0, 4);
+                if (t != EGRESS_TRANSPORT_TCP && t != EGRESS_TRANSPORT_UDP)
+                    return Error{EPROTONOSUPPORT, "transport " + std::to_string(t) +
+                                                      " is not supported: 6 (TCP) or 17 (UDP)"};
+                req.transport = static_cast<Transport>(t);
+            }
+            break;
         default:
             r.fail("field " + hex16(f.type) + " is not valid in a CONNECT request");
         }
@@ -314,6 +325,8 @@ Result<ConnectRequest> decode_connect(ByteView payload) {
     if (by_name && (req.flags & EGRESS_CONNECT_ADOPT))
         return Error{EINVAL, "ADOPT connects a program's socket to the address its connect() named: it takes "
                              "field 0x0001, not a host name"};
+    if (req.transport == Transport::udp && (req.flags & EGRESS_CONNECT_TCP_NODELAY))
+        return Error{EINVAL, "TCP_NODELAY is a TCP option: it does not apply to a UDP connect"};
     return req;
 }
 

@@ -33,6 +33,7 @@ struct ConnectRequest {
     std::uint32_t timeout_ms = 0;  // 0: the daemon's default
     std::uint32_t flags = 0;       // EGRESS_CONNECT_* bits
     std::string pool;              // empty: the route decides
+    Transport transport = Transport::tcp;  // TRANSPORT; absent: TCP
 };
 
 // The reply to STATUS: status 0 and a JSON document (see PROTOCOL.md).

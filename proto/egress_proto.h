@@ -41,6 +41,7 @@ extern "C" {
 #define EGRESS_FIELD_TIMEOUT_MS 0x0003u  /* u32, 0 = daemon default */
 #define EGRESS_FIELD_CONNECT_FLAGS 0x0004u /* u32, EGRESS_CONNECT_* bits */
 #define EGRESS_FIELD_POOL 0x0005u        /* UTF-8, 1..EGRESS_MAX_NAME bytes */
+#define EGRESS_FIELD_TRANSPORT 0x0006u   /* u32 IP protocol number, EGRESS_TRANSPORT_*; absent = TCP */
 #define EGRESS_FIELD_STATUS 0x0010u      /* u32 errno, 0 = success */
 #define EGRESS_FIELD_ERROR_NAME 0x0011u  /* ASCII errno name, "ECONNREFUSED" */
 #define EGRESS_FIELD_MESSAGE 0x0012u     /* UTF-8 human-readable reason */
@@ -60,6 +61,10 @@ extern "C" {
 /* DEST_HOST: a name of 1..254 bytes (253 without the final dot), then the port. */
 #define EGRESS_MAX_HOST_NAME 254u
 #define EGRESS_MAX_TEXT 512u
+
+/* TRANSPORT values: the IP protocol numbers (IPPROTO_TCP, IPPROTO_UDP). */
+#define EGRESS_TRANSPORT_TCP 6u
+#define EGRESS_TRANSPORT_UDP 17u
 
 /* CONNECT flags. */
 #define EGRESS_CONNECT_TCP_NODELAY 0x00000001u /* set TCP_NODELAY before handoff */

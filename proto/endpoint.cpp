@@ -80,4 +80,6 @@ std::string endpoint_string(const Endpoint& ep) {
     return ep.v6 ? "[" + address_string(ep) + "]:" + port : address_string(ep) + ":" + port;
 }
 
+const char* to_string(Transport t) { return t == Transport::udp ? "udp" : "tcp"; }
+
 }  // namespace egress

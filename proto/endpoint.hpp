@@ -21,6 +21,12 @@ struct Endpoint {
     bool operator==(const Endpoint&) const = default;
 };
 
+// The transport of a connect: its IP protocol number, as CONNECT's TRANSPORT
+// field carries it (EGRESS_TRANSPORT_*).
+enum class Transport : std::uint8_t { tcp = 6, udp = 17 };
+// "tcp" or "udp".
+EGRESS_API const char* to_string(Transport t);
+
 // Parses an IPv4 or IPv6 literal ("192.0.2.1", "::1"); no host names.
 EGRESS_API std::optional<Endpoint> parse_address(std::string_view text, std::uint16_t port = 0);
 // Parses "ADDR:PORT" or "[ADDR6]:PORT". The error message says what is wrong.

@@ -1,7 +1,7 @@
 // libFuzzer target: one request datagram, decoded the way egressd's session
 // does (frame, check the header, decode CONNECT or STATUS).
 // Invariants, beyond not crashing:
-// - every refusal carries an errno PROTOCOL.md section 8 documents for it;
+// - every refusal carries an errno PROTOCOL.md section 9 documents for it;
 // - an accepted CONNECT obeys section 5 (listed fields, each once, DEST set,
 //   port not 0, known flags, POOL 1-64 bytes without NUL); DEST or DEST_HOST,
 //   never both, the host name valid and normalized (a fixpoint of
@@ -19,17 +19,18 @@ using egress::fuzz::require;
 using egress::fuzz::require_error;
 
 bool same(const proto::ConnectRequest& a, const proto::ConnectRequest& b) {
-    return a.dest == b.dest && a.host == b.host && a.timeout_ms == b.timeout_ms && a.flags == b.flags && a.pool == b.pool;
+    return a.dest == b.dest && a.host == b.host && a.timeout_ms == b.timeout_ms && a.flags == b.flags &&
+           a.pool == b.pool && a.transport == b.transport;
 }
 
 void check_connect(const proto::Header& h, proto::ByteView datagram) {
     const auto payload = datagram.subspan(EGRESS_HEADER_SIZE);
     const auto req = proto::decode_connect(payload);
-    if (!req) return require_error(req.error(), {EBADMSG, EINVAL}, "decode_connect");
+    if (!req) return require_error(req.error(), {EBADMSG, EINVAL, EPROTONOSUPPORT}, "decode_connect");
     const bool by_name = !req->host.empty();
     fuzz::require_fields(payload,
                          {EGRESS_FIELD_DEST, EGRESS_FIELD_DEST_HOST, EGRESS_FIELD_TIMEOUT_MS, EGRESS_FIELD_CONNECT_FLAGS,
-                          EGRESS_FIELD_POOL},
+                          EGRESS_FIELD_POOL, EGRESS_FIELD_TRANSPORT},
                          {by_name ? std::uint16_t{EGRESS_FIELD_DEST_HOST} : std::uint16_t{EGRESS_FIELD_DEST}}, std::nullopt,
                          "CONNECT");
     if (by_name) {
@@ -38,6 +39,10 @@ void check_connect(const proto::Header& h, proto::ByteView datagram) {
         require(!(req->flags & EGRESS_CONNECT_ADOPT), "CONNECT accepted with a host name and ADOPT");
         require(req->dest == Endpoint{false, {}, req->dest.port}, "a host-name CONNECT carries an address");
     }
+    require(req->transport == Transport::tcp || req->transport == Transport::udp, "CONNECT accepted with a transport "
+                                                                                  "other than TCP or UDP");
+    require(!(req->transport == Transport::udp && (req->flags & EGRESS_CONNECT_TCP_NODELAY)),
+            "UDP CONNECT accepted with TCP_NODELAY");
     require(req->dest.port != 0, "CONNECT accepted with destination port 0");
     require((req->flags & ~EGRESS_CONNECT_KNOWN_FLAGS) == 0, "CONNECT accepted with unknown flags");
     require(req->pool.size() <= EGRESS_MAX_NAME && req->pool.find('\0') == std::string::npos,

@@ -83,6 +83,7 @@ void expect_same(const ConnectRequest& a, const ConnectRequest& b) {
     EXPECT_EQ(a.timeout_ms, b.timeout_ms);
     EXPECT_EQ(a.flags, b.flags);
     EXPECT_EQ(a.pool, b.pool);
+    EXPECT_EQ(a.transport, b.transport);
 }
 
 void expect_same(const ConnectReply& a, const ConnectReply& b) {
@@ -117,6 +118,10 @@ constexpr std::string_view kGoldenConnect =
 constexpr std::string_view kGoldenHost =
     "45 47 52 53 01 01 00 00 05 00 00 00 00 00 00 00 19 00 00 00 02 00 0d 00 65 78 61 6d 70 6c 65 2e 63 6f 6d "
     "bb 01 03 00 04 00 88 13 00 00";
+// CONNECT id 6 to 192.0.2.53:53 over UDP.
+constexpr std::string_view kGoldenUdp =
+    "45 47 52 53 01 01 00 00 06 00 00 00 00 00 00 00 12 00 00 00 01 00 06 00 c0 00 02 35 35 00 06 00 "
+    "04 00 11 00 00 00";
 // CONNECT_REPLY id 5 to it: the second of two addresses won.
 constexpr std::string_view kGoldenReplyHost =
     "45 47 52 53 01 81 01 00 05 00 00 00 00 00 00 00 4f 00 00 00 10 00 04 00 00 00 00 00 13 00 06 00 c0 00 02 07 "
@@ -301,6 +306,20 @@ TEST(Golden, ErrorReplyBytes) {
     EXPECT_EQ(EAGAIN, 11);
 }
 
+ConnectRequest golden_udp() {
+    ConnectRequest r;
+    r.dest = ep("192.0.2.53:53");
+    r.transport = Transport::udp;
+    return r;
+}
+
+TEST(Golden, UdpConnectRequestBytes) {
+    EXPECT_EQ(encode_connect(6, golden_udp()), from_hex(kGoldenUdp));
+    auto r = decode_request(from_hex(kGoldenUdp));
+    ASSERT_TRUE(IsOk(r));
+    expect_same(*r, golden_udp());
+}
+
 // Reads the annotated dump that follows `<!-- golden: NAME -->` in
 // PROTOCOL.md. Lines are "OFFSET  HEX BYTES...  comment"; the offsets are
 // checked too, so a hand-edited dump that loses a byte is caught.
@@ -342,6 +361,7 @@ TEST(Golden, ProtocolDocumentShowsTheseBytes) {
     EXPECT_EQ(doc_dump(doc.str(), "error_reply"), from_hex(kGoldenErrorReply));
     EXPECT_EQ(doc_dump(doc.str(), "connect_host"), from_hex(kGoldenHost));
     EXPECT_EQ(doc_dump(doc.str(), "connect_reply_host"), from_hex(kGoldenReplyHost));
+    EXPECT_EQ(doc_dump(doc.str(), "connect_udp"), from_hex(kGoldenUdp));
 }
 
 // ---- framing: read_header and check_request_header ----
@@ -603,13 +623,54 @@ TEST(ConnectMalformed, U32FieldsOfWrongSize) {
 
 TEST(ConnectMalformed, UnknownFieldTypes) {
     const std::map<std::uint16_t, std::string> unknown = {
-        {0x0000, "0x0000"}, {0x0006, "0x0006"}, {0x0010, "0x0010"},  // STATUS: a reply field
+        {0x0000, "0x0000"}, {0x0007, "0x0007"}, {0x0010, "0x0010"},  // STATUS: a reply field
         {0x0013, "0x0013"}, {0x003f, "0x003f"}, {0x0040, "0x0040"},  // beyond the duplicate bitmap
         {0x1234, "0x1234"}, {0xffff, "0xffff"}};
     for (const auto& [type, code] : unknown) {
         const auto payload = cat({kDest, field(type, le(0, 4))});
         EXPECT_TRUE(IsError(decode_connect(payload), EBADMSG, {code, "not valid in a CONNECT request"}));
     }
+}
+
+TEST(ConnectTransport, AbsentIsTcpAndTcpIsNotWritten) {
+    auto r = decode_connect(kDest);
+    ASSERT_TRUE(IsOk(r));
+    EXPECT_EQ(r->transport, Transport::tcp);
+    ConnectRequest tcp;
+    tcp.dest = ep("127.0.0.1:8080");
+    EXPECT_EQ(encode_connect(1, tcp).size(), EGRESS_HEADER_SIZE + 10u) << "no TRANSPORT field for TCP";
+}
+
+TEST(ConnectTransport, SixAndSeventeenAreTcpAndUdp) {
+    auto tcp = decode_connect(cat({kDest, field(EGRESS_FIELD_TRANSPORT, le(6, 4))}));
+    ASSERT_TRUE(IsOk(tcp));
+    EXPECT_EQ(tcp->transport, Transport::tcp);
+    auto udp = decode_connect(cat({kDest, field(EGRESS_FIELD_TRANSPORT, le(17, 4))}));
+    ASSERT_TRUE(IsOk(udp));
+    EXPECT_EQ(udp->transport, Transport::udp);
+}
+
+TEST(ConnectTransport, AnyOtherProtocolIsEPROTONOSUPPORT) {
+    for (std::uint64_t t : {0ULL, 1ULL, 58ULL, 132ULL, 256ULL + 17, 0xffffffffULL})
+        EXPECT_TRUE(IsError(decode_connect(cat({kDest, field(EGRESS_FIELD_TRANSPORT, le(t, 4))})), EPROTONOSUPPORT,
+                            {"transport " + std::to_string(t), "6 (TCP) or 17 (UDP)"}))
+            << t;
+}
+
+TEST(ConnectTransport, ItIsAU32) {
+    for (std::size_t n : {0, 1, 2, 8})
+        EXPECT_TRUE(IsError(decode_connect(cat({kDest, field(EGRESS_FIELD_TRANSPORT, Bytes(n, 17))})), EBADMSG,
+                            {"0x0006", "must be 4 bytes"}))
+            << n;
+}
+
+TEST(ConnectTransport, UdpTakesNoTcpNodelay) {
+    const auto payload = cat({kDest, field(EGRESS_FIELD_TRANSPORT, le(17, 4)),
+                              field(EGRESS_FIELD_CONNECT_FLAGS, le(EGRESS_CONNECT_TCP_NODELAY, 4))});
+    EXPECT_TRUE(IsError(decode_connect(payload), EINVAL, {"TCP_NODELAY", "UDP"}));
+    const auto blocking = cat({kDest, field(EGRESS_FIELD_TRANSPORT, le(17, 4)),
+                               field(EGRESS_FIELD_CONNECT_FLAGS, le(EGRESS_CONNECT_BLOCKING, 4))});
+    EXPECT_TRUE(IsOk(decode_connect(blocking)));
 }
 
 TEST(ConnectMalformed, PortZeroIsEINVAL) {
@@ -1000,7 +1061,7 @@ void check_decoded(ByteView payload, std::map<int, int>& outcomes) {
     auto r = decode_connect(payload);
     if (!r) {
         const int code = r.error().code;
-        ASSERT_TRUE(code == EBADMSG || code == EINVAL) << errno_name(code);
+        ASSERT_TRUE(code == EBADMSG || code == EINVAL || code == EPROTONOSUPPORT) << errno_name(code);
         ASSERT_FALSE(r.error().message.empty());
         ++outcomes[code];
         return;
