@@ -85,7 +85,10 @@ std::vector<std::string> unowned_sources(const Config& c) {
 std::shared_ptr<PoolSet> make_pools(const Config& config, const KernelInfo& kernel, Metrics& metrics, Syscalls& sys) {
     auto pools = std::make_shared<PoolSet>(
         config, resolve_auto(kernel).strategy, kernel.ephemeral, kernel.version(),
-        [&sys](const std::vector<Endpoint>& sources, const Endpoint& dest) { return count_connections(sys, sources, dest); },
+        [&sys](const std::vector<Endpoint>& sources, const Endpoint& dest, Transport transport) {
+            return transport == Transport::udp ? count_udp_ports(sys, sources, dest.v6)
+                                               : count_connections(sys, sources, dest);
+        },
         [] { return std::chrono::steady_clock::now(); });
     for (auto& p : pools->pools()) {
         p.kernel_metrics = &metrics.source(p.name, kKernelSource);

@@ -56,7 +56,8 @@ std::optional<Error> PoolSet::check(const std::string& requested, const Endpoint
     return std::nullopt;
 }
 
-Result<Choice> PoolSet::choose(const std::string& requested, const Endpoint& dest, std::uint64_t random) {
+Result<Choice> PoolSet::choose(const std::string& requested, const Endpoint& dest, std::uint64_t random,
+                               Transport transport) {
     auto found = serving(requested, dest);
     if (!found) return found.error();
     Pool* pool = &pools_[*found];
@@ -68,7 +69,7 @@ Result<Choice> PoolSet::choose(const std::string& requested, const Endpoint& des
 
     std::vector<std::uint32_t> loads;
     if (pool->selection == Selection::least_loaded) {
-        const auto all = load(*pool, dest);
+        const auto all = load(*pool, dest, transport);
         for (auto i : eligible) loads.push_back(all[i]);
     }
     for (auto k : source_order(pool->selection, eligible.size(), pool->turn.add(), random, loads))
@@ -76,13 +77,18 @@ Result<Choice> PoolSet::choose(const std::string& requested, const Endpoint& des
     return c;
 }
 
-std::vector<std::uint32_t> PoolSet::load(Pool& pool, const Endpoint& dest) {
+std::pair<std::string, std::string> PoolSet::reading_key(const Pool& pool, const Endpoint& dest, Transport transport) {
+    if (transport == Transport::udp) return {pool.name, dest.v6 ? "udp/ipv6" : "udp/ipv4"};
+    return {pool.name, endpoint_string(dest)};
+}
+
+std::vector<std::uint32_t> PoolSet::load(Pool& pool, const Endpoint& dest, Transport transport) {
     const auto now = clock_();
-    const auto key = std::make_pair(pool.name, endpoint_string(dest));
+    const auto key = reading_key(pool, dest, transport);
     const std::lock_guard lock(readings_mutex_);
     auto it = readings_.find(key);
     if (it != readings_.end() && now - it->second.at < cache_ttl_) return it->second.counts;
-    auto counts = probe_(pool.sources, dest);
+    auto counts = probe_(pool.sources, dest, transport);
     // Without a usable reading every source looks equal: selection degrades to round-robin.
     const bool usable = counts && counts->size() == pool.sources.size();
     Reading r{now, usable ? *counts : std::vector<std::uint32_t>(pool.sources.size(), 0)};
@@ -94,10 +100,10 @@ std::vector<std::uint32_t> PoolSet::load(Pool& pool, const Endpoint& dest) {
     return readings_.insert_or_assign(key, std::move(r)).first->second.counts;
 }
 
-void PoolSet::record_success(Pool& pool, std::size_t source, const Endpoint& dest) {
+void PoolSet::record_success(Pool& pool, std::size_t source, const Endpoint& dest, Transport transport) {
     if (pool.selection != Selection::least_loaded) return;
     const std::lock_guard lock(readings_mutex_);
-    const auto it = readings_.find(std::make_pair(pool.name, endpoint_string(dest)));
+    const auto it = readings_.find(reading_key(pool, dest, transport));
     if (it != readings_.end() && source < it->second.counts.size()) ++it->second.counts[source];
 }
 

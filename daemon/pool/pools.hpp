@@ -23,9 +23,11 @@ namespace egress {
 
 class SourceMetrics;  // metrics/metrics.hpp; the pool only carries the handles
 
-// How many connections each source holds to a destination (any process).
+// The load on each source, from the socket table (any process): TCP, the
+// connections it holds to `dest`; UDP, the UDP ports it has taken toward any
+// destination (a UDP port is taken for all of them), `dest` giving the family.
 using LoadProbe = std::function<Result<std::vector<std::uint32_t>>(const std::vector<Endpoint>& sources,
-                                                                   const Endpoint& dest)>;
+                                                                   const Endpoint& dest, Transport transport)>;
 using Clock = std::function<std::chrono::steady_clock::time_point()>;
 
 struct Pool {
@@ -59,7 +61,9 @@ public:
     // `requested` empty: the route decides. Errors: ENOENT (no such pool),
     // EACCES (the pool may not be named by clients), EAFNOSUPPORT (no
     // source of the destination's family).
-    Result<Choice> choose(const std::string& requested, const Endpoint& dest, std::uint64_t random);
+    // `transport` decides what least-loaded counts (LoadProbe).
+    Result<Choice> choose(const std::string& requested, const Endpoint& dest, std::uint64_t random,
+                          Transport transport = Transport::tcp);
     // What choose() would refuse, without choosing (no round-robin turn, no
     // socket-table reading): nullopt when it would serve `dest`.
     std::optional<Error> check(const std::string& requested, const Endpoint& dest) const;
@@ -72,7 +76,7 @@ public:
 
     // A connect through pool/source succeeded: least-loaded counts it until
     // its next reading of the socket table.
-    void record_success(Pool& pool, std::size_t source, const Endpoint& dest);
+    void record_success(Pool& pool, std::size_t source, const Endpoint& dest, Transport transport = Transport::tcp);
 
     const std::vector<Pool>& pools() const { return pools_; }
     std::vector<Pool>& pools() { return pools_; }
@@ -84,7 +88,9 @@ private:
         std::chrono::steady_clock::time_point at;
         std::vector<std::uint32_t> counts;  // per source of the pool
     };
-    std::vector<std::uint32_t> load(Pool& pool, const Endpoint& dest);
+    std::vector<std::uint32_t> load(Pool& pool, const Endpoint& dest, Transport transport);
+    // A reading's key: (pool, the destination) for TCP, (pool, the family) for UDP.
+    static std::pair<std::string, std::string> reading_key(const Pool& pool, const Endpoint& dest, Transport transport);
 
     std::vector<Pool> pools_;
     RouteTable routes_;
@@ -94,7 +100,7 @@ private:
     // Least-loaded pools only: the one lock a request takes, held for a map
     // lookup (and, once per cache_ttl_ per destination, a socket-table read).
     std::mutex readings_mutex_;
-    std::map<std::pair<std::string, std::string>, Reading> readings_;  // (pool, dest) -> reading
+    std::map<std::pair<std::string, std::string>, Reading> readings_;  // reading_key() -> reading
 };
 
 }  // namespace egress

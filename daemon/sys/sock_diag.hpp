@@ -17,4 +17,9 @@ namespace egress {
 Result<std::vector<std::uint32_t>> count_connections(Syscalls& sys, const std::vector<Endpoint>& sources,
                                                      const Endpoint& dest);
 
+// For each of `sources` of the family (`v6`), how many UDP sockets in this
+// network namespace, from any process, are bound to it: the UDP ports it has
+// taken, which every destination shares.
+Result<std::vector<std::uint32_t>> count_udp_ports(Syscalls& sys, const std::vector<Endpoint>& sources, bool v6);
+
 }  // namespace egress

@@ -71,12 +71,14 @@ struct FakeProbe {
         Endpoint dest;
     };
     std::vector<Call> calls;
+    std::vector<Transport> transports;  // per call
     Counts answer;
     bool fail = false;
 
     LoadProbe fn() {
-        return [this](const std::vector<Endpoint>& sources, const Endpoint& dest) -> Result<Counts> {
+        return [this](const std::vector<Endpoint>& sources, const Endpoint& dest, Transport t) -> Result<Counts> {
             calls.push_back({sources, dest});
+            transports.push_back(t);
             if (fail) return Error{EPERM, "sock_diag refused"};
             return answer;
         };
@@ -337,6 +339,31 @@ TEST_F(PoolSetTest, LeastLoadedFollowsAFreshReading) {
     now += 1s;
     EXPECT_EQ(choose_ok("ll", dest).order.at(0), 2u);  // read again
     EXPECT_EQ(probe.calls.size(), 2u);
+}
+
+TEST_F(PoolSetTest, LeastLoadedUdpReadsEachSourcesPortsOncePerFamilyForEveryDestination) {
+    probe.answer = {5, 0, 5};
+    const auto a = ep("203.0.113.5:53"), b = ep("198.51.100.9:443");
+    auto c = set.choose("ll", a, 0, Transport::udp);
+    ASSERT_TRUE(IsOk(c));
+    EXPECT_EQ(c->order.at(0), 1u);
+    ASSERT_EQ(probe.transports.size(), 1u);
+    EXPECT_EQ(probe.transports[0], Transport::udp);
+    // Another destination of the family: the same reading (a UDP port is taken for all of them).
+    for (int i = 0; i < 5; ++i) {
+        auto d = set.choose("ll", b, 0, Transport::udp);
+        ASSERT_TRUE(IsOk(d));
+        set.record_success(*d->pool, d->order.at(0), b, Transport::udp);
+    }
+    EXPECT_EQ(probe.calls.size(), 1u);
+    auto e = set.choose("ll", a, 0, Transport::udp);
+    ASSERT_TRUE(IsOk(e));
+    EXPECT_EQ(e->order.size(), 3u);  // source 1 now at 5 like the others: all tie
+    // TCP reads its own, per destination.
+    auto t = set.choose("ll", a, 0);
+    ASSERT_TRUE(IsOk(t));
+    ASSERT_EQ(probe.transports.size(), 2u);
+    EXPECT_EQ(probe.transports[1], Transport::tcp);
 }
 
 TEST_F(PoolSetTest, LeastLoadedCountsSuccessesUntilTheNextReading) {

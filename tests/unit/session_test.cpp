@@ -69,7 +69,7 @@ protected:
         // getpeername (and getsockname once it is established).
         auto pools = std::make_shared<PoolSet>(
             *config, PortStrategy::kernel_default, PortRange{32768, 60999}, KernelVersion{6, 8},
-            [](const std::vector<Endpoint>&, const Endpoint&) -> Result<std::vector<std::uint32_t>> {
+            [](const std::vector<Endpoint>&, const Endpoint&, Transport) -> Result<std::vector<std::uint32_t>> {
                 return std::vector<std::uint32_t>{};
             },
             [] { return std::chrono::steady_clock::now(); });
