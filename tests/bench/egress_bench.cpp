@@ -25,8 +25,10 @@ const char* const kUsage =
     "\n"
     "  storm --mode direct-default|direct-window|direct-kernel-range|broker\n"
     "        [--strategy S[,S...]] [--connections N] [--sources K] [--range LO-HI] [--window W]\n"
-    "        [--threads T[,T...]]\n"
+    "        [--threads T[,T...]] [--transport tcp|udp]\n"
     "      N connects to one destination (defaults: N 19500, K 1, range 40000-59999, W 500).\n"
+    "      --transport udp: N connected UDP sockets instead, every one held open (a UDP\n"
+    "      port is taken for all destinations: the range fills at N = its size).\n"
     "      broker goes through egressd with pool strategy S (kernel-default, window,\n"
     "      kernel-range, userspace-random); several strategies run side by side and\n"
     "      are compared with the first. --runs R repeats each (interleaved) and\n"
@@ -142,6 +144,7 @@ int cmd_worker(const Args& a) {
     o.window = a.num("window", 500);
     o.hold = a.has("hold");
     o.series = a.has("series");
+    o.udp = a.get("transport", "tcp") == "udp";
     std::vector<int> held;
     const auto r = run_worker(o, held);
     std::cout << r.to_json().dump() << std::endl;

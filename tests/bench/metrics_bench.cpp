@@ -18,7 +18,7 @@ void BM_RecordOkConnect(benchmark::State& state) {
     auto& source = m.source("pool", "192.0.2.1");
     bool odd = false;
     for (auto _ : state) {
-        source.connect_done(0, 0, odd, odd, 0, 0.000015);
+        source.connect_done(0, egress::Transport::tcp, 0, odd, odd, 0, 0.000015);
         m.inflight.Increment();
         m.inflight.Decrement();
         m.request_duration.observe(0, 0.00002);
@@ -32,7 +32,7 @@ void BM_RecordFailedConnect(benchmark::State& state) {
     prometheus::Registry registry;
     Metrics m(registry, {"bench", "kernel", "window"});
     auto& source = m.source("pool", "192.0.2.1");
-    for (auto _ : state) source.connect_done(0, ECONNREFUSED, false, false, 1, 0.0001);
+    for (auto _ : state) source.connect_done(0, egress::Transport::tcp, ECONNREFUSED, false, false, 1, 0.0001);
 }
 BENCHMARK(BM_RecordFailedConnect);
 

@@ -32,6 +32,7 @@ json storm_once(const Args& a, Mode mode, const std::string& strategy, bool seri
     const auto k = a.num("sources", 1);
     const auto range = range_arg(a);
     const auto window = a.num("window", 500);
+    const bool udp = a.get("transport", "tcp") == "udp";
     if (!a.has("no-netns")) {
         NetnsSetup ns;
         ns.extra_sources = static_cast<int>(std::max<std::uint32_t>(k, 4));
@@ -69,6 +70,7 @@ json storm_once(const Args& a, Mode mode, const std::string& strategy, bool seri
                                       "--count", std::to_string(count), "--hold", "--range",
                                       to_string(range), "--window", std::to_string(window)};
         if (series) argv.push_back("--series");
+        if (udp) argv.insert(argv.end(), {"--transport", "udp"});
         if (daemon) argv.insert(argv.end(), {"--socket", daemon->socket()});
         else if (k >= 1) argv.insert(argv.end(), {"--source", "127.0.0.2"});
         kids.push_back(spawn(argv));
@@ -86,6 +88,7 @@ json storm_once(const Args& a, Mode mode, const std::string& strategy, bool seri
     auto j = total.summary();
     j["scenario"] = "storm";
     j["mode"] = to_string(mode);
+    j["transport"] = udp ? "udp" : "tcp";
     if (mode == Mode::broker) j["strategy"] = strategy;
     j["connections"] = n;
     j["sources_configured"] = k;
@@ -157,6 +160,7 @@ void print_storm_table(const std::vector<json>& runs) {
 int cmd_storm(const Args& a) {
     auto mode = parse_mode(a.get("mode", "broker"));
     if (!mode) usage("unknown --mode '" + a.get("mode", "") + "'");
+    if (const auto t = a.get("transport", "tcp"); t != "tcp" && t != "udp") usage("--transport is tcp or udp, not '" + t + "'");
     std::vector<std::string> strategies;
     std::stringstream list(a.get("strategy", "window"));
     for (std::string s; std::getline(list, s, ',');) {
@@ -188,6 +192,8 @@ int cmd_storm(const Args& a) {
     if (a.has("json")) {
         for (const auto& j : medians) std::cout << j.dump() << "\n";
     } else {
+        if (a.get("transport", "tcp") == "udp")
+            std::printf("transport udp: connected UDP sockets, every one held open until the run ends\n");
         if (repeats > 1) std::printf("median of %u runs per variant (all totals below the table)\n", repeats);
         print_storm_table(medians);
         if (*mode == Mode::broker) print_thread_scaling(medians, "strategy");

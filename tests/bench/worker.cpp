@@ -62,6 +62,7 @@ void run_broker(const WorkerOptions& o, WorkerResult& r, std::vector<int>& held)
         return;
     }
     ConnectOptions opt{.timeout_ms = o.timeout_ms, .pool = o.pool};
+    if (o.udp) opt.transport = Transport::udp;
     std::uint32_t sent = 0, done = 0, pending = 0;
     while (done < o.count) {
         while (pending < o.inflight && sent < o.count) {
@@ -99,21 +100,24 @@ void run_direct(const WorkerOptions& o, WorkerResult& r, std::vector<int>& held)
         const auto t0 = clock_type::now();
         while (auto a = plan.next(rng())) {
             ++r.tries;
-            const int fd = ::socket(dest.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
+            const int fd = ::socket(dest.family(), (o.udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC, 0);
             if (fd < 0) {
                 err = errno;
                 break;
             }
-            if (o.source) {
-                ::setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
-                const auto src = to_sockaddr(*o.source);
-                ::bind(fd, src.get(), src.len);
-            }
+            // As egressd does it: the range first; for UDP the bind takes the
+            // port (EADDRINUSE when the range is full), for TCP connect() does.
             if (a->local_range) {
                 const auto v = encode_local_port_range(*a->local_range);
                 ::setsockopt(fd, IPPROTO_IP, IP_LOCAL_PORT_RANGE, &v, sizeof v);
             }
-            if (::connect(fd, dest.get(), dest.len) == 0) {
+            int bound = 0;
+            if (o.source) {
+                if (!o.udp) ::setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+                const auto src = to_sockaddr(*o.source);
+                bound = ::bind(fd, src.get(), src.len);
+            }
+            if (bound == 0 && ::connect(fd, dest.get(), dest.len) == 0) {
                 SockAddr local;
                 local.len = sizeof local.storage;
                 ::getsockname(fd, local.get(), &local.len);
@@ -125,7 +129,9 @@ void run_direct(const WorkerOptions& o, WorkerResult& r, std::vector<int>& held)
             }
             err = errno;
             ::close(fd);
-            if (err != EADDRNOTAVAIL) break;
+            // UDP: a full range is EADDRINUSE from bind(), EAGAIN from connect()'s automatic bind.
+            const bool exhausted = err == EADDRNOTAVAIL || (o.udp && (err == EADDRINUSE || err == EAGAIN));
+            if (!exhausted) break;  // else the next try; the kernel's own errno is reported if none is left
         }
         if (err) record_error(r, err, errno_text(err));
     }

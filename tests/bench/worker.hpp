@@ -38,6 +38,7 @@ struct WorkerOptions {
     std::uint32_t window = 500;        // direct-window
     bool hold = false;                 // keep sockets until stdin closes
     bool series = false;               // also record WorkerResult::series
+    bool udp = false;                  // connected UDP sockets instead of TCP connects
 };
 
 // One successful connect, for charts: when it completed (steady clock, which
