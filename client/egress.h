@@ -18,9 +18,14 @@ extern "C" {
 
 typedef struct egress_client egress_client;
 
+/* An option bit of egress_connect_options.flags beside the EGRESS_CONNECT_*
+ * ones: a connected UDP socket instead of a TCP one (CONNECT's TRANSPORT 17).
+ * It never goes on the wire as a flag. */
+#define EGRESS_OPTION_UDP 0x80000000u
+
 typedef struct egress_connect_options {
     uint32_t timeout_ms; /* 0: egressd's default */
-    uint32_t flags;      /* EGRESS_CONNECT_* from egress_proto.h */
+    uint32_t flags;      /* EGRESS_CONNECT_* from egress_proto.h, and EGRESS_OPTION_UDP */
     const char* pool;    /* NULL or "": egressd's route decides */
 } egress_connect_options;
 

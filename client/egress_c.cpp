@@ -70,6 +70,7 @@ ConnectOptions options(const egress_connect_options* o) {
     c.timeout_ms = o->timeout_ms;
     c.nodelay = o->flags & EGRESS_CONNECT_TCP_NODELAY;
     c.blocking = o->flags & EGRESS_CONNECT_BLOCKING;
+    if (o->flags & EGRESS_OPTION_UDP) c.transport = Transport::udp;
     if (o->pool) c.pool = o->pool;
     return c;
 }

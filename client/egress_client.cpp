@@ -129,6 +129,7 @@ Result<std::uint64_t> Client::submit(const Destination& dest, const ConnectOptio
     req.timeout_ms = o.timeout_ms;
     req.flags = (o.nodelay ? EGRESS_CONNECT_TCP_NODELAY : 0u) | (o.blocking ? EGRESS_CONNECT_BLOCKING : 0u);
     req.pool = o.pool;
+    req.transport = o.transport;
     const auto id = next_id_++;
     const auto bytes = proto::encode_connect(id, req);
     for (;;) {
@@ -152,6 +153,7 @@ Result<proto::ConnectReply> Client::adopt(int fd, const Endpoint& dest, const Co
     req.flags = EGRESS_CONNECT_ADOPT | (o.nodelay ? EGRESS_CONNECT_TCP_NODELAY : 0u) |
                 (o.blocking ? EGRESS_CONNECT_BLOCKING : 0u);
     req.pool = o.pool;
+    req.transport = o.transport;
     const auto id = next_id_++;
     const auto bytes = proto::encode_connect(id, req);
     iovec iov{const_cast<std::uint8_t*>(bytes.data()), bytes.size()};

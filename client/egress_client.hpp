@@ -24,6 +24,9 @@ struct ConnectOptions {
     bool nodelay = false;          // TCP_NODELAY on the returned socket
     bool blocking = false;         // the socket arrives in blocking mode
     std::string pool;              // empty: egressd's route decides
+    // UDP: a connected SOCK_DGRAM socket (nodelay does not apply). Adopt
+    // mode: the socket's own type decides, and UDP here must match it.
+    Transport transport = Transport::tcp;
 };
 
 // A connected socket, owned by the caller, and what egressd said about it.

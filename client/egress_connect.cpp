@@ -1,10 +1,12 @@
 // egress-connect: get a connected socket from egressd, then either print its
-// metadata (--json) or relay stdin/stdout over it like nc.
+// metadata (--json) or relay stdin/stdout over it like nc (nc -u with --udp).
 //
 // Exit status: 0 success, 1 the connect or egressd failed, 2 usage error.
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <charconv>
 #include <cstdio>
 #include <csignal>
@@ -24,16 +26,20 @@ using namespace egress;
 
 const char* const kUsage =
     "usage: egress-connect [--socket PATH] [--timeout MS] [--pool NAME] [--nodelay] [--json] HOST:PORT\n"
+    "       egress-connect --udp [--wait MS] [--socket PATH] [--timeout MS] [--pool NAME] [--json] HOST:PORT\n"
     "       egress-connect [--socket PATH] --status [--json]\n"
     "       egress-connect --version | --help\n"
     "  HOST is a host name (egressd resolves it) or an IPv4 or IPv6 address;\n"
     "  write IPv6 as [ADDR]:PORT.\n"
     "  Without --json, relays stdin to the connection and the connection to stdout.\n"
+    "  --udp: a connected UDP socket; each line of stdin is one datagram, each\n"
+    "  datagram received goes to stdout; after stdin ends, waits --wait MS\n"
+    "  (default 1000) for more.\n"
     "  --status prints egressd's status (readable, or its JSON with --json).\n"
     "  Options take their value as --opt VALUE or --opt=VALUE.\n"
     "  EGRESS_SOCKET overrides the default socket path (/run/egressd/egressd.sock).\n";
 
-enum Id { kSocket, kTimeout, kPool, kNodelay, kJson, kStatus, kHelp, kVersion };
+enum Id { kSocket, kTimeout, kPool, kNodelay, kJson, kStatus, kUdp, kWait, kHelp, kVersion };
 
 const cmdline::OptionSpec kSpecs[] = {
     {kSocket, "socket", true},
@@ -42,6 +48,8 @@ const cmdline::OptionSpec kSpecs[] = {
     {kNodelay, "nodelay", false},
     {kJson, "json", false},
     {kStatus, "status", false},
+    {kUdp, "udp", false},
+    {kWait, "wait", true},
     {kHelp, "help", false, 'h'},
     {kVersion, "version", false},
 };
@@ -79,6 +87,67 @@ int relay(int sock) {
     return ok ? 0 : 1;
 }
 
+bool send_all(int sock, const char* data, std::size_t n, int& err) {
+    for (;;) {
+        if (::send(sock, data, n, MSG_NOSIGNAL) >= 0) return true;
+        if (errno == EINTR) continue;
+        err = errno;
+        return false;
+    }
+}
+
+int udp_failed(int err) {
+    std::cerr << "egress-connect: " << errno_name(err) << ": " << std::strerror(err)
+              << (err == ECONNREFUSED ? " (the destination's port is unreachable: ICMP)" : "") << "\n";
+    return 1;
+}
+
+// Like nc -u: each line of stdin (its newline kept) is one datagram; each
+// datagram received is written to stdout as it came. After stdin ends, waits
+// `wait_ms` from the last datagram for more. An error the socket reports
+// (ECONNREFUSED for an ICMP port unreachable) ends it with status 1.
+int relay_udp(int sock, int wait_ms) {
+    std::string line;
+    std::vector<char> buf(65536);
+    bool input = true;
+    auto last = std::chrono::steady_clock::now();
+    for (;;) {
+        pollfd p[2] = {{sock, POLLIN, 0}, {STDIN_FILENO, POLLIN, 0}};
+        int timeout = -1;
+        if (!input) {
+            using std::chrono::milliseconds;
+            const auto spent = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - last).count();
+            if (spent >= wait_ms) return 0;
+            timeout = wait_ms - static_cast<int>(spent);
+        }
+        const int r = ::poll(p, input ? 2 : 1, timeout);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return udp_failed(errno);
+        if (p[0].revents) {
+            const auto n = ::recv(sock, buf.data(), buf.size(), MSG_DONTWAIT);
+            if (n < 0 && errno != EAGAIN && errno != EINTR) return udp_failed(errno);
+            if (n >= 0) {
+                if (::write(STDOUT_FILENO, buf.data(), static_cast<std::size_t>(n)) != n) return 1;
+                last = std::chrono::steady_clock::now();
+            }
+        }
+        if (input && p[1].revents) {
+            const auto n = ::read(STDIN_FILENO, buf.data(), buf.size());
+            if (n < 0 && errno == EINTR) continue;
+            int err = 0;
+            if (n <= 0) {
+                input = false;
+                last = std::chrono::steady_clock::now();
+                if (!line.empty() && !send_all(sock, line.data(), line.size(), err)) return udp_failed(err);
+                continue;
+            }
+            line.append(buf.data(), static_cast<std::size_t>(n));
+            for (std::size_t nl; (nl = line.find('\n')) != std::string::npos; line.erase(0, nl + 1))
+                if (!send_all(sock, line.data(), nl + 1, err)) return udp_failed(err);
+        }
+    }
+}
+
 std::string str(const nlohmann::json& j, const char* key) {
     return j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : "";
 }
@@ -100,14 +169,22 @@ void print_status(const nlohmann::json& st) {
                     p.contains("window_size") ? (", window " + std::to_string(p["window_size"].get<int>())).c_str() : "",
                     p.value("in_flight", 0ULL));
         std::printf("  %-40s %10s %16s %15s  %s\n", "source", "ok", "parity switches", "window retries", "errors");
-        for (const auto& src : p["sources"]) {
+        // One row of TCP figures per source, and one of UDP figures where it has any.
+        const auto row = [](const std::string& label, const nlohmann::json& f) {
             std::string errors;
-            if (src.contains("errors"))
-                for (const auto& [name, n] : src["errors"].items())
+            if (f.contains("errors"))
+                for (const auto& [name, n] : f["errors"].items())
                     errors += (errors.empty() ? "" : " ") + name + "=" + std::to_string(n.get<unsigned long long>());
-            std::printf("  %-40s %10llu %16llu %15llu  %s\n", str(src, "address").c_str(),
-                        src.value("connects_ok", 0ULL), src.value("parity_switches", 0ULL),
-                        src.value("window_retries", 0ULL), errors.empty() ? "-" : errors.c_str());
+            std::printf("  %-40s %10llu %16llu %15llu  %s\n", label.c_str(), f.value("connects_ok", 0ULL),
+                        f.value("parity_switches", 0ULL), f.value("window_retries", 0ULL),
+                        errors.empty() ? "-" : errors.c_str());
+        };
+        for (const auto& src : p["sources"]) {
+            row(str(src, "address"), src);
+            if (!src.contains("udp")) continue;
+            const auto& u = src["udp"];
+            if (u.value("connects_ok", 0ULL) || (u.contains("errors") && !u["errors"].empty()))
+                row("  udp", u);
         }
     }
 }
@@ -141,6 +218,8 @@ int main(int argc, char** argv) {
     ConnectOptions opt;
     bool json_out = false;
     bool want_status = false;
+    int wait_ms = 1000;
+    bool wait_given = false;
     auto line = cmdline::parse(std::vector<std::string>(argv + 1, argv + argc), kSpecs);
     if (!line) return usage(line.error().message);
     for (const auto& o : line->options) {
@@ -165,6 +244,17 @@ int main(int argc, char** argv) {
         case kNodelay: opt.nodelay = true; break;
         case kJson: json_out = true; break;
         case kStatus: want_status = true; break;
+        case kUdp: opt.transport = Transport::udp; break;
+        case kWait: {
+            const auto& s = o.value;
+            unsigned ms = 0;
+            const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), ms);
+            if (s.empty() || ec != std::errc{} || end != s.data() + s.size() || ms > 3600000)
+                return usage("--wait must be a number of milliseconds (0-3600000), got '" + s + "'");
+            wait_ms = static_cast<int>(ms);
+            wait_given = true;
+            break;
+        }
         case kHelp: std::cout << kUsage; return 0;
         case kVersion: std::cout << "egress-connect " << EGRESSD_VERSION << "\n"; return 0;
         }
@@ -176,6 +266,9 @@ int main(int argc, char** argv) {
         return status(socket_path, json_out);
     }
     if (target.empty()) return usage("no destination given");
+    const bool udp = opt.transport == Transport::udp;
+    if (udp && opt.nodelay) return usage("--nodelay is a TCP option: not with --udp");
+    if (wait_given && !udp) return usage("--wait is for --udp");
     auto dest = parse_destination(target);
     if (!dest) return usage(dest.error().message);
 
@@ -202,7 +295,8 @@ int main(int argc, char** argv) {
                          {"remote", m.remote ? endpoint_string(*m.remote) : ""},
                          {"pool", m.pool},
                          {"attempts", m.attempts},
-                         {"connect_us", m.connect_us}};
+                         {"connect_us", m.connect_us},
+                         {"transport", to_string(opt.transport)}};
         if (m.timeout_ms) j["timeout_ms"] = m.timeout_ms;
         if (!dest->address) {
             j["addresses"] = m.addresses;
@@ -211,7 +305,7 @@ int main(int argc, char** argv) {
         std::cout << j.dump() << "\n";
         return 0;
     }
-    const int rc = relay(r->fd.get());
+    const int rc = udp ? relay_udp(r->fd.get(), wait_ms) : relay(r->fd.get());
     std::cout.flush();
     std::_Exit(rc);  // the stdin reader may still be blocked; nothing else to flush
 }

@@ -1,8 +1,9 @@
 // libegress-preload.so: loaded with LD_PRELOAD, it hands a program's TCP
-// connects to egressd in adopt mode (PROTOCOL.md section 6a): the program's
-// own socket travels to egressd, which binds a pool source, applies the
-// pool's port strategy and connects it in place. The descriptor, its flags,
-// options and event-loop registrations stay the program's.
+// and UDP connects to egressd in adopt mode (PROTOCOL.md section 6a): the
+// program's own socket travels to egressd, which binds a pool source,
+// applies the pool's port strategy and connects it in place. The descriptor,
+// its flags, options and event-loop registrations stay the program's. A
+// UDP sendto() with an address of its own is the kernel's: not brokered.
 //
 // Written for any host program: no allocation, no locks, no exceptions and
 // no C++ runtime on the connect path; errno is preserved on success; its
@@ -107,24 +108,38 @@ int tcp_state(int fd) {
     return ::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) == 0 ? info.tcpi_state : -1;
 }
 
-// Should this call go to egressd? Only for an unconnected TCP socket and a
+// Is the UDP socket `fd` connected to `dest`?
+bool udp_connected_to(int fd, const Addr& dest) {
+    sockaddr_storage peer{};
+    socklen_t len = sizeof peer;
+    Addr got;
+    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) != 0 ||
+        !to_addr(reinterpret_cast<const sockaddr*>(&peer), len, got))
+        return false;
+    return got.v6 == dest.v6 && got.port == dest.port && std::memcmp(got.bytes, dest.bytes, 16) == 0;
+}
+
+// Should this call go to egressd? Only for an unconnected TCP socket or any
+// UDP socket (`udp` says which; a UDP socket may be connected again), and a
 // destination that does not bypass it; everything else is the kernel's.
-bool brokered(int fd, const sockaddr* sa, socklen_t len, Addr& dest) {
+bool brokered(int fd, const sockaddr* sa, socklen_t len, Addr& dest, bool& udp) {
     if (!to_addr(sa, len, dest) || dest.port == 0) return false;
     int protocol = 0;
     socklen_t plen = sizeof protocol;
-    if (::getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &protocol, &plen) != 0 || protocol != IPPROTO_TCP) {
+    if (::getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &protocol, &plen) != 0 ||
+        (protocol != IPPROTO_TCP && protocol != IPPROTO_UDP)) {
         if (g_settings.debug && protocol != 0) (Line() << "connect fd " << long{fd} << " to " << dest
-                                                       << ": not TCP, passed to the kernel").write();
+                                                       << ": neither TCP nor UDP, passed to the kernel").write();
         return false;
     }
+    udp = protocol == IPPROTO_UDP;
     if (bypassed(g_settings, dest)) {
         if (g_settings.debug) (Line() << "connect fd " << long{fd} << " to " << dest << ": bypass, direct").write();
         return false;
     }
-    // A connect already under way or done: the kernel answers (EALREADY,
+    // A TCP connect already under way or done: the kernel answers (EALREADY,
     // EISCONN, or the outcome), as it would without the shim.
-    return tcp_state(fd) == TCP_CLOSE;
+    return udp || tcp_state(fd) == TCP_CLOSE;
 }
 
 long now_ms() {
@@ -217,7 +232,7 @@ int unreachable(int fd, const sockaddr* sa, socklen_t len, const Addr& dest, int
 // The connect of `fd` to `sa` through egressd; the return value and errno
 // of connect(2). `dontwait`: this one call is non-blocking (MSG_DONTWAIT).
 int connect_via_egressd(int fd, const sockaddr* sa, socklen_t len, const Addr& dest, int saved_errno,
-                        bool dontwait = false) {
+                        bool dontwait = false, bool udp = false) {
     const Settings& s = g_settings;
     if (s.pool_too_long) return fail(EINVAL);
     const long start = now_ms();
@@ -242,9 +257,9 @@ int connect_via_egressd(int fd, const sockaddr* sa, socklen_t len, const Addr& d
     // opened before its drain refused the request. Once more on a fresh
     // connection, which reaches a successor if one listens already; if that
     // egressd is stopping too, or none listens, it is unreachable.
-    const auto refused_by_drain = [&] {
-        return got == Exchange::replied && rep.status == ESHUTDOWN && tcp_state(fd) == TCP_CLOSE;
-    };
+    // egressd has not connected the socket (yet).
+    const auto untouched = [&] { return udp ? !udp_connected_to(fd, dest) : tcp_state(fd) == TCP_CLOSE; };
+    const auto refused_by_drain = [&] { return got == Exchange::replied && rep.status == ESHUTDOWN && untouched(); };
     if (refused_by_drain()) {
         // Too little of the caller's time left to wait for a successor's
         // reply: egressd is unreachable now.
@@ -255,7 +270,7 @@ int connect_via_egressd(int fd, const sockaddr* sa, socklen_t len, const Addr& d
     }
     // egressd closed the connection without acting on the request (it
     // cancels what is in flight when it closes): as if it were unreachable.
-    const bool dropped = got == Exchange::lost && err == ECONNRESET && tcp_state(fd) == TCP_CLOSE;
+    const bool dropped = got == Exchange::lost && err == ECONNRESET && untouched();
     if (got == Exchange::not_delivered || dropped) {
         restore();
         return unreachable(fd, sa, len, dest, err, saved_errno);
@@ -268,8 +283,10 @@ int connect_via_egressd(int fd, const sockaddr* sa, socklen_t len, const Addr& d
         // non-blocking caller is told EINPROGRESS, the one answer under
         // which a later connect is no surprise; a blocking caller's socket
         // is blocking again by then, which egressd refuses to adopt.
-        const int st = tcp_state(fd);
-        status = st == TCP_SYN_SENT ? EINPROGRESS
+        // A UDP connect completes at once: connected or not, nothing is under way.
+        const int st = udp ? -1 : tcp_state(fd);
+        status = udp ? (udp_connected_to(fd, dest) ? 0 : static_cast<std::uint32_t>(err))
+                 : st == TCP_SYN_SENT ? EINPROGRESS
                  : st == TCP_ESTABLISHED ? 0
                  : (!blocking && err == ETIMEDOUT) ? EINPROGRESS
                                                   : static_cast<std::uint32_t>(err);
@@ -280,8 +297,11 @@ int connect_via_egressd(int fd, const sockaddr* sa, socklen_t len, const Addr& d
         // caller's now, as when no reply comes.
         // Established or already past it is connected; only a closed socket
         // (or one whose state cannot be read) failed.
-        const int st = tcp_state(fd);
-        status = st == TCP_SYN_SENT ? EINPROGRESS : st >= 0 && st != TCP_CLOSE ? 0 : ENETUNREACH;
+        const int st = udp ? -1 : tcp_state(fd);
+        status = udp ? (udp_connected_to(fd, dest) ? 0 : ENETUNREACH)
+                 : st == TCP_SYN_SENT ? EINPROGRESS
+                 : st >= 0 && st != TCP_CLOSE ? 0
+                                              : ENETUNREACH;
     }
     const bool replied_in_progress = got == Exchange::replied && status == EINPROGRESS;
     if (status == EINPROGRESS && blocking) {
@@ -322,11 +342,12 @@ extern "C" __attribute__((visibility("default"))) int connect(int fd, const sock
     ready();
     if (!g_connect) return fail(ENOSYS);
     Addr dest;
-    if (!brokered(fd, sa, len, dest)) {
+    bool udp = false;
+    if (!brokered(fd, sa, len, dest, udp)) {
         errno = saved;
         return g_connect(fd, sa, len);
     }
-    return connect_via_egressd(fd, sa, len, dest, saved);
+    return connect_via_egressd(fd, sa, len, dest, saved, false, udp);
 }
 
 // TCP Fast Open (MSG_FASTOPEN on an unconnected socket): the connect goes
@@ -340,7 +361,8 @@ extern "C" __attribute__((visibility("default"))) ssize_t sendto(int fd, const v
     ready();
     if (!g_sendto) return fail(ENOSYS);
     Addr dest;
-    if (!(flags & MSG_FASTOPEN) || !brokered(fd, sa, len, dest)) {
+    bool udp = false;
+    if (!(flags & MSG_FASTOPEN) || !brokered(fd, sa, len, dest, udp) || udp) {
         errno = saved;
         return g_sendto(fd, buf, n, flags, sa, len);
     }
@@ -353,8 +375,9 @@ extern "C" __attribute__((visibility("default"))) ssize_t sendmsg(int fd, const 
     ready();
     if (!g_sendmsg) return fail(ENOSYS);
     Addr dest;
+    bool udp = false;
     if (!(flags & MSG_FASTOPEN) || !msg ||
-        !brokered(fd, static_cast<const sockaddr*>(msg->msg_name), msg->msg_namelen, dest)) {
+        !brokered(fd, static_cast<const sockaddr*>(msg->msg_name), msg->msg_namelen, dest, udp) || udp) {
         errno = saved;
         return g_sendmsg(fd, msg, flags);
     }

@@ -184,6 +184,7 @@ std::map<std::string, std::function<void(const json&, const std::string&)>> rule
         {"deny_host", [&](const json& s, const std::string& sp) { ck.boolean(s, sp, r.deny_host); }},
         {"adopt", [&](const json& s, const std::string& sp) { ck.boolean(s, sp, r.adopt); }},
         {"adopt_other_netns", [&](const json& s, const std::string& sp) { ck.boolean(s, sp, r.adopt_other_netns); }},
+        {"udp", [&](const json& s, const std::string& sp) { ck.boolean(s, sp, r.udp); }},
         {"limits", [&](const json& s, const std::string& sp) { parse_limits(ck, s, sp, r.limits); }},
         {"pools", [&](const json& s, const std::string& sp) {
             if (!s.is_array() || s.empty())

@@ -50,30 +50,35 @@ Result<AdoptedSocket> inspect_adopted(Syscalls& sys, int fd, std::optional<std::
                                        ", not AF_INET or AF_INET6"};
     const auto type = int_option(sys, fd, SOL_SOCKET, SO_TYPE);
     if (!type) return failed("SO_TYPE", type.error().code);
-    if (*type != SOCK_STREAM)
-        return Error{EPROTOTYPE, "the adopted socket is of type " + std::to_string(*type) + ", not SOCK_STREAM"};
+    if (*type != SOCK_STREAM && *type != SOCK_DGRAM)
+        return Error{EPROTOTYPE, "the adopted socket is of type " + std::to_string(*type) +
+                                     ", not SOCK_STREAM or SOCK_DGRAM"};
+    const bool udp = *type == SOCK_DGRAM;
+    const int want = udp ? IPPROTO_UDP : IPPROTO_TCP;
     const auto protocol = int_option(sys, fd, SOL_SOCKET, SO_PROTOCOL);
     if (!protocol) return failed("SO_PROTOCOL", protocol.error().code);
-    if (*protocol != IPPROTO_TCP)
-        return Error{EPROTONOSUPPORT, "the adopted socket is of protocol " + std::to_string(*protocol) +
-                                          ", not IPPROTO_TCP"};
-    // One call tells a fresh socket (CLOSE) from a listening, connecting or connected one.
-    tcp_info info{};
-    socklen_t len = sizeof info;
-    if (auto r = sys.getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len); !r.ok()) return failed("TCP_INFO", r.err);
-    switch (info.tcpi_state) {
-    case TCP_CLOSE: break;
-    case TCP_LISTEN: return Error{EINVAL, "the adopted socket is listening"};
-    case TCP_SYN_SENT: return Error{EALREADY, "the adopted socket already has a connect in progress"};
-    default: return Error{EISCONN, "the adopted socket is already connected (TCP state " +
-                                       std::to_string(info.tcpi_state) + ")"};
+    if (*protocol != want)
+        return Error{EPROTONOSUPPORT, "the adopted socket is of protocol " + std::to_string(*protocol) + ", not " +
+                                          (udp ? "IPPROTO_UDP" : "IPPROTO_TCP")};
+    if (!udp) {
+        // One call tells a fresh socket (CLOSE) from a listening, connecting or connected one.
+        tcp_info info{};
+        socklen_t len = sizeof info;
+        if (auto r = sys.getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len); !r.ok()) return failed("TCP_INFO", r.err);
+        switch (info.tcpi_state) {
+        case TCP_CLOSE: break;
+        case TCP_LISTEN: return Error{EINVAL, "the adopted socket is listening"};
+        case TCP_SYN_SENT: return Error{EALREADY, "the adopted socket already has a connect in progress"};
+        default: return Error{EISCONN, "the adopted socket is already connected (TCP state " +
+                                           std::to_string(info.tcpi_state) + ")"};
+        }
+        // egressd's loop must never wait inside connect().
+        const auto fl = sys.fcntl_getfl(fd);
+        if (!fl.ok()) return Error{fl.err, "cannot read the adopted socket's file flags: " + errno_name(fl.err)};
+        if (!(fl.value & O_NONBLOCK))
+            return Error{EINVAL, "the adopted socket is blocking: set O_NONBLOCK (egressd never changes a program's "
+                                 "file flags, and never waits in connect())"};
     }
-    // egressd's loop must never wait inside connect().
-    const auto fl = sys.fcntl_getfl(fd);
-    if (!fl.ok()) return Error{fl.err, "cannot read the adopted socket's file flags: " + errno_name(fl.err)};
-    if (!(fl.value & O_NONBLOCK))
-        return Error{EINVAL, "the adopted socket is blocking: set O_NONBLOCK (egressd never changes a program's "
-                             "file flags, and never waits in connect())"};
     if (!any_netns) {
         const auto theirs = netns_cookie(sys, fd);
         if (!own_netns || !theirs)
@@ -83,6 +88,7 @@ Result<AdoptedSocket> inspect_adopted(Syscalls& sys, int fd, std::optional<std::
     }
     AdoptedSocket out;
     out.v6 = *domain == AF_INET6;
+    out.transport = udp ? Transport::udp : Transport::tcp;
     SockAddr local;
     local.len = sizeof local.storage;
     if (auto r = sys.getsockname(fd, local.get(), &local.len); !r.ok())

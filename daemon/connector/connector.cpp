@@ -17,7 +17,7 @@ namespace egress {
 PendingConnect::PendingConnect(asio::io_context& io, Syscalls& sys, Random& random, ConnectPlan plan,
                                std::shared_ptr<FairQueue::Lane> lane)
     : sys_(sys), random_(random), plan_(std::move(plan)), lane_(std::move(lane)), adopt_(static_cast<bool>(plan_.adopted)),
-      io_(io) {}
+      udp_(plan_.transport == Transport::udp), io_(io) {}
 
 Endpoint PendingConnect::on_socket(const Endpoint& e) const {
     if (!adopt_ || !plan_.adopted_v6 || e.v6) return e;
@@ -59,7 +59,7 @@ void PendingConnect::start(Done done, Done in_progress) {
         if (attempt_->retry_on_source) ++retries_;
         err = try_once(*attempt_, what);
         if (err == 0) return;
-        if (err != EADDRNOTAVAIL && err != EADDRINUSE) return fail(err, what);
+        if (!ports_exhausted(err)) return fail(err, what);
     }
     const auto n = plan_.sources.size();
     fail(EADDRNOTAVAIL, "pool '" + plan_.pool + "' is exhausted for " + endpoint_string(plan_.dest) +
@@ -68,11 +68,20 @@ void PendingConnect::start(Done done, Done in_progress) {
                             " after " + std::to_string(attempts_) + " attempts");
 }
 
+bool PendingConnect::ports_exhausted(int err) const {
+    // TCP: connect() finds no free 4-tuple (EADDRNOTAVAIL), an explicit
+    // bind() finds its port taken (EADDRINUSE). UDP takes a port for every
+    // destination at once: bind() with port 0 finds none (EADDRINUSE), and
+    // so does the automatic bind inside connect(), which says EAGAIN.
+    return err == EADDRNOTAVAIL || err == EADDRINUSE || (udp_ && err == EAGAIN);
+}
+
 int PendingConnect::try_once(const Attempt& a, std::string& what) {
     const auto dest = to_sockaddr(on_socket(plan_.dest));
     UniqueFd fresh;
     if (!adopt_) {
-        auto s = sys_.socket(dest.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        const int type = udp_ ? SOCK_DGRAM : SOCK_STREAM;
+        auto s = sys_.socket(dest.family(), type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (!s.ok()) return what = "socket() failed", s.err;
         fresh = UniqueFd(static_cast<int>(s.value));
     }
@@ -83,15 +92,24 @@ int PendingConnect::try_once(const Attempt& a, std::string& what) {
     const int one = 1;
     if (plan_.flags & EGRESS_CONNECT_TCP_NODELAY) {
         if (auto r = sys_.setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); !r.ok())
-            return what = "setsockopt(TCP_NODELAY) failed", r.err;
+            return what = "setsockopt(TCP_NODELAY) failed", r.err;  // never on UDP: the codec refuses it
+    }
+    // The range before the bind: a UDP bind() to port 0 searches it at once.
+    // (A TCP bind with IP_BIND_ADDRESS_NO_PORT leaves the search to connect().)
+    if (a.local_range) {
+        const std::uint32_t range = encode_local_port_range(*a.local_range);
+        if (auto r = sys_.setsockopt(fd, IPPROTO_IP, IP_LOCAL_PORT_RANGE, &range, sizeof range); !r.ok())
+            return what = "setsockopt(IP_LOCAL_PORT_RANGE " + to_string(*a.local_range) + ") failed", r.err;
     }
     // A bound socket keeps its address: an adopted one is bound once.
     if ((!plan_.sources.empty() || a.bind_port) && !adopted_bound_) {
         Endpoint src = plan_.sources.empty() ? Endpoint{plan_.dest.v6, {}, 0} : plan_.sources[a.slot];
         src.port = a.bind_port;
-        // Without a port, bind only records the address: the port is chosen
-        // by connect(), per destination, instead of reserved for all of them.
-        if (!a.bind_port) {
+        // TCP: without a port, bind only records the address: the port is
+        // chosen by connect(), per destination, instead of reserved for all
+        // of them. A UDP port is taken for every destination whenever it is
+        // chosen: bind() chooses it, and spares connect() the search.
+        if (!a.bind_port && !udp_) {
             if (auto r = sys_.setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one); !r.ok())
                 return what = "setsockopt(IP_BIND_ADDRESS_NO_PORT) failed", r.err;
         }
@@ -99,11 +117,6 @@ int PendingConnect::try_once(const Attempt& a, std::string& what) {
         if (auto r = sys_.bind(fd, sa.get(), sa.len); !r.ok())
             return what = "bind() to " + endpoint_string(src) + " failed", r.err;
         adopted_bound_ = adopt_;
-    }
-    if (a.local_range) {
-        const std::uint32_t range = encode_local_port_range(*a.local_range);
-        if (auto r = sys_.setsockopt(fd, IPPROTO_IP, IP_LOCAL_PORT_RANGE, &range, sizeof range); !r.ok())
-            return what = "setsockopt(IP_LOCAL_PORT_RANGE " + to_string(*a.local_range) + ") failed", r.err;
     }
     const auto r = sys_.connect(fd, dest.get(), dest.len);
     if (!r.ok() && r.err != EINPROGRESS) return what = "connect() failed", r.err;
@@ -189,7 +202,8 @@ void PendingConnect::complete(UniqueFd fd, std::optional<Endpoint> remote) {
     // An adopted AF_INET6 socket reached an IPv4 destination as ::ffff:a.b.c.d: report it as IPv4.
     if (adopt_ && out.local) out.local = unmap_ipv4(*out.local);
     if (adopt_ && out.remote) out.remote = unmap_ipv4(*out.remote);
-    if (out.local && attempt_ && port_search_prefers_parity(plan_.policy.strategy, plan_.policy.kernel))
+    // The UDP port search has no parity preference (a random start, then an odd stride).
+    if (!udp_ && out.local && attempt_ && port_search_prefers_parity(plan_.policy.strategy, plan_.policy.kernel))
         out.parity_switch = parity_switched(out.local->port, range_in_effect(*attempt_, plan_.policy));
     if (plan_.flags & EGRESS_CONNECT_BLOCKING) {
         const auto fl = sys_.fcntl_getfl(fd.get());
@@ -228,6 +242,7 @@ void PendingConnect::finish(ConnectOutcome out) {
 void PendingConnect::account(ConnectOutcome& out) const {
     out.attempts = attempts_;
     out.window_retries = retries_;
+    out.transport = plan_.transport;
     if (attempt_ && !plan_.sources.empty()) out.source = attempt_->slot;
     if (started_ != std::chrono::steady_clock::time_point{})
         out.connect_us = static_cast<std::uint64_t>(

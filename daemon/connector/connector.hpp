@@ -2,6 +2,10 @@
 // completion on writability, SO_ERROR decides; a deadline reaps black holes.
 // Nothing here blocks the event loop.
 //
+// A UDP connect (ConnectPlan::transport) takes the same source and port
+// steps on a SOCK_DGRAM socket; its connect() only records the peer, so it
+// completes inside start(), and no traffic is waited for.
+//
 // Adopt mode connects a program's own socket instead (ConnectPlan::adopted):
 // every try is made on that one socket, and the outcome is judged by its TCP
 // state, never by SO_ERROR, which is the program's to read.
@@ -32,6 +36,7 @@ struct ConnectPlan {
     PortPolicy policy;              // how each try picks its port
     std::string pool;               // for messages
     std::uint32_t flags = 0;        // EGRESS_CONNECT_* bits
+    Transport transport = Transport::tcp;
     std::chrono::milliseconds timeout{3000};
     // Adopt mode: egressd's copy of the program's socket (checked by
     // inspect_adopted), of family AF_INET6 when `adopted_v6`. Unset: every
@@ -53,6 +58,7 @@ struct ConnectOutcome {
     bool parity_switch = false;        // the kernel's search prefers the lower bound's parity
                                        // (port_search_prefers_parity) and the port has the other
     std::uint64_t connect_us = 0;      // from the first try to the outcome
+    Transport transport = Transport::tcp;  // the plan's
 };
 
 // Adopt mode: the outcome of a connect that failed after the reply left. Its
@@ -82,6 +88,8 @@ public:
     const std::string& pool() const { return plan_.pool; }
 
 private:
+    // Whether a try's errno means the source's ports ran out (try another).
+    bool ports_exhausted(int err) const;
     // One try; returns 0 when the connect is under way (or done), else errno.
     int try_once(const Attempt& a, std::string& what);
     // Runs `step` now, or as a task of lane_ when there is one.
@@ -103,6 +111,7 @@ private:
     ConnectPlan plan_;
     std::shared_ptr<FairQueue::Lane> lane_;
     bool adopt_;  // plan_.adopted was set: adopt mode
+    bool udp_;    // plan_.transport is UDP
     std::optional<Attempt> attempt_;  // the try in progress
     std::uint32_t attempts_ = 0;
     std::uint32_t retries_ = 0;

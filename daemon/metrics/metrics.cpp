@@ -108,7 +108,8 @@ Metrics::Metrics(prometheus::Registry& r, const BuildInfo& info, std::size_t sha
                    .Help("Connects of sockets clients sent in adopt mode, by outcome: ok, the errno name, or "
                          "unknown (failed after the reply; the errno went to the program)")
                    .Register(r)),
-      denied_connects_(connects_.Add({{"pool", ""}, {"source", ""}, {"result", "EACCES"}})) {
+      denied_connects_{&connects_.Add({{"pool", ""}, {"source", ""}, {"result", "EACCES"}, {"transport", "tcp"}}),
+                       &connects_.Add({{"pool", ""}, {"source", ""}, {"result", "EACCES"}, {"transport", "udp"}})} {
     prometheus::BuildGauge()
         .Name("egress_build_info")
         .Help("Always 1; the labels describe this egressd")
@@ -118,23 +119,42 @@ Metrics::Metrics(prometheus::Registry& r, const BuildInfo& info, std::size_t sha
 }
 
 SourceMetrics& Metrics::source(const std::string& pool, const std::string& source) {
-    const std::lock_guard lock(labels_);
-    auto& slot = sources_[{pool, source}];
-    if (slot) return *slot;
-    slot = std::make_unique<SourceMetrics>();
-    auto& s = *slot;
-    s.m_ = this;
-    s.pool_ = pool;
-    s.source_ = source;
-    const prometheus::Labels ps{{"pool", pool}, {"source", source}};
-    s.ok_ = &connects_.Add({{"pool", pool}, {"source", source}, {"result", "ok"}});
-    s.parity_ = &parity_switches_.Add(ps);
-    s.retries_ = &window_retries_.Add(ps);
-    s.ok_even_ = &connect_duration_.add({{"pool", pool}, {"source", source}, {"result", "ok"}, {"port_parity", "even"}},
-                                        connect_buckets());
-    s.ok_odd_ = &connect_duration_.add({{"pool", pool}, {"source", source}, {"result", "ok"}, {"port_parity", "odd"}},
-                                       connect_buckets());
-    return s;
+    SourceMetrics* made = nullptr;
+    {
+        const std::lock_guard lock(labels_);
+        auto& slot = sources_[{pool, source}];
+        if (slot) return *slot;
+        slot = std::make_unique<SourceMetrics>();
+        made = slot.get();
+        made->m_ = this;
+        made->pool_ = pool;
+        made->source_ = source;
+    }
+    made->handles(Transport::tcp);
+    return *made;
+}
+
+SourceMetrics::Handles& SourceMetrics::handles(Transport t) {
+    if (auto* h = made_[index(t)].load(std::memory_order_acquire)) return *h;
+    const std::lock_guard lock(m_->labels_);
+    auto& slot = per_transport_[index(t)];
+    if (slot) return *slot;  // another loop made them meanwhile
+    slot = std::make_unique<Handles>();
+    auto& h = *slot;
+    const std::string tr = to_string(t);
+    const prometheus::Labels ps{{"pool", pool_}, {"source", source_}, {"transport", tr}};
+    h.ok = &m_->connects_.Add({{"pool", pool_}, {"source", source_}, {"result", "ok"}, {"transport", tr}});
+    h.parity = &m_->parity_switches_.Add(ps);
+    h.retries = &m_->window_retries_.Add(ps);
+    const auto ok_with = [&](const char* parity) {
+        return &m_->connect_duration_.add(
+            {{"pool", pool_}, {"source", source_}, {"result", "ok"}, {"port_parity", parity}, {"transport", tr}},
+            Metrics::connect_buckets());
+    };
+    h.ok_even = ok_with("even");
+    h.ok_odd = ok_with("odd");
+    made_[index(t)].store(&h, std::memory_order_release);
+    return h;
 }
 
 prometheus::Counter& Metrics::protocol_error(const std::string& kind) {
@@ -158,8 +178,8 @@ prometheus::Counter& Metrics::cancelled(const std::string& pool) {
     return *c;
 }
 
-void Metrics::policy_denied(const std::string& rule, const std::string& reason) {
-    denied_connects_.Increment();
+void Metrics::policy_denied(const std::string& rule, const std::string& reason, Transport transport) {
+    denied_connects_[transport == Transport::udp ? 1 : 0]->Increment();
     const std::lock_guard lock(labels_);
     auto& c = denials_[{rule, reason}];
     if (!c) c = &policy_denials_.Add({{"rule", rule}, {"reason", reason}});
@@ -196,48 +216,72 @@ void Metrics::adopted(int err) {
     c->Increment();
 }
 
-void SourceMetrics::connect_done(std::size_t shard, int err, bool odd_port, bool parity_switch, std::uint32_t retries,
-                                 double seconds) {
-    if (retries) retries_->Increment(retries);
+void SourceMetrics::connect_done(std::size_t shard, Transport transport, int err, bool odd_port, bool parity_switch,
+                                 std::uint32_t retries, double seconds) {
+    auto& h = handles(transport);
+    if (retries) h.retries->Increment(retries);
     if (err == 0) {
-        ok_->Increment();
-        if (parity_switch) parity_->Increment();
-        (odd_port ? ok_odd_ : ok_even_)->observe(shard, seconds);
+        h.ok->Increment();
+        if (parity_switch) h.parity->Increment();
+        (odd_port ? h.ok_odd : h.ok_even)->observe(shard, seconds);
         return;
     }
-    if (err > 0 && err < kFastErrnos)
-        if (const auto* known = fast_errors_[static_cast<std::size_t>(err)].load(std::memory_order_acquire)) {
+    if (err > 0 && err < Handles::kFastErrnos)
+        if (const auto* known = h.fast_errors[static_cast<std::size_t>(err)].load(std::memory_order_acquire)) {
             known->count->Increment();
             known->duration->observe(shard, seconds);
             return;
         }
-    ErrorHandles h;
+    ErrorHandles e;
     {
         const std::lock_guard lock(m_->labels_);
-        auto it = errors_.find(err);
-        if (it == errors_.end()) {
+        auto it = h.errors.find(err);
+        if (it == h.errors.end()) {
             const auto name = errno_label(err);
-            it = errors_.emplace(err, ErrorHandles{&m_->connects_.Add({{"pool", pool_}, {"source", source_}, {"result", name}}),
-                                                   &m_->connect_duration_.add({{"pool", pool_},
-                                                                               {"source", source_},
-                                                                               {"result", name},
-                                                                               {"port_parity", "none"}},
-                                                                              Metrics::connect_buckets())})
+            const std::string tr = to_string(transport);
+            it = h.errors
+                     .emplace(err, ErrorHandles{&m_->connects_.Add({{"pool", pool_},
+                                                                    {"source", source_},
+                                                                    {"result", name},
+                                                                    {"transport", tr}}),
+                                                &m_->connect_duration_.add({{"pool", pool_},
+                                                                            {"source", source_},
+                                                                            {"result", name},
+                                                                            {"port_parity", "none"},
+                                                                            {"transport", tr}},
+                                                                           Metrics::connect_buckets())})
                      .first;
             // A map node stays where it is: publish it for lock-free reads.
-            if (err > 0 && err < kFastErrnos)
-                fast_errors_[static_cast<std::size_t>(err)].store(&it->second, std::memory_order_release);
+            if (err > 0 && err < Handles::kFastErrnos)
+                h.fast_errors[static_cast<std::size_t>(err)].store(&it->second, std::memory_order_release);
         }
-        h = it->second;
+        e = it->second;
     }
-    h.count->Increment();
-    h.duration->observe(shard, seconds);
+    e.count->Increment();
+    e.duration->observe(shard, seconds);
 }
 
-std::map<std::string, double> SourceMetrics::errors() const {
-    const std::lock_guard lock(m_->labels_);
+double SourceMetrics::ok(Transport t) const {
+    const auto* h = existing(t);
+    return h ? h->ok->Value() : 0;
+}
+
+double SourceMetrics::parity_switches(Transport t) const {
+    const auto* h = existing(t);
+    return h ? h->parity->Value() : 0;
+}
+
+double SourceMetrics::window_retries(Transport t) const {
+    const auto* h = existing(t);
+    return h ? h->retries->Value() : 0;
+}
+
+std::map<std::string, double> SourceMetrics::errors(Transport t) const {
     std::map<std::string, double> out;
-    for (const auto& [err, h] : errors_) out[errno_label(err)] = h.count->Value();
+    const auto* h = existing(t);
+    if (!h) return out;
+    const std::lock_guard lock(m_->labels_);
+    for (const auto& [err, e] : h->errors) out[errno_label(err)] = e.count->Value();
     return out;
 }
 

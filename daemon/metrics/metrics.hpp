@@ -21,6 +21,7 @@
 
 #include "metrics/histogram.hpp"
 #include "metrics/names.hpp"
+#include "endpoint.hpp"
 
 #include <array>
 #include <atomic>
@@ -42,18 +43,22 @@ struct BuildInfo {
 
 class Metrics;
 
-// The handles of one (pool, source). Owned by Metrics; lives as long as it.
+// The handles of one (pool, source), for each transport. Owned by Metrics;
+// lives as long as it. The TCP series exist from the start; the UDP ones
+// appear with the first UDP connect, so that a TCP-only egressd exports no
+// more series than before.
 class SourceMetrics {
 public:
     // One finished connect, counted in `shard` (the loop's index). `odd_port`
     // only matters when err == 0.
-    void connect_done(std::size_t shard, int err, bool odd_port, bool parity_switch, std::uint32_t retries,
-                      double seconds);
+    void connect_done(std::size_t shard, Transport transport, int err, bool odd_port, bool parity_switch,
+                      std::uint32_t retries, double seconds);
 
-    double ok() const { return ok_->Value(); }
-    double parity_switches() const { return parity_->Value(); }
-    double window_retries() const { return retries_->Value(); }
-    std::map<std::string, double> errors() const;  // errno name -> count
+    // The figures of one transport so far (0 and empty before its first connect).
+    double ok(Transport t = Transport::tcp) const;
+    double parity_switches(Transport t = Transport::tcp) const;
+    double window_retries(Transport t = Transport::tcp) const;
+    std::map<std::string, double> errors(Transport t = Transport::tcp) const;  // errno name -> count
 
 private:
     friend class Metrics;
@@ -61,19 +66,29 @@ private:
         prometheus::Counter* count = nullptr;
         ShardedHistogram* duration = nullptr;
     };
+    struct Handles {
+        prometheus::Counter* ok = nullptr;
+        prometheus::Counter* parity = nullptr;
+        prometheus::Counter* retries = nullptr;
+        ShardedHistogram* ok_even = nullptr;
+        ShardedHistogram* ok_odd = nullptr;
+        std::map<int, ErrorHandles> errors;  // created on first use of each errno; under m_->labels_
+        // The handles of errno e, once made, for reading without the lock: a
+        // refused or timed-out connect is as common as a successful one in a
+        // storm against a closed port or a black hole.
+        static constexpr int kFastErrnos = 160;
+        std::array<std::atomic<const ErrorHandles*>, kFastErrnos> fast_errors{};
+    };
+    // The handles of `t`, made on first use (UDP); nullptr from the const
+    // readers before then.
+    Handles& handles(Transport t);
+    const Handles* existing(Transport t) const { return made_[index(t)].load(std::memory_order_acquire); }
+    static std::size_t index(Transport t) { return t == Transport::udp ? 1 : 0; }
+
     Metrics* m_ = nullptr;
     std::string pool_, source_;
-    prometheus::Counter* ok_ = nullptr;
-    prometheus::Counter* parity_ = nullptr;
-    prometheus::Counter* retries_ = nullptr;
-    ShardedHistogram* ok_even_ = nullptr;
-    ShardedHistogram* ok_odd_ = nullptr;
-    std::map<int, ErrorHandles> errors_;  // created on first use of each errno; under m_->labels_
-    // The handles of errno e, once made, for reading without the lock: a
-    // refused or timed-out connect is as common as a successful one in a
-    // storm against a closed port or a black hole.
-    static constexpr int kFastErrnos = 160;
-    std::array<std::atomic<const ErrorHandles*>, kFastErrnos> fast_errors_{};
+    std::array<std::unique_ptr<Handles>, 2> per_transport_;  // written under m_->labels_
+    std::array<std::atomic<Handles*>, 2> made_{};          // published once made
 };
 
 class Metrics {
@@ -104,10 +119,11 @@ public:
     prometheus::Counter& protocol_error(const std::string& kind);
     prometheus::Counter& client_dropped(const std::string& reason);
     prometheus::Counter& cancelled(const std::string& pool);
-    // A request the client's rule refused (`reason`: destination or pool):
-    // egress_connects_total{result="EACCES"} with empty pool and source (no
-    // connect was made), and egress_policy_denials_total{rule, reason}.
-    void policy_denied(const std::string& rule, const std::string& reason);
+    // A request the client's rule refused (`reason`: destination, pool,
+    // adopt or transport): egress_connects_total{result="EACCES"} with empty
+    // pool and source (no connect was made) and the request's transport, and
+    // egress_policy_denials_total{rule, reason}.
+    void policy_denied(const std::string& rule, const std::string& reason, Transport transport = Transport::tcp);
     // Denials by `rule` so far, every reason.
     double policy_denials(const std::string& rule) const;
     // A request or connection refused with EAGAIN at one of `rule`'s limits
@@ -139,7 +155,7 @@ private:
     prometheus::Family<prometheus::Counter>& quota_refusals_;
     prometheus::Family<prometheus::Counter>& adopted_;
     std::map<int, prometheus::Counter*> adopted_results_;
-    prometheus::Counter& denied_connects_;
+    std::array<prometheus::Counter*, 2> denied_connects_;  // by transport
     std::map<std::pair<std::string, std::string>, std::unique_ptr<SourceMetrics>> sources_;
     std::map<std::string, prometheus::Counter*> protocol_error_kinds_, dropped_reasons_, cancelled_pools_;
     std::map<std::pair<std::string, std::string>, prometheus::Counter*> denials_;  // (rule, reason)

@@ -78,6 +78,7 @@ struct ClientRule {
     bool deny_host = true;             // so does every address of this host (HostFacts)
     bool adopt = true;                 // may send its own socket to be connected (adopt mode)
     bool adopt_other_netns = false;    // ... even one of another network namespace
+    bool udp = true;                   // may ask for UDP sockets (TRANSPORT 17), by CONNECT or adopt mode
     std::optional<std::vector<std::string>> pools;  // unset: any pool
     QuotaLimits limits;                             // quotas per connection and per uid
 

@@ -28,7 +28,7 @@ void Session::connect_name(std::uint64_t id, const proto::ConnectRequest& req, c
     const auto& name = req.host;
     if (const auto d = deny_before_resolving(rule, name, req.dest.port)) {
         ctx_.metrics.names.request("denied").Increment();
-        return deny(id, rule, "destination", "client rule '" + rule.name + "': " + d->reason);
+        return deny(id, rule, "destination", "client rule '" + rule.name + "': " + d->reason, req.transport);
     }
     // The rule lives in the config, which the hooks hold: a reload during
     // the lookups changes nothing for this request.
@@ -41,13 +41,14 @@ void Session::connect_name(std::uint64_t id, const proto::ConnectRequest& req, c
             return Error{EACCES, "client rule '" + rule->name + "' may not use pool '" + target + "'"};
         return pools->check(pool, a);
     };
-    hooks.plan = [&ctx = ctx_, pools = ctx_.now.pools, pool = req.pool,
-                  flags = req.flags](const Endpoint& a) -> Result<AddressPlan> {
-        auto choice = pools->choose(pool, a, ctx.random());
+    hooks.plan = [&ctx = ctx_, pools = ctx_.now.pools, pool = req.pool, flags = req.flags,
+                  transport = req.transport](const Endpoint& a) -> Result<AddressPlan> {
+        auto choice = pools->choose(pool, a, ctx.random(), transport);
         if (!choice) return choice.error();
         AddressPlan p;
         p.plan.dest = a;
         p.plan.flags = flags;
+        p.plan.transport = transport;
         p.plan.pool = choice->pool->name;
         p.plan.policy = choice->pool->policy;
         for (auto i : choice->order) p.plan.sources.push_back(choice->pool->sources[i]);
@@ -77,6 +78,7 @@ void Session::connect_name(std::uint64_t id, const proto::ConnectRequest& req, c
     f.timeout_ms = ms;
     f.dest = req.dest;
     f.started = request_start_;
+    f.transport = req.transport;
     inflight_.emplace(id, std::move(f));
     op->start([weak = weak_from_this(), id](NameOutcome out) {
         if (auto self = weak.lock()) self->on_name_done(id, std::move(out));
@@ -89,6 +91,7 @@ void Session::on_name_done(std::uint64_t id, NameOutcome n) {
     const auto t0 = f->second.started;
     const auto requested = f->second.timeout_requested, applied = f->second.timeout_ms;
     const auto name = f->second.named->name();
+    const auto transport = f->second.transport;
     inflight_.erase(f);  // the ticket gives its counts back before the reply
 
     auto& m = ctx_.metrics.names;
@@ -109,7 +112,7 @@ void Session::on_name_done(std::uint64_t id, NameOutcome n) {
     }
     if (n.out.err == EACCES) {
         const auto& rule = ctx_.now.config->clients.rule_for(peer_);
-        ctx_.metrics.policy_denied(rule.name, "destination");
+        ctx_.metrics.policy_denied(rule.name, "destination", transport);
         ctx_.log_event(spdlog::level::info, "denied/" + rule.name,
                        "denied a request of client {} (uid {}, gid {}, pid {}): {}", id_, peer_.uid, peer_.gid,
                        peer_.pid, n.out.message);

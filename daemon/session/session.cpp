@@ -181,6 +181,13 @@ bool Session::admit_adopted(std::uint64_t id, const proto::ConnectRequest& req, 
         return refuse(EAFNOSUPPORT, "the adopted socket is AF_INET and cannot reach the IPv6 destination " +
                                         endpoint_string(req.dest),
                       "adopt_socket");
+    // The socket decides the transport; TRANSPORT, when it says UDP, must agree.
+    if (req.transport == Transport::udp && checked->transport != Transport::udp)
+        return refuse(EPROTOTYPE, "the request's TRANSPORT is UDP but the adopted socket is a TCP socket",
+                      "adopt_socket");
+    if (checked->transport == Transport::udp && (req.flags & EGRESS_CONNECT_TCP_NODELAY))
+        return refuse(EINVAL, "TCP_NODELAY is a TCP option: it does not apply to the adopted UDP socket",
+                      "adopt_flags");
     out = *checked;
     return true;
 }
@@ -200,6 +207,11 @@ void Session::handle_connect(std::uint64_t id, proto::ByteView payload, Attached
     const auto& rule = cfg.clients.rule_for(peer_);
     AdoptedSocket adopted;
     if (adopt && !admit_adopted(id, *req, rule, attached, adopted)) return;
+    if (adopt) req->transport = adopted.transport;
+    const auto transport = req->transport;
+    if (transport == Transport::udp && !rule.udp)
+        return deny(id, rule, "transport", "client rule '" + rule.name + "' does not allow UDP (\"udp\": false)",
+                    transport);
     // Watched adopted connects count like those awaiting their reply.
     const auto on_connection = inflight_.size() + watches_.size();
     if (on_connection >= cfg.limits.max_inflight_per_client)
@@ -225,19 +237,21 @@ void Session::handle_connect(std::uint64_t id, proto::ByteView payload, Attached
     const std::uint32_t requested = clamped ? req->timeout_ms : 0;
     if (!req->host.empty()) return connect_name(id, *req, rule, std::move(ticket), requested, ms);
     if (const auto d = evaluate(rule, req->dest, *ctx_.host); !d.allowed)
-        return deny(id, rule, "destination", endpoint_string(req->dest) + " is denied by client rule '" + rule.name +
-                                                 "': " + d.reason);
+        return deny(id, rule, "destination",
+                    endpoint_string(req->dest) + " is denied by client rule '" + rule.name + "': " + d.reason,
+                    transport);
     if (const auto& target = pools->pool_name_for(req->pool, req->dest); !rule.may_use_pool(target))
-        return deny(id, rule, "pool", "client rule '" + rule.name + "' may not use pool '" + target + "'" +
-                                          (req->pool.empty() ? " (where the routes send " +
-                                                                   endpoint_string(req->dest) + ")"
-                                                             : ""));
-    auto choice = pools->choose(req->pool, req->dest, ctx_.random());
+        return deny(id, rule, "pool",
+                    "client rule '" + rule.name + "' may not use pool '" + target + "'" +
+                        (req->pool.empty() ? " (where the routes send " + endpoint_string(req->dest) + ")" : ""),
+                    transport);
+    auto choice = pools->choose(req->pool, req->dest, ctx_.random(), transport);
     if (!choice) return reply_error(id, EGRESS_MSG_CONNECT_REPLY, choice.error(), "pool");
 
     ConnectPlan plan;
     plan.dest = req->dest;
     plan.flags = req->flags;
+    plan.transport = transport;
     plan.pool = choice->pool->name;
     plan.policy = choice->pool->policy;
     for (auto i : choice->order) plan.sources.push_back(choice->pool->sources[i]);
@@ -256,8 +270,8 @@ void Session::handle_connect(std::uint64_t id, proto::ByteView payload, Attached
         if (port_given) plan.policy.strategy = PortStrategy::kernel_default;
         else if (plan.policy.strategy == PortStrategy::userspace_random) plan.policy.strategy = PortStrategy::kernel_range;
     }
-    EGRESS_DEBUG("session {}: request {} CONNECT{} {} pool {} timeout {} ms", id_, id, adopt ? " (adopt)" : "",
-                 endpoint_string(plan.dest), plan.pool, ms);
+    EGRESS_DEBUG("session {}: request {} CONNECT{} {} {} pool {} timeout {} ms", id_, id, adopt ? " (adopt)" : "",
+                 to_string(transport), endpoint_string(plan.dest), plan.pool, ms);
 
     auto op = std::make_shared<PendingConnect>(ctx_.io, ctx_.sys, ctx_.random, std::move(plan), lane_);
     ticket.hold_pool(*choice->pool);
@@ -348,9 +362,9 @@ void Session::record_connect(PoolSet& pools, const Choice& choice, const Endpoin
     const bool has_source = out.source.has_value();
     const std::size_t source = has_source ? choice.order[*out.source] : 0;
     auto* figures = has_source ? pool.source_metrics.at(source) : pool.kernel_metrics;
-    figures->connect_done(ctx_.index, out.err, out.local && (out.local->port & 1), out.parity_switch, out.window_retries,
-                          static_cast<double>(out.connect_us) / 1e6);
-    if (!out.err && has_source) pools.record_success(pool, source, dest);
+    figures->connect_done(ctx_.index, out.transport, out.err, out.local && (out.local->port & 1), out.parity_switch,
+                          out.window_retries, static_cast<double>(out.connect_us) / 1e6);
+    if (!out.err && has_source) pools.record_success(pool, source, dest, out.transport);
     if (out.err == EADDRNOTAVAIL)
         ctx_.log_event(spdlog::level::warn, "exhausted/" + pool.name, "pool {}: no free source port toward {} ({})",
                        pool.name, endpoint_string(dest), out.message);
@@ -420,8 +434,9 @@ void Session::reply_error(std::uint64_t id, std::uint8_t type, const Error& e, c
     queue(id, proto::encode_error_reply(id, proto::ErrorReply{code, errno_name(e.code), e.message}));
 }
 
-void Session::deny(std::uint64_t id, const ClientRule& rule, const char* reason, const std::string& message) {
-    ctx_.metrics.policy_denied(rule.name, reason);
+void Session::deny(std::uint64_t id, const ClientRule& rule, const char* reason, const std::string& message,
+                   Transport transport) {
+    ctx_.metrics.policy_denied(rule.name, reason, transport);
     ctx_.log_event(spdlog::level::info, "denied/" + rule.name, "denied a request of client {} (uid {}, gid {}, pid {}): {}",
                    id_, peer_.uid, peer_.gid, peer_.pid, message);
     reply_error(id, EGRESS_MSG_CONNECT_REPLY, Error{EACCES, message}, "policy");

@@ -92,8 +92,9 @@ private:
                       InflightTicket ticket, std::uint32_t requested, std::uint32_t ms);
     void on_name_done(std::uint64_t id, NameOutcome out);
     void reply_error(std::uint64_t id, std::uint8_t type, const Error& e, const char* kind);
-    // Refuses a CONNECT with EACCES on behalf of `rule`; `reason`: destination or pool.
-    void deny(std::uint64_t id, const ClientRule& rule, const char* reason, const std::string& message);
+    // Refuses a CONNECT with EACCES on behalf of `rule`; `reason`: destination, pool, adopt or transport.
+    void deny(std::uint64_t id, const ClientRule& rule, const char* reason, const std::string& message,
+              Transport transport = Transport::tcp);
     // Refuses a request with EAGAIN at one of `rule`'s limits.
     void throttle(std::uint64_t id, std::uint8_t type, const ClientRule& rule, const QuotaRefusal& q);
     void queue(std::uint64_t id, proto::Bytes bytes, UniqueFd fd = {});
@@ -125,6 +126,7 @@ private:
         Choice choice;
         Endpoint dest;
         std::chrono::steady_clock::time_point started;
+        Transport transport = Transport::tcp;
     };
     // Cancels what an entry has under way (its completion never runs) and counts it.
     void cancel_inflight(InFlight& f);

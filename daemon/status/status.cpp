@@ -5,15 +5,21 @@
 namespace egress {
 namespace {
 
+nlohmann::json transport_figures(const SourceMetrics& m, Transport t) {
+    nlohmann::json errors = nlohmann::json::object();
+    for (const auto& [name, n] : m.errors(t)) errors[name] = static_cast<std::uint64_t>(n);
+    return {{"connects_ok", static_cast<std::uint64_t>(m.ok(t))},
+            {"errors", errors},
+            {"parity_switches", static_cast<std::uint64_t>(m.parity_switches(t))},
+            {"window_retries", static_cast<std::uint64_t>(m.window_retries(t))}};
+}
+
+// TCP's figures at the top (as before UDP came), UDP's in "udp".
 nlohmann::json source_figures(const std::string& address, const SourceMetrics* m) {
     nlohmann::json j{{"address", address}};
     if (!m) return j;
-    j["connects_ok"] = static_cast<std::uint64_t>(m->ok());
-    nlohmann::json errors = nlohmann::json::object();
-    for (const auto& [name, n] : m->errors()) errors[name] = static_cast<std::uint64_t>(n);
-    j["errors"] = errors;
-    j["parity_switches"] = static_cast<std::uint64_t>(m->parity_switches());
-    j["window_retries"] = static_cast<std::uint64_t>(m->window_retries());
+    j.update(transport_figures(*m, Transport::tcp));
+    j["udp"] = transport_figures(*m, Transport::udp);
     return j;
 }
 
@@ -40,6 +46,7 @@ nlohmann::json rule_figures(const ClientRule& r, Metrics& metrics) {
             {"deny_host", r.deny_host},
             {"adopt", r.adopt},
             {"adopt_other_netns", r.adopt_other_netns},
+            {"udp", r.udp},
             {"denied", static_cast<std::uint64_t>(metrics.policy_denials(r.name))},
             {"limits", limit_figures(r.limits)},
             {"throttled", static_cast<std::uint64_t>(metrics.quota_refusals(r.name))}};
@@ -94,7 +101,7 @@ nlohmann::json status_document(const LoopContext& ctx) {
             {"requests_in_flight", ctx.shared.stats.inflight.get()},
             {"quota_uids", ctx.shared.quotas.uids()},
             {"host_addresses", ctx.host->addresses.size()},
-            {"features", nlohmann::json::array({"adopt", "host_names"})},
+            {"features", nlohmann::json::array({"adopt", "host_names", "udp"})},
             {"dns", dns},
             {"pools", pools},
             {"clients", clients}};

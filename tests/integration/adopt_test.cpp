@@ -116,8 +116,8 @@ TEST_F(Adopt, TheProgramsOwnSocketIsConnectedFromThePoolAndCarriesBytes) {
     }
     const auto text = d_.scrape();
     EXPECT_EQ(metric_value(text, R"(egress_adopted_total{result="ok"})"), 4);
-    const double ok = std::max(0.0, metric_value(text, R"(egress_connects_total{pool="p",result="ok",source="127.0.0.2"})")) +
-                      std::max(0.0, metric_value(text, R"(egress_connects_total{pool="p",result="ok",source="127.0.0.3"})"));
+    const double ok = std::max(0.0, metric_value(text, R"(egress_connects_total{pool="p",result="ok",source="127.0.0.2",transport="tcp"})")) +
+                      std::max(0.0, metric_value(text, R"(egress_connects_total{pool="p",result="ok",source="127.0.0.3",transport="tcp"})"));
     EXPECT_EQ(ok, 4);
 }
 
@@ -151,7 +151,8 @@ TEST_F(Adopt, EachWrongSocketGetsItsPreciseReply) {
     int p[2];
     ASSERT_EQ(::pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
     UniqueFd pr(p[0]), pw(p[1]);
-    UniqueFd udp(::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    UniqueFd raw(::socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_ICMP));
+    ASSERT_TRUE(raw) << std::strerror(errno);
     auto listening = tcp_socket();
     ASSERT_EQ(::listen(listening.get(), 1), 0);
     auto connected = tcp_socket();
@@ -167,7 +168,7 @@ TEST_F(Adopt, EachWrongSocketGetsItsPreciseReply) {
     };
     const Case cases[] = {
         {"pipe", pr.get(), ENOTSOCK, "not a socket"},
-        {"udp", udp.get(), EPROTOTYPE, "SOCK_STREAM"},
+        {"raw", raw.get(), EPROTOTYPE, "SOCK_STREAM or SOCK_DGRAM"},
         {"listening", listening.get(), EINVAL, "listening"},
         {"connected", connected.get(), EISCONN, "connected"},
         {"blocking", blocking.get(), EINVAL, "blocking"},
@@ -250,7 +251,7 @@ TEST_F(Adopt, TheStatusDocumentListsTheFeatureAndTheRuleKeys) {
     auto st = c->status();
     ASSERT_TRUE(st) << st.error().message;
     auto doc = nlohmann::json::parse(*st);
-    EXPECT_EQ(doc["features"], nlohmann::json::array({"adopt", "host_names"}));
+    EXPECT_EQ(doc["features"], nlohmann::json::array({"adopt", "host_names", "udp"}));
     EXPECT_EQ(doc["clients"][0]["adopt"], false);
     EXPECT_EQ(doc["clients"][1]["adopt"], true);
     EXPECT_EQ(doc["clients"][1]["adopt_other_netns"], false);
@@ -314,7 +315,7 @@ TEST(AdoptWatch, EndsAtTheDeadlineAndLeavesTheProgramsConnectAlone) {
     expect_still_connecting(sock.get());
 
     const auto adopted = R"(egress_adopted_total{result="ETIMEDOUT"})";
-    const auto connects = R"(egress_connects_total{pool="hole",result="ETIMEDOUT",source="kernel"})";
+    const auto connects = R"(egress_connects_total{pool="hole",result="ETIMEDOUT",source="kernel",transport="tcp"})";
     EXPECT_TRUE(eventually([&] { return metric_value(d.scrape(), adopted) == 1; }));
     const auto text = d.scrape();
     EXPECT_EQ(metric_value(text, adopted), 1);

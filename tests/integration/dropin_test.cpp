@@ -436,7 +436,7 @@ protected:
             for (const auto& source : *family)
                 c.ok_by_source[source] = std::max(
                     0.0, metric_value(text, std::string(R"(egress_connects_total{pool=")") + kPool +
-                                                R"(",result="ok",source=")" + source + R"("})"));
+                                                R"(",result="ok",source=")" + source + R"(",transport="tcp"})"));
         return c;
     }
     // Polls until egressd has counted `n` more adopted connects than `before`:

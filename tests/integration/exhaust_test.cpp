@@ -104,7 +104,7 @@ TEST_F(Exhaustion, AtItsOpenFilesLimitRequestsGetEmfileAndServiceResumes) {
     d_.limit_fds(old_limit);
 
     const auto text = d_.scrape();
-    EXPECT_EQ(metric_value(text, R"(egress_connects_total{pool="default",result="EMFILE",source="kernel"})"),
+    EXPECT_EQ(metric_value(text, R"(egress_connects_total{pool="default",result="EMFILE",source="kernel",transport="tcp"})"),
               emfile + 1);
     EXPECT_EQ(metric_value(text, "egress_accept_errors_total"), 1);
     EXPECT_EQ(metric_value(text, "egress_clients_refused_total"), 1);

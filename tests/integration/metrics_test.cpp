@@ -97,22 +97,22 @@ TEST(Metrics, CountersMatchAKnownMixOfOutcomes) {
     const auto m = d.scrape();
     ASSERT_FALSE(m.empty()) << "no metrics at port " << d.metrics_port();
     const auto W = R"(pool="w",)", K = R"(pool="k",)";
-    EXPECT_EQ(metric_value(m, series("egress_connects_total", std::string(W) + R"(result="ok",source="127.0.0.2")")), w_ok);
-    EXPECT_EQ(metric_value(m, series("egress_connects_total", std::string(W) + R"(result="EADDRNOTAVAIL",source="127.0.0.2")")),
+    EXPECT_EQ(metric_value(m, series("egress_connects_total", std::string(W) + R"(result="ok",source="127.0.0.2",transport="tcp")")), w_ok);
+    EXPECT_EQ(metric_value(m, series("egress_connects_total", std::string(W) + R"(result="EADDRNOTAVAIL",source="127.0.0.2",transport="tcp")")),
               w_exhausted);
     // Retries: the tries after the first, for the 40 successes and the exhausted one (its 10 tries).
-    EXPECT_EQ(metric_value(m, series("egress_port_window_retries_total", std::string(W) + R"(source="127.0.0.2")")),
+    EXPECT_EQ(metric_value(m, series("egress_port_window_retries_total", std::string(W) + R"(source="127.0.0.2",transport="tcp")")),
               w_retries + 9);
-    EXPECT_EQ(metric_value(m, series("egress_connects_total", std::string(K) + R"(result="ok",source="127.0.0.3")")), k_ok);
-    EXPECT_EQ(metric_value(m, series("egress_connects_total", std::string(K) + R"(result="ECONNREFUSED",source="127.0.0.3")")),
+    EXPECT_EQ(metric_value(m, series("egress_connects_total", std::string(K) + R"(result="ok",source="127.0.0.3",transport="tcp")")), k_ok);
+    EXPECT_EQ(metric_value(m, series("egress_connects_total", std::string(K) + R"(result="ECONNREFUSED",source="127.0.0.3",transport="tcp")")),
               refused);
-    EXPECT_EQ(metric_value(m, R"(egress_connects_total{pool="t",result="ETIMEDOUT",source="kernel"})"), timeouts);
-    EXPECT_EQ(metric_value(m, series("egress_port_parity_switches_total", std::string(K) + R"(source="127.0.0.3")")),
+    EXPECT_EQ(metric_value(m, R"(egress_connects_total{pool="t",result="ETIMEDOUT",source="kernel",transport="tcp"})"), timeouts);
+    EXPECT_EQ(metric_value(m, series("egress_port_parity_switches_total", std::string(K) + R"(source="127.0.0.3",transport="tcp")")),
               k_switches);
     const double even = metric_value(m, series("egress_connect_duration_seconds_count",
-                                               std::string(K) + R"(port_parity="even",result="ok",source="127.0.0.3")"));
+                                               std::string(K) + R"(port_parity="even",result="ok",source="127.0.0.3",transport="tcp")"));
     const double odd = metric_value(m, series("egress_connect_duration_seconds_count",
-                                              std::string(K) + R"(port_parity="odd",result="ok",source="127.0.0.3")"));
+                                              std::string(K) + R"(port_parity="odd",result="ok",source="127.0.0.3",transport="tcp")"));
     EXPECT_EQ(even + odd, k_ok);
     EXPECT_EQ(odd, k_odd);  // port_parity is the local port's, whatever the kernel
     EXPECT_EQ(metric_value(m, "egress_fd_handoffs_total"), w_ok + k_ok);
@@ -173,11 +173,11 @@ TEST(Metrics, KernelRangeConnectsOnBothParitiesCountNoSwitchesWithoutAParityPref
     }
     const auto m = d.scrape();
     const auto K = std::string(R"(pool="k",)");
-    EXPECT_EQ(metric_value(m, series("egress_connect_duration_seconds_count", K + R"(port_parity="odd",result="ok",source="127.0.0.3")")),
+    EXPECT_EQ(metric_value(m, series("egress_connect_duration_seconds_count", K + R"(port_parity="odd",result="ok",source="127.0.0.3",transport="tcp")")),
               odd);
-    EXPECT_EQ(metric_value(m, series("egress_connect_duration_seconds_count", K + R"(port_parity="even",result="ok",source="127.0.0.3")")),
+    EXPECT_EQ(metric_value(m, series("egress_connect_duration_seconds_count", K + R"(port_parity="even",result="ok",source="127.0.0.3",transport="tcp")")),
               200 - odd);
-    const double switches = metric_value(m, series("egress_port_parity_switches_total", K + R"(source="127.0.0.3")"));
+    const double switches = metric_value(m, series("egress_port_parity_switches_total", K + R"(source="127.0.0.3",transport="tcp")"));
     if (ranged_search_prefers_parity()) {
         EXPECT_EQ(switches, odd);  // before 6.8 the range's even half comes first
     } else {
@@ -207,8 +207,8 @@ TEST(Metrics, KernelDefaultPoolPastItsPreferredHalfCountsSwitches) {
     for (int i = 0; i < 10; ++i) EXPECT_EQ(ports[i] % 2, 0) << "connect " << i << " port " << ports[i];
     for (int i = 10; i < 15; ++i) EXPECT_EQ(ports[i] % 2, 1) << "connect " << i << " port " << ports[i];
     const auto m = d.scrape();
-    EXPECT_EQ(metric_value(m, R"(egress_port_parity_switches_total{pool="d",source="127.0.0.4"})"), 5);
-    EXPECT_EQ(metric_value(m, R"(egress_connects_total{pool="d",result="ok",source="127.0.0.4"})"), 15);
+    EXPECT_EQ(metric_value(m, R"(egress_port_parity_switches_total{pool="d",source="127.0.0.4",transport="tcp"})"), 5);
+    EXPECT_EQ(metric_value(m, R"(egress_connects_total{pool="d",result="ok",source="127.0.0.4",transport="tcp"})"), 15);
 }
 
 // Opens `n` TCP connections to 127.0.0.1:`port` that send nothing.

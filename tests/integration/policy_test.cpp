@@ -81,10 +81,10 @@ TEST(Policy, BuiltinDenyListRefusesBeforeAnyConnect) {
     EXPECT_EQ(d.wait_fds(fds), fds);
 
     const auto m = d.scrape();
-    EXPECT_EQ(metric_value(m, R"(egress_connects_total{pool="",result="EACCES",source=""})"), 11) << m;
+    EXPECT_EQ(metric_value(m, R"(egress_connects_total{pool="",result="EACCES",source="",transport="tcp"})"), 11) << m;
     EXPECT_EQ(metric_value(m, R"(egress_policy_denials_total{reason="destination",rule="default"})"), 11) << m;
     // No connect was attempted: the pool's series saw no outcome at all.
-    EXPECT_EQ(metric_value(m, R"(egress_connects_total{pool="default",result="ok",source="kernel"})"), 0) << m;
+    EXPECT_EQ(metric_value(m, R"(egress_connects_total{pool="default",result="ok",source="kernel",transport="tcp"})"), 0) << m;
     EXPECT_EQ(m.find(R"(egress_connects_total{pool="default",result="E)"), std::string::npos) << m;
     auto status = json::parse(*c->status());
     EXPECT_EQ(status["clients"].back()["name"], "default");
@@ -148,7 +148,7 @@ TEST(Policy, ClientsAreMatchedByTheirCredentials) {
     EXPECT_EQ(metric_value(m, R"(egress_policy_denials_total{reason="destination",rule="sandbox"})"), 2) << m;
     EXPECT_EQ(metric_value(m, R"(egress_policy_denials_total{reason="destination",rule="by-group"})"), 2) << m;
     EXPECT_EQ(metric_value(m, R"(egress_policy_denials_total{reason="destination",rule="default"})"), 1) << m;
-    EXPECT_EQ(metric_value(m, R"(egress_connects_total{pool="",result="EACCES",source=""})"), 5) << m;
+    EXPECT_EQ(metric_value(m, R"(egress_connects_total{pool="",result="EACCES",source="",transport="tcp"})"), 5) << m;
     EXPECT_NE(d.log().find("(uid 4242, gid 4242, pid "), std::string::npos) << d.log();
 }
 

@@ -551,7 +551,7 @@ TEST_F(Preload, MetricsCountEveryAdoptedConnect) {
     double from_pool = 0;
     for (const auto& s : peer_pool_v4())
         from_pool +=
-            std::max(0.0, metric_value(text, R"(egress_connects_total{pool="peer",result="ok",source=")" + s + "\"}"));
+            std::max(0.0, metric_value(text, R"(egress_connects_total{pool="peer",result="ok",source=")" + s + "\",transport=\"tcp\"}"));
     EXPECT_EQ(from_pool, 5) << lines_matching(text, "egress_connects_total");
     EXPECT_EQ(sink.sources(5).size(), 5u);
 }
@@ -923,11 +923,24 @@ TEST_F(Preload, FastOpenWithMsgDontwaitDoesNotWaitForTheConnect) {
 
 // ---- what the shim leaves to libc ----
 
-TEST_F(Preload, UdpAndUnixSocketsGoStraightToLibc) {
-    const auto u = first_of(probe({"connect", "--udp", p_.remote_v4(), "53"}).out, "connect");
-    EXPECT_EQ(u.word(1), "0") << u.text;
-    EXPECT_EQ(host_of(u["peer"]), p_.remote_v4()) << u.text;
-    EXPECT_EQ(host_of(u["local"]), p_.local_v4()[0]) << "the kernel's source, not a pool's: " << u.text;
+TEST_F(Preload, UdpConnectsGoThroughEgressdFromAPoolSource) {
+    for (const bool v6 : {false, true}) {
+        const auto& remote = v6 ? p_.remote_v6() : p_.remote_v4();
+        const auto u = first_of(probe({"connect", "--udp", remote, "53"}).out, "connect");
+        EXPECT_EQ(u.word(1), "0") << u.text;
+        EXPECT_EQ(u["errno"], "kept") << u.text;
+        EXPECT_EQ(u["flags"], "same") << "a blocking UDP socket stays blocking: " << u.text;
+        EXPECT_TRUE(in(host_of(u["local"]), v6 ? peer_pool_v6() : peer_pool_v4())) << "not from the pool: " << u.text;
+        EXPECT_EQ(host_of(u["peer"]), canonical(remote)) << u.text;
+    }
+    // A denied UDP destination is refused like a TCP one.
+    const auto denied = first_of(probe({"connect", "--udp", p_.remote_v4(), "9"}).out, "connect");
+    EXPECT_EQ(denied.word(1), "-1") << denied.text;
+    EXPECT_EQ(denied.word(2), "EACCES") << denied.text;
+    EXPECT_EQ(wait_metric(*d_, R"(egress_adopted_total{result="ok"})", 2), 2);
+}
+
+TEST_F(Preload, UnixSocketsGoStraightToLibc) {
     const std::string path = d_->dir() + "/stream.sock";
     UniqueFd ux(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
     sockaddr_un a{};
@@ -936,7 +949,7 @@ TEST_F(Preload, UdpAndUnixSocketsGoStraightToLibc) {
     ASSERT_EQ(::bind(ux.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
     ASSERT_EQ(::listen(ux.get(), 8), 0);
     EXPECT_EQ(first_of(probe({"unix", path}).out, "unix").word(1), "0");
-    EXPECT_EQ(requests_seen(*d_), 0) << "egressd was asked about a UDP or AF_UNIX connect";
+    EXPECT_EQ(requests_seen(*d_), 0) << "egressd was asked about an AF_UNIX connect";
 }
 
 TEST_F(Preload, LoopbackAndUnspecifiedDestinationsBypassEgressd) {

@@ -227,7 +227,7 @@ TEST(Quota, RequestsPerSecondArePerUid) {
     ASSERT_EQ(std::sscanf(tally.c_str(), "refused %d in %ld ms", &refused, &waited), 2) << tally;
     EXPECT_LE(waited, 10000);
     EXPECT_EQ(q.metric(refusals("requests_per_second")), 3 + refused);
-    EXPECT_EQ(q.metric(R"(egress_connects_total{pool="default",result="ok",source="kernel"})"), 3 + 20 + 1);
+    EXPECT_EQ(q.metric(R"(egress_connects_total{pool="default",result="ok",source="kernel",transport="tcp"})"), 3 + 20 + 1);
 }
 
 TEST(Quota, ConnectionsPerUid) {

@@ -112,7 +112,7 @@ TEST(Threads, ClientsGoToTheLoopWithFewest) {
             ok += static_cast<bool>(r->result);
         }
     EXPECT_EQ(ok, 6 * 20);
-    EXPECT_EQ(metric_value(d.scrape(), R"(egress_connects_total{pool="default",result="ok",source="kernel"})"),
+    EXPECT_EQ(metric_value(d.scrape(), R"(egress_connects_total{pool="default",result="ok",source="kernel",transport="tcp"})"),
               6 * 20);
 }
 

@@ -166,8 +166,9 @@ TEST_F(ConnectorTest, FastPathCompletesWithoutTheEventLoop) {
     EXPECT_EQ(out.window_retries, 0u);
     EXPECT_EQ(out.source, 0u);
     EXPECT_FALSE(out.parity_switch);
-    EXPECT_EQ(sys.kinds(), (std::vector<Call::Kind>{Call::socket, Call::setsockopt, Call::bind, Call::setsockopt,
+    EXPECT_EQ(sys.kinds(), (std::vector<Call::Kind>{Call::socket, Call::setsockopt, Call::setsockopt, Call::bind,
                                                      Call::connect, Call::getpeername, Call::getsockname}));
+    EXPECT_EQ(sys.calls[0].value, static_cast<std::uint32_t>(SOCK_STREAM));
     EXPECT_EQ(sys.calls[0].domain, AF_INET);
     EXPECT_EQ(sys.of(Call::connect).at(0).addr, ep("192.0.2.80:443"));
     EXPECT_TRUE(sys.of(Call::getsockopt).empty());
@@ -183,16 +184,17 @@ TEST_F(ConnectorTest, OptionsAreSetInOrderOnTheSameSocket) {
     ASSERT_EQ(run.done_calls, 1);
     const int fd = sys.created.at(0);
     ASSERT_GE(sys.calls.size(), 5u);
-    // IP_BIND_ADDRESS_NO_PORT, then bind with port 0, then IP_LOCAL_PORT_RANGE, then connect.
+    // IP_LOCAL_PORT_RANGE, then IP_BIND_ADDRESS_NO_PORT, then bind with port 0, then connect.
     EXPECT_EQ(sys.calls[1].kind, Call::setsockopt);
     EXPECT_EQ(sys.calls[1].level, IPPROTO_IP);
-    EXPECT_EQ(sys.calls[1].name, kIpBindAddressNoPort);
-    EXPECT_EQ(sys.calls[1].value, 1u);
-    EXPECT_EQ(sys.calls[2].kind, Call::bind);
-    EXPECT_EQ(sys.calls[2].addr, ip("192.0.2.1"));
-    EXPECT_EQ(sys.calls[3].level, IPPROTO_IP);
-    EXPECT_EQ(sys.calls[3].name, kIpLocalPortRange);
-    EXPECT_EQ(sys.calls[3].value, encode_local_port_range({40000, 59999}));
+    EXPECT_EQ(sys.calls[1].name, kIpLocalPortRange);
+    EXPECT_EQ(sys.calls[1].value, encode_local_port_range({40000, 59999}));
+    EXPECT_EQ(sys.calls[2].kind, Call::setsockopt);
+    EXPECT_EQ(sys.calls[2].level, IPPROTO_IP);
+    EXPECT_EQ(sys.calls[2].name, kIpBindAddressNoPort);
+    EXPECT_EQ(sys.calls[2].value, 1u);
+    EXPECT_EQ(sys.calls[3].kind, Call::bind);
+    EXPECT_EQ(sys.calls[3].addr, ip("192.0.2.1"));
     EXPECT_EQ(sys.calls[4].kind, Call::connect);
     for (std::size_t i = 1; i <= 4; ++i) EXPECT_EQ(sys.calls[i].fd, fd) << i;
 }
@@ -305,6 +307,80 @@ TEST_F(ConnectorTest, WithoutFlagsNoDelayAndModeAreLeftAlone) {
     EXPECT_TRUE(sys.options(TCP_NODELAY).empty());
     EXPECT_TRUE(sys.of(Call::fcntl_setfl).empty());
     EXPECT_NE(::fcntl(run.out->fd.get(), F_GETFL) & O_NONBLOCK, 0);
+}
+
+// ---- UDP ----
+
+ConnectPlan udp(ConnectPlan p) {
+    p.transport = Transport::udp;
+    return p;
+}
+
+TEST_F(ConnectorTest, UdpBindsAddressAndPortInOneCallAndCompletesAtOnce) {
+    sys.connect_results = {0};  // a UDP connect() only records the peer
+    Reported run;
+    start(udp(plan({ip("192.0.2.1")}, kernel_range_policy({40000, 40999}), "192.0.2.53:53")), run);
+    ASSERT_EQ(run.done_calls, 1);
+    const auto& out = *run.out;
+    ASSERT_EQ(out.err, 0) << out.message;
+    EXPECT_EQ(out.transport, Transport::udp);
+    EXPECT_EQ(sys.kinds(), (std::vector<Call::Kind>{Call::socket, Call::setsockopt, Call::bind, Call::connect,
+                                                     Call::getsockname}));
+    EXPECT_EQ(sys.calls[0].value, static_cast<std::uint32_t>(SOCK_DGRAM));
+    EXPECT_EQ(sys.calls[1].name, kIpLocalPortRange) << "the range before the bind that searches it";
+    EXPECT_TRUE(sys.options(kIpBindAddressNoPort).empty()) << "nothing to defer for UDP";
+    EXPECT_EQ(out.remote, ep("192.0.2.53:53"));
+    EXPECT_EQ(out.local, ep("192.0.2.1:40000"));
+    EXPECT_EQ(io().poll(), 0u) << "nothing waits on the loop";
+}
+
+TEST_F(ConnectorTest, UdpPortsRunningOutMoveOnLikeTcpExhaustion) {
+    // A full window: bind() says EADDRINUSE; the automatic bind of connect() says EAGAIN.
+    const auto policy = window_policy(2);
+    const auto want = expected_attempts(policy, 2);
+    ASSERT_EQ(want.size(), 8u);
+    sys.bind_errs = {EADDRINUSE, EADDRINUSE, EADDRINUSE, EADDRINUSE};  // every try on the first source
+    sys.connect_results = {0};
+    Reported run;
+    start(udp(plan({ip("192.0.2.1"), ip("192.0.2.2")}, policy)), run);
+    ASSERT_EQ(run.done_calls, 1);
+    ASSERT_EQ(run.out->err, 0) << run.out->message;
+    EXPECT_EQ(run.out->attempts, 5u);
+    EXPECT_EQ(run.out->window_retries, 3u);
+    EXPECT_EQ(run.out->source, 1u);
+    EXPECT_EQ(sockets_open(), 1u) << "every socket of a failed try is closed";
+
+    sys = FakeSyscalls{};
+    sys.connect_default = EAGAIN;
+    Reported none;
+    start(udp(plan({}, policy)), none);
+    ASSERT_EQ(none.done_calls, 1);
+    EXPECT_TRUE(IsError(error_of(*none.out), EADDRNOTAVAIL, {"pool 'edge' is exhausted", "kernel-chosen"}));
+    EXPECT_EQ(none.out->attempts, 4u);
+    EXPECT_EQ(sockets_open(), 1u);
+}
+
+TEST_F(ConnectorTest, EagainFromATcpConnectIsNoExhaustion) {
+    sys.connect_results = {EAGAIN};
+    Reported run;
+    start(plan({ip("192.0.2.1"), ip("192.0.2.2")}, kernel_range_policy()), run);
+    ASSERT_EQ(run.done_calls, 1);
+    EXPECT_EQ(run.out->err, EAGAIN);
+    EXPECT_EQ(run.out->attempts, 1u);
+}
+
+TEST_F(ConnectorTest, UdpCountsNoParitySwitch) {
+    sys.connect_results = {0};
+    sys.local_port = [](const std::optional<PortRange>&, std::uint16_t) -> std::uint16_t { return 40001; };
+    PortPolicy p;
+    p.strategy = PortStrategy::kernel_default;
+    p.range = {40000, 40999};
+    Reported run;
+    start(udp(plan({ip("192.0.2.1")}, p)), run);
+    ASSERT_EQ(run.done_calls, 1);
+    ASSERT_EQ(run.out->err, 0);
+    EXPECT_EQ(run.out->local->port, 40001);
+    EXPECT_FALSE(run.out->parity_switch);
 }
 
 // ---- retries ----
@@ -982,7 +1058,9 @@ TEST_F(ConnectorTest, AdoptChecksRefuseEachWrongSocketWithItsErrno) {
     };
     const Case cases[] = {
         {"unix socket", {.domain = AF_UNIX}, true, EAFNOSUPPORT, "AF_INET"},
-        {"datagram", {.type = SOCK_DGRAM}, true, EPROTOTYPE, "SOCK_STREAM"},
+        {"raw", {.type = SOCK_RAW}, true, EPROTOTYPE, "SOCK_STREAM or SOCK_DGRAM"},
+        {"datagram, not UDP", {.type = SOCK_DGRAM, .protocol = IPPROTO_UDPLITE}, true, EPROTONOSUPPORT,
+         "IPPROTO_UDP"},
         {"sctp", {.protocol = IPPROTO_SCTP}, true, EPROTONOSUPPORT, "IPPROTO_TCP"},
         {"listening", {.state = TCP_LISTEN}, true, EINVAL, "listening"},
         {"connecting", {.state = TCP_SYN_SENT}, true, EALREADY, "in progress"},
@@ -1007,6 +1085,21 @@ TEST_F(ConnectorTest, AdoptChecksRefuseEachWrongSocketWithItsErrno) {
     EXPECT_TRUE(sys.of(Call::setsockopt).empty());
     EXPECT_TRUE(sys.of(Call::fcntl_setfl).empty());
     EXPECT_TRUE(sys.of(Call::bind).empty());
+}
+
+TEST_F(ConnectorTest, AdoptTakesAUdpSocketBlockingOrConnected) {
+    const SocketFacts udp{.type = SOCK_DGRAM, .protocol = IPPROTO_UDP, .state = TCP_ESTABLISHED};
+    const UniqueFd blocking(sys.adopt_socket(udp, false));
+    auto r = inspect_adopted(sys, blocking.get(), kOwnNetns, false);
+    ASSERT_TRUE(IsOk(r));
+    EXPECT_EQ(r->transport, Transport::udp);
+    EXPECT_TRUE(sys.of(Call::fcntl_getfl).empty()) << "its connect() never waits: blocking is fine";
+    const UniqueFd other(sys.adopt_socket({.type = SOCK_DGRAM, .protocol = IPPROTO_UDP, .netns = 2}));
+    EXPECT_EQ(inspect_error(sys, other.get()), EACCES) << "the namespace check holds for UDP too";
+    const UniqueFd tcp(sys.adopt_socket());
+    r = inspect_adopted(sys, tcp.get(), kOwnNetns, false);
+    ASSERT_TRUE(IsOk(r));
+    EXPECT_EQ(r->transport, Transport::tcp);
 }
 
 TEST_F(ConnectorTest, AdoptNamespaceCheckFailsClosedAndARuleMayWaiveIt) {
@@ -1046,12 +1139,12 @@ TEST_F(ConnectorTest, AdoptedUnboundSocketGetsThePoolSourceOnItself) {
     ASSERT_EQ(run.done_calls, 1);
     ASSERT_EQ(run.out->err, 0) << run.out->message;
     EXPECT_TRUE(sys.of(Call::socket).empty()) << "adopt mode opens no socket";
-    EXPECT_EQ(sys.kinds(), (std::vector<Call::Kind>{Call::setsockopt, Call::bind, Call::setsockopt, Call::connect,
+    EXPECT_EQ(sys.kinds(), (std::vector<Call::Kind>{Call::setsockopt, Call::setsockopt, Call::bind, Call::connect,
                                                      Call::getpeername, Call::getsockname}));
     for (const auto& c : sys.calls) EXPECT_EQ(c.fd, fd);
-    EXPECT_EQ(sys.calls[0].name, kIpBindAddressNoPort);
+    EXPECT_EQ(sys.calls[0].name, kIpLocalPortRange);
+    EXPECT_EQ(sys.calls[1].name, kIpBindAddressNoPort);
     EXPECT_EQ(sys.of(Call::bind).at(0).addr, ip("192.0.2.1"));
-    EXPECT_EQ(sys.calls[2].name, kIpLocalPortRange);
     EXPECT_EQ(run.out->fd.get(), fd);  // egressd's copy, for the caller to close
     EXPECT_EQ(run.out->local, ep("192.0.2.1:40000"));
     EXPECT_EQ(run.out->source, 0u);

@@ -73,7 +73,7 @@ struct Call {
     int fd = -1;
     int domain = 0;                // socket
     int level = 0, name = 0;       // setsockopt, getsockopt
-    std::uint32_t value = 0;       // setsockopt: the int or uint32 set; fcntl_setfl: the flags
+    std::uint32_t value = 0;       // setsockopt: the int or uint32 set; fcntl_setfl: the flags; socket: the type
     std::optional<Endpoint> addr;  // bind, connect
     unsigned count = 0;            // recvmmsg, sendmmsg: messages asked for; poll: descriptors
     SysResult result;              // recvmmsg, sendmmsg, sendmsg, poll: what the call returned
@@ -151,8 +151,11 @@ public:
 
     SysResult socket(int domain, int type, int protocol) override {
         calls.push_back({Call::socket, -1, domain});
+        calls.back().value = static_cast<std::uint32_t>(type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC));
         fds_at_socket.push_back(open_fds());
-        EXPECT_EQ(type, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC);
+        EXPECT_TRUE(type == (SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC) ||
+                    type == (SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC))
+            << type;
         EXPECT_EQ(protocol, 0);
         if (const int e = pop(socket_errs, 0)) return {-1, e};
         const int fd = substitute_socket ? substitute_socket() : ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
