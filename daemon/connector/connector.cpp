@@ -17,7 +17,14 @@ namespace egress {
 PendingConnect::PendingConnect(asio::io_context& io, Syscalls& sys, Random& random, ConnectPlan plan,
                                std::shared_ptr<FairQueue::Lane> lane)
     : sys_(sys), random_(random), plan_(std::move(plan)), lane_(std::move(lane)), adopt_(static_cast<bool>(plan_.adopted)),
-      udp_(plan_.transport == Transport::udp), io_(io) {}
+      udp_(plan_.transport == Transport::udp), io_(io) {
+    // The kernel's UDP port search walks its whole hash table when few ports
+    // are free, however small the range: a full window costs a full walk,
+    // and each retry another (egress-bench storm --transport udp: 5-17x
+    // slower than one search of the whole range, tests/bench/README.md). A
+    // window pool's UDP connects search its range in one go instead.
+    if (udp_ && plan_.policy.strategy == PortStrategy::window) plan_.policy.strategy = PortStrategy::kernel_range;
+}
 
 Endpoint PendingConnect::on_socket(const Endpoint& e) const {
     if (!adopt_ || !plan_.adopted_v6 || e.v6) return e;

@@ -335,29 +335,41 @@ TEST_F(ConnectorTest, UdpBindsAddressAndPortInOneCallAndCompletesAtOnce) {
 }
 
 TEST_F(ConnectorTest, UdpPortsRunningOutMoveOnLikeTcpExhaustion) {
-    // A full window: bind() says EADDRINUSE; the automatic bind of connect() says EAGAIN.
-    const auto policy = window_policy(2);
-    const auto want = expected_attempts(policy, 2);
-    ASSERT_EQ(want.size(), 8u);
-    sys.bind_errs = {EADDRINUSE, EADDRINUSE, EADDRINUSE, EADDRINUSE};  // every try on the first source
+    // A full source: bind() says EADDRINUSE; the automatic bind of connect() says EAGAIN.
+    const auto policy = userspace_policy(3);
+    sys.bind_errs = {EADDRINUSE, EADDRINUSE, EADDRINUSE};  // every try on the first source
     sys.connect_results = {0};
     Reported run;
     start(udp(plan({ip("192.0.2.1"), ip("192.0.2.2")}, policy)), run);
     ASSERT_EQ(run.done_calls, 1);
     ASSERT_EQ(run.out->err, 0) << run.out->message;
-    EXPECT_EQ(run.out->attempts, 5u);
-    EXPECT_EQ(run.out->window_retries, 3u);
+    EXPECT_EQ(run.out->attempts, 4u);
+    EXPECT_EQ(run.out->window_retries, 2u);
     EXPECT_EQ(run.out->source, 1u);
     EXPECT_EQ(sockets_open(), 1u) << "every socket of a failed try is closed";
 
     sys = FakeSyscalls{};
     sys.connect_default = EAGAIN;
     Reported none;
-    start(udp(plan({}, policy)), none);
+    start(udp(plan({}, kernel_range_policy())), none);
     ASSERT_EQ(none.done_calls, 1);
     EXPECT_TRUE(IsError(error_of(*none.out), EADDRNOTAVAIL, {"pool 'edge' is exhausted", "kernel-chosen"}));
-    EXPECT_EQ(none.out->attempts, 4u);
+    EXPECT_EQ(none.out->attempts, 1u);
     EXPECT_EQ(sockets_open(), 1u);
+}
+
+TEST_F(ConnectorTest, AWindowPoolsUdpConnectSearchesItsWholeRangeOnce) {
+    sys.bind_errs = {EADDRINUSE};
+    sys.connect_results = {0};
+    Reported run;
+    start(udp(plan({ip("192.0.2.1"), ip("192.0.2.2")}, window_policy(8))), run);
+    ASSERT_EQ(run.done_calls, 1);
+    ASSERT_EQ(run.out->err, 0) << run.out->message;
+    EXPECT_EQ(run.out->attempts, 2u) << "one search per source, no window retries";
+    EXPECT_EQ(run.out->window_retries, 0u);
+    const auto ranges = sys.options(kIpLocalPortRange);
+    ASSERT_EQ(ranges.size(), 2u);
+    for (const auto& r : ranges) EXPECT_EQ(r.value, encode_local_port_range({40000, 40999}));
 }
 
 TEST_F(ConnectorTest, EagainFromATcpConnectIsNoExhaustion) {
