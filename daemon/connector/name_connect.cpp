@@ -39,7 +39,8 @@ void NameConnect::start(Done done) {
     });
     // RFC 8305 section 3: AAAA first, then A, without waiting in between.
     for (bool v6 : {true, false})
-        resolver_->lookup(name_, v6, [weak = weak_from_this(), v6](LookupAnswer a) {
+        resolver_->lookup(name_, v6, [weak = weak_from_this(), v6, counted = hooks_.lookup_done](LookupAnswer a) {
+            if (counted) counted(v6, a);
             if (auto self = weak.lock(); self && !self->finished_) self->on_lookup(v6, std::move(a));
         });
 }

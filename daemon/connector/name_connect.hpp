@@ -48,6 +48,10 @@ struct NameHooks {
     // An attempt ended with its own outcome (not the ones closed because
     // another won): for the connect metrics.
     std::function<void(AddressPlan&, const ConnectOutcome&)> attempt_done;
+    // Each family's lookup answered, for the DNS metrics: also one that comes
+    // after the request has ended (a late AAAA once IPv4 has won). It must
+    // not need the NameConnect, which may be gone by then.
+    std::function<void(bool v6, const LookupAnswer&)> lookup_done;
 };
 
 // How one family's lookup went, for the reply and the metrics.

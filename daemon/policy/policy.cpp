@@ -255,7 +255,8 @@ std::optional<Decision> judge(const ClientRule& rule, const Endpoint& dest, cons
         // Both prefixes hold the address, so one lies inside the other.
         if (held && e.dest.len < held->len)
             return Decision{false, rule.name,
-                            held->text(dest) + "; " + entry_text(rule, i) + " is wider than that range, allow it by name"};
+                            held->text(dest) + "; " + entry_text(rule, i) +
+                                " is wider than that range: allow the range, or a part of it, by an entry of its own"};
         return Decision{true, rule.name, ""};
     }
     if (held) return Decision{false, rule.name, held->text(dest)};

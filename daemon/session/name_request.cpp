@@ -60,6 +60,9 @@ void Session::connect_name(std::uint64_t id, const proto::ConnectRequest& req, c
         p.hold = std::move(hold);
         return p;
     };
+    hooks.lookup_done = [&m = ctx_.metrics.names](bool v6, const LookupAnswer& a) {
+        m.lookup(v6, a.cached ? "cached" : to_string(a.status)).Increment();
+    };
     hooks.attempt_done = [weak = weak_from_this()](AddressPlan& p, const ConnectOutcome& out) {
         const auto& h = static_cast<const SessionHold&>(*p.hold);
         if (auto self = weak.lock()) self->record_connect(*h.pools, h.choice, h.dest, out);
@@ -95,11 +98,7 @@ void Session::on_name_done(std::uint64_t id, NameOutcome n) {
     inflight_.erase(f);  // the ticket gives its counts back before the reply
 
     auto& m = ctx_.metrics.names;
-    m.request(n.result).Increment();
-    for (bool v6 : {true, false}) {
-        const auto& l = v6 ? n.aaaa : n.a;
-        if (l.done) m.lookup(v6, l.answer.cached ? "cached" : to_string(l.answer.status)).Increment();
-    }
+    m.request(n.result).Increment();  // its lookups count as they answer (hooks.lookup_done)
     if (n.addresses) m.resolve_duration.observe(ctx_.index, static_cast<double>(n.resolve_us) / 1e6);
     if (n.out.err == 0) m.winner(n.winner_v6).Increment();
     if (n.first_failed) m.first_lost.Increment();
