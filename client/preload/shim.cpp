@@ -240,7 +240,9 @@ int connect_via_egressd(int fd, const sockaddr* sa, socklen_t len, const Addr& d
     if (fl < 0) return -1;
     const bool blocking = !(fl & O_NONBLOCK) && !dontwait;
     const std::uint32_t sndtimeo = blocking ? send_timeout_ms(fd) : 0;
-    const bool set_flags = !(fl & O_NONBLOCK);  // egressd takes only non-blocking sockets
+    // egressd takes only non-blocking TCP sockets; a UDP socket's connect()
+    // never waits, so it goes as it is (another thread may be using it).
+    const bool set_flags = !udp && !(fl & O_NONBLOCK);
     if (set_flags && ::fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0) return -1;
     const auto restore = [&] {
         if (set_flags) ::fcntl(fd, F_SETFL, fl);
@@ -274,6 +276,15 @@ int connect_via_egressd(int fd, const sockaddr* sa, socklen_t len, const Addr& d
     if (got == Exchange::not_delivered || dropped) {
         restore();
         return unreachable(fd, sa, len, dest, err, saved_errno);
+    }
+    // An egressd that predates UDP refuses the socket's type: the kernel
+    // connects it, as before the shim brokered UDP.
+    if (udp && got == Exchange::replied && rep.status == EPROTOTYPE && untouched()) {
+        if (s.debug) (Line() << "connect fd " << long{fd} << " to " << dest
+                             << ": egressd does not broker UDP, passed to the kernel").write();
+        restore();
+        errno = saved_errno;
+        return g_connect(fd, sa, len);
     }
     std::uint32_t status = rep.status;
     if (got == Exchange::lost) {

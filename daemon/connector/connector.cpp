@@ -20,7 +20,7 @@ PendingConnect::PendingConnect(asio::io_context& io, Syscalls& sys, Random& rand
       udp_(plan_.transport == Transport::udp), io_(io) {
     // The kernel's UDP port search walks its whole hash table when few ports
     // are free, however small the range: a full window costs a full walk,
-    // and each retry another (egress-bench storm --transport udp: 5-17x
+    // and each retry another (egress-bench storm --transport udp: 9.7x-28x
     // slower than one search of the whole range, tests/bench/README.md). A
     // window pool's UDP connects search its range in one go instead.
     if (udp_ && plan_.policy.strategy == PortStrategy::window) plan_.policy.strategy = PortStrategy::kernel_range;

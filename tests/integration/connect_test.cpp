@@ -12,6 +12,7 @@
 #include "egress_client.hpp"
 
 extern "C" int c_abi_connect(const char* socket_path, const char* address, uint16_t port, egress_reply* reply);
+extern "C" int c_abi_connect_udp(const char* socket_path, const char* address, uint16_t port, egress_reply* reply);
 #include "harness.hpp"
 
 namespace egress::test {
@@ -80,6 +81,19 @@ TEST(Connect, TheCAbiConnectsAndReportsErrors) {
     EXPECT_EQ(c_abi_connect("/tmp/no-egressd-here.sock", "127.0.0.1", 80, &reply), -1);
     EXPECT_EQ(reply.status, ENOENT);
     EXPECT_NE(std::string(reply.message).find("is egressd running?"), std::string::npos) << reply.message;
+}
+
+TEST(Connect, TheCAbiAsksForUdpWithAnOptionBit) {
+    Daemon d;
+    egress_reply reply;
+    const int fd = c_abi_connect_udp(d.socket().c_str(), "127.0.0.1", 53, &reply);
+    ASSERT_GE(fd, 0) << reply.error_name << ": " << reply.message;
+    int type = 0;
+    socklen_t len = sizeof type;
+    EXPECT_EQ(::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len), 0);
+    EXPECT_EQ(type, SOCK_DGRAM);
+    EXPECT_EQ(std::string(reply.remote), "127.0.0.1:53");
+    ::close(fd);
 }
 
 TEST(Connect, IPv6LoopbackWorks) {

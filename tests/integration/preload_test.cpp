@@ -940,6 +940,48 @@ TEST_F(Preload, UdpConnectsGoThroughEgressdFromAPoolSource) {
     EXPECT_EQ(wait_metric(*d_, R"(egress_adopted_total{result="ok"})", 2), 2);
 }
 
+// An egressd from before UDP refuses a UDP socket's type (EPROTOTYPE): the
+// shim then leaves the connect to the kernel, as it did before.
+TEST_F(Preload, WithAnEgressdThatPredatesUdpTheKernelConnectsUdpSockets) {
+    HeldSocket old(SOCK_SEQPACKET, 8);
+    std::thread refuser([fd = old.fd.get()] {
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, 10000) != 1) return;
+        UniqueFd conn(::accept4(fd, nullptr, nullptr, SOCK_CLOEXEC));
+        std::uint8_t buf[4096];
+        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)];
+        iovec iov{buf, sizeof buf};
+        msghdr m{};
+        m.msg_iov = &iov;
+        m.msg_iovlen = 1;
+        m.msg_control = control;
+        m.msg_controllen = sizeof control;
+        const auto n = ::recvmsg(conn.get(), &m, MSG_CMSG_CLOEXEC);
+        if (n < static_cast<ssize_t>(EGRESS_HEADER_SIZE)) return;
+        for (auto* c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c))  // the program's socket: not ours to keep
+            if (c->cmsg_type == SCM_RIGHTS) {
+                int got = -1;
+                std::memcpy(&got, CMSG_DATA(c), sizeof got);
+                ::close(got);
+            }
+        const auto h = proto::read_header(proto::ByteView(buf, static_cast<std::size_t>(n)));
+        proto::ConnectReply rep;
+        rep.status = EPROTOTYPE;
+        rep.error_name = "EPROTOTYPE";
+        rep.message = "the adopted socket is of type 2, not SOCK_STREAM";
+        const auto out = proto::encode_connect_reply(h ? h->request_id : 0, rep, false);
+        ::send(conn.get(), out.data(), out.size(), MSG_NOSIGNAL);
+    });
+    std::vector<std::string> argv{probe_bin(), "connect", "--udp", p_.remote_v4(), "53"};
+    const auto r = Proc(argv, child_env({"LD_PRELOAD=" + shim_lib(), "EGRESS_SOCKET=" + old.path})).finish();
+    refuser.join();
+    const auto u = first_of(r.out, "connect");
+    EXPECT_EQ(u.word(1), "0") << u.text << "\n" << r.err;
+    EXPECT_EQ(u["errno"], "kept") << u.text;
+    EXPECT_EQ(host_of(u["peer"]), p_.remote_v4()) << u.text;
+    EXPECT_EQ(host_of(u["local"]), p_.local_v4()[0]) << "the kernel's source: " << u.text;
+}
+
 TEST_F(Preload, UnixSocketsGoStraightToLibc) {
     const std::string path = d_->dir() + "/stream.sock";
     UniqueFd ux(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));

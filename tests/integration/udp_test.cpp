@@ -349,8 +349,15 @@ TEST_F(Udp, MetricsAndStatusCountEachTransportApart) {
                                   R"(",transport="tcp"})"),
               0)
         << m;
-    EXPECT_NE(m.find(R"(egress_connect_duration_seconds_count{pool="peer",port_parity=)"), std::string::npos);
-    EXPECT_NE(m.find(R"(transport="udp"})"), std::string::npos);
+    const auto parity = r->meta.local->port % 2 ? "odd" : "even";
+    EXPECT_EQ(metric_value(m, std::string(R"(egress_connect_duration_seconds_count{pool="peer",port_parity=")") +
+                                  parity + R"(",result="ok",source=")" + src + R"(",transport="udp"})"),
+              1)
+        << m;
+    EXPECT_EQ(metric_value(m, std::string(R"(egress_connect_duration_seconds_count{pool="peer",port_parity=")") +
+                                  parity + R"(",result="ok",source=")" + src + R"(",transport="tcp"})"),
+              0)
+        << m;
 
     auto st = client_->status();
     ASSERT_TRUE(st) << st.error().message;
