@@ -27,6 +27,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "dns_server.hpp"
 #include "harness.hpp"
 #include "peer_netns.hpp"
 #include "sockaddr.hpp"
@@ -626,6 +627,38 @@ TEST_F(Python, BlockingCreateConnectionConnectsFromThePool) { expect_from_the_po
 TEST_F(Python, AsyncioOpenConnectionConnectsFromThePool) { expect_from_the_pool("asyncio"); }
 
 TEST_F(Python, RawNonBlockingConnectFinishedBySelectConnectsFromThePool) { expect_from_the_pool("nonblocking"); }
+
+// A resolver of the program's own (dnspython, c-ares) connects a UDP socket
+// to the name server and sends its query there: under egress-run that socket
+// gets a pool source. (glibc's getaddrinfo() calls connect() inside libc,
+// where no preloaded shim sees it: its queries stay the kernel's.)
+TEST_F(Python, ItsOwnResolversQueryGoesOverUdpFromThePool) {
+    const int udp = peer_.make_socket(AF_INET, SOCK_DGRAM);
+    ASSERT_GE(udp, 0);
+    const auto at = to_sockaddr(*parse_address(peer_.remote_v4(), 53));
+    ASSERT_EQ(::bind(udp, at.get(), at.len), 0) << std::strerror(errno);
+    DnsServer dns(udp);
+    dns.set("upstream.dropin.test", {.a = {peer_.remote_v4()}});
+    const auto udp_ok = [&] {
+        double n = 0;
+        const auto text = d_->scrape();
+        for (const auto& s : pool_v4_)
+            n += std::max(0.0, metric_value(text, std::string(R"(egress_connects_total{pool=")") + kPool +
+                                                      R"(",result="ok",source=")" + s + R"(",transport="udp"})"));
+        return n;
+    };
+    const double before = udp_ok();
+    const auto r = run_under_egress("python-dns", probe("dns", peer_.remote_v4(), 53));
+    ASSERT_EQ(r.status, 0) << r.err;
+    const auto words = words_of(r.out);
+    ASSERT_EQ(words.size(), 3u) << r.out << r.err;
+    EXPECT_EQ(words[0], "ok") << r.out;
+    EXPECT_EQ(words[1], peer_.remote_v4()) << "the answer's address";
+    EXPECT_NE(std::find(pool_v4_.begin(), pool_v4_.end(), words[2]), pool_v4_.end()) << "queried from " << words[2];
+    EXPECT_EQ(dns.queries("upstream.dropin.test"), 1u);
+    EXPECT_TRUE(wait_until([&] { return udp_ok() - before >= 1; }))
+        << "no UDP connect from the pool counted:\n" << d_->scrape();
+}
 
 // ---- A black-holed upstream: each program's own timeout decides ----
 // egressd's deadline is 10 s here, so anything the programs see near their

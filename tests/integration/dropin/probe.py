@@ -13,6 +13,9 @@ Modes:
   nonblocking      a raw non-blocking socket's connect(), finished with select()
   sndtimeo         a blocking connect() with SO_SNDTIMEO = SECONDS
   asyncio-timeout  asyncio.wait_for(open_connection, SECONDS)
+  dns              a resolver of the program's own, as dnspython or c-ares are: an A query
+                   for upstream.dropin.test sent over a UDP socket connect()ed to the
+                   name server at HOST:PORT; prints "ok ADDRESS LOCAL_ADDRESS"
 """
 import asyncio
 import errno
@@ -124,6 +127,24 @@ def asyncio_timeout(host, port, seconds):
     return asyncio.run(attempt())
 
 
+def dns(host, port):
+    t0 = time.monotonic()
+    name = b"".join(bytes([len(label)]) + label for label in b"upstream.dropin.test".split(b".")) + b"\0"
+    query = struct.pack(">HHHHHH", 0x2a2a, 0x0100, 1, 0, 0, 0) + name + struct.pack(">HH", 1, 1)
+    try:
+        with socket.socket(family_of(host), socket.SOCK_DGRAM) as sock:
+            sock.settimeout(5)
+            sock.connect((host, port))
+            sock.send(query)
+            answer = sock.recv(512)
+            local = sock.getsockname()[0]
+    except OSError as err:
+        return error_line(err, t0)
+    if answer[:2] != query[:2] or struct.unpack(">H", answer[6:8])[0] < 1:
+        return "bad-answer " + answer.hex()
+    return f"ok {socket.inet_ntoa(answer[-4:])} {local}"
+
+
 def main():
     mode, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
     seconds = float(sys.argv[4]) if len(sys.argv) > 4 else 0.0
@@ -133,6 +154,7 @@ def main():
         "nonblocking": lambda: nonblocking(host, port),
         "sndtimeo": lambda: sndtimeo(host, port, seconds),
         "asyncio-timeout": lambda: asyncio_timeout(host, port, seconds),
+        "dns": lambda: dns(host, port),
     }
     print(modes[mode](), flush=True)
 
