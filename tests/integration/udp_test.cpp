@@ -319,19 +319,30 @@ TEST_F(Udp, EveryStrategyRunsASourcesPortsOutThenSaysThePoolIsExhausted) {
 // destination and from any process: here five sockets of the test's own.
 TEST_F(Udp, LeastLoadedPicksTheSourceWithFewerUdpPortsTaken) {
     const auto& v4 = peer_->local_v4();
-    start({{"pools", {{"peer", {{"sources", {v4[0], v4[1]}}, {"selection", "least-loaded"}}}}}});
+    const auto& v6 = peer_->local_v6();
+    start({{"pools", {{"peer", {{"sources", {v4[0], v4[1], v4[2], v6[0], v6[1]}}, {"selection", "least-loaded"}}}}}});
     std::vector<UniqueFd> busy;
-    for (int i = 0; i < 5; ++i) {
-        busy.emplace_back(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-        const auto sa = to_sockaddr(*parse_address(v4[0], 0));
-        ASSERT_EQ(::bind(busy.back().get(), sa.get(), sa.len), 0) << std::strerror(errno);
-    }
+    const auto occupy = [&](const std::string& address, int n) {
+        for (int i = 0; i < n; ++i) {
+            const auto at = *parse_address(address, 0);
+            busy.emplace_back(::socket(at.v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+            const auto sa = to_sockaddr(at);
+            ASSERT_EQ(::bind(busy.back().get(), sa.get(), sa.len), 0) << address << ": " << std::strerror(errno);
+        }
+    };
+    occupy(v4[0], 5);
+    occupy(v4[2], 6);
+    occupy(v6[0], 5);
     std::vector<UniqueFd> held;
     for (int i = 0; i < 4; ++i) {
         auto r = client_->connect(peer_v4(static_cast<std::uint16_t>(port_ + i)), udp());
         ASSERT_TRUE(r) << r.error().message;
         EXPECT_EQ(address_string(*r->meta.local), v4[1]) << i;
         held.push_back(std::move(r->fd));
+        auto r6 = client_->connect(peer_v6(static_cast<std::uint16_t>(port_ + i)), udp());
+        ASSERT_TRUE(r6) << r6.error().message;
+        EXPECT_EQ(address_string(*r6->meta.local), address_string(*parse_address(v6[1]))) << i;
+        held.push_back(std::move(r6->fd));
     }
 }
 
