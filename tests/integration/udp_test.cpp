@@ -245,7 +245,14 @@ TEST_F(Udp, ADeniedDestinationGetsEaccesAndARuleMayRefuseUdp) {
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error().code, EACCES);
     EXPECT_NE(r.error().message.find("link-local"), std::string::npos) << r.error().message;
-    EXPECT_EQ(metric(R"(egress_connects_total{pool="",result="EACCES",source="",transport="udp"})"), 1);
+    // Multicast and broadcast, connectable for UDP as they are not for TCP, are denied too.
+    for (const char* group : {"239.1.2.3", "255.255.255.255"}) {
+        auto m = client_->connect(*parse_address(group, 5000), udp());
+        ASSERT_FALSE(m) << group;
+        EXPECT_EQ(m.error().code, EACCES) << group;
+        EXPECT_NE(m.error().message.find("cast"), std::string::npos) << m.error().message;
+    }
+    EXPECT_EQ(metric(R"(egress_connects_total{pool="",result="EACCES",source="",transport="udp"})"), 3);
     EXPECT_EQ(metric(R"(egress_connects_total{pool="",result="EACCES",source="",transport="tcp"})"), 0);
     daemon_.reset();
 
