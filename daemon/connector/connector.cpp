@@ -99,7 +99,7 @@ int PendingConnect::try_once(const Attempt& a, std::string& what) {
     const int one = 1;
     if (plan_.flags & EGRESS_CONNECT_TCP_NODELAY) {
         if (auto r = sys_.setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); !r.ok())
-            return what = "setsockopt(TCP_NODELAY) failed", r.err;  // never on UDP: the codec refuses it
+            return what = "setsockopt(TCP_NODELAY) failed", r.err;  // never UDP: the codec and adopt checks refuse it
     }
     // The range before the bind: a UDP bind() to port 0 searches it at once.
     // (A TCP bind with IP_BIND_ADDRESS_NO_PORT leaves the search to connect().)
