@@ -317,9 +317,8 @@ int run(const Options& opt) {
     signals.async_wait([&](const error_code& ec, int sig) {
         if (ec) return;
         const auto drain_ms = current.config->drain_timeout_ms;
-        spdlog::info("received signal {}; draining: {} connect(s) in flight on {} client connection(s), waiting up to "
-                     "{} ms (shutdown.drain_timeout_ms); new requests get ESHUTDOWN",
-                     sig, shared.stats.inflight.get(), shared.stats.clients_connected.get(), drain_ms);
+        const auto inflight = shared.stats.inflight.get();
+        const auto clients = shared.stats.clients_connected.get();
         listener_draining = true;
         notifier.stopping();
         signals.async_wait(on_second);
@@ -335,6 +334,10 @@ int run(const Options& opt) {
         broker.drain("egressd is shutting down and takes no new requests; connect again to reach the next egressd",
                      [&] { finish("drained: every request in flight was answered"); });
         listener.drain();
+        // Logged once the socket path is gone, so that whoever reads it may bind the path.
+        spdlog::info("received signal {}; draining: {} connect(s) in flight on {} client connection(s), waiting up to "
+                     "{} ms (shutdown.drain_timeout_ms); new requests get ESHUTDOWN",
+                     sig, inflight, clients, drain_ms);
     });
     asio::signal_set hangup(io, SIGHUP);
     std::function<void(const error_code&, int)> on_hangup = [&](const error_code& ec, int) {
