@@ -20,8 +20,10 @@ struct Error {
 template <class T>
 class Result {
 public:
-    Result(T value) : v_(std::move(value)) {}          // NOLINT: implicit by design
-    Result(Error error) : v_(std::move(error)) {}      // NOLINT: implicit by design
+    // Built in place: a value moves once, not twice.
+    Result(T&& value) : v_(std::in_place_index<0>, std::move(value)) {}  // NOLINT: implicit by design
+    Result(const T& value) : v_(std::in_place_index<0>, value) {}        // NOLINT: implicit by design
+    Result(Error error) : v_(std::move(error)) {}                          // NOLINT: implicit by design
 
     bool ok() const { return v_.index() == 0; }
     explicit operator bool() const { return ok(); }

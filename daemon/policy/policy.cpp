@@ -1,7 +1,10 @@
 #include "policy.hpp"
 
+#include <endian.h>
+
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 
 #include "hostname.hpp"
 
@@ -180,14 +183,14 @@ bool same_address(const Endpoint& a, const Endpoint& b) {
     return a.v6 == b.v6 && std::equal(a.addr.begin(), a.addr.begin() + static_cast<long>(a.addr_len()), b.addr.begin());
 }
 
+// 127.0.0.0/8 and ::1.
 bool loopback(const Endpoint& dest) {
-    static const Prefix v4 = prefix("127.0.0.0/8"), v6 = prefix("::1/128");
-    return v4.contains(dest) || v6.contains(dest);
+    return dest.v6 ? unspecified_or_loopback6(dest) && dest.addr[15] == 1 : dest.addr[0] == 127;
 }
 
+// 0.0.0.0/8 and ::.
 bool unspecified(const Endpoint& dest) {
-    static const Prefix v4 = prefix("0.0.0.0/8"), v6 = prefix("::/128");
-    return v4.contains(dest) || v6.contains(dest);
+    return dest.v6 ? unspecified_or_loopback6(dest) && dest.addr[15] == 0 : dest.addr[0] == 0;
 }
 
 bool host_address(const HostFacts& host, const Endpoint& dest) {
@@ -221,15 +224,60 @@ struct Holder {
     }
 };
 
+// An address as two 64-bit words, its first byte in the top bits (an IPv4
+// address fills the top half of the first).
+struct Words {
+    std::uint64_t hi = 0, lo = 0;
+    explicit Words(const Endpoint& e) {
+        std::memcpy(&hi, e.addr.data(), sizeof hi);
+        std::memcpy(&lo, e.addr.data() + 8, sizeof lo);
+        hi = be64toh(hi);
+        lo = be64toh(lo);
+        if (!e.v6) {
+            hi &= ~std::uint64_t{0} << 32;
+            lo = 0;
+        }
+    }
+};
+
+// A built-in range as masked words: a test of an address is two ANDs.
+struct CompiledRange {
+    std::uint64_t net_hi, net_lo, mask_hi, mask_lo;
+    const BuiltinRange* range;
+    bool holds(const Words& a) const { return (a.hi & mask_hi) == net_hi && (a.lo & mask_lo) == net_lo; }
+};
+
+// The built-in ranges of one family, narrowest first (in list order among
+// equals): the first that holds an address is the narrowest that does.
+const std::vector<CompiledRange>& narrowest_first(bool v6) {
+    static const auto compile = [](bool six) {
+        std::vector<const BuiltinRange*> sorted;
+        for (const auto& r : builtin_ranges())
+            if (r.prefix.net.v6 == six) sorted.push_back(&r);
+        std::stable_sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->prefix.len > b->prefix.len; });
+        std::vector<CompiledRange> out;
+        // The top `bits` bits of a word.
+        const auto top = [](unsigned bits) {
+            return bits == 0 ? 0 : bits >= 64 ? ~std::uint64_t{0} : ~std::uint64_t{0} << (64 - bits);
+        };
+        for (const auto* r : sorted) {
+            const auto len = r->prefix.len;
+            const Words net(r->prefix.net);
+            const auto mask_hi = top(std::min(len, 64u)), mask_lo = top(len > 64 ? len - 64 : 0);
+            out.push_back({net.hi & mask_hi, net.lo & mask_lo, mask_hi, mask_lo, r});
+        }
+        return out;
+    };
+    static const std::vector<CompiledRange> v4 = compile(false), v6s = compile(true);
+    return v6 ? v6s : v4;
+}
+
 std::optional<Holder> holder(const ClientRule& rule, const Endpoint& dest, const HostFacts& host) {
     if (rule.deny_host && !loopback(dest) && host_address(host, dest)) return Holder{dest.v6 ? 128u : 32u, nullptr};
-    const BuiltinRange* best = nullptr;
-    for (const auto& r : builtin_ranges())
-        if ((!r.private_range || rule.deny_private) && r.prefix.contains(dest) &&
-            (!best || r.prefix.len > best->prefix.len))
-            best = &r;
-    if (!best) return std::nullopt;
-    return Holder{best->prefix.len, best};
+    const Words a(dest);
+    for (const auto& c : narrowest_first(dest.v6))
+        if ((!c.range->private_range || rule.deny_private) && c.holds(a)) return Holder{c.range->prefix.len, c.range};
+    return std::nullopt;
 }
 
 // One form of a destination, resolved from `name` (empty: a literal), under

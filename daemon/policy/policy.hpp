@@ -146,7 +146,7 @@ std::vector<EmbeddedForm> embedded_forms(const Endpoint& dest);
 
 struct Decision {
     bool allowed = true;
-    std::string rule;    // the rule that decided
+    std::string_view rule;  // the name of the rule that decided (its own string: valid while the rule is)
     std::string reason;  // for a denial: which entry or built-in range, for humans
 };
 

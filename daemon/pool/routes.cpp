@@ -4,16 +4,6 @@
 
 namespace egress {
 
-bool Prefix::contains(const Endpoint& a) const {
-    if (a.v6 != net.v6) return false;
-    const unsigned full = len / 8, rest = len % 8;
-    for (unsigned i = 0; i < full; ++i)
-        if (a.addr[i] != net.addr[i]) return false;
-    if (rest == 0) return true;
-    const auto mask = static_cast<std::uint8_t>(0xFF << (8 - rest));
-    return (a.addr[full] & mask) == (net.addr[full] & mask);
-}
-
 Result<Prefix> parse_prefix(std::string_view text) {
     const auto slash = text.find('/');
     auto addr = parse_address(text.substr(0, slash));

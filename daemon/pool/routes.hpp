@@ -1,6 +1,9 @@
 // Destination routes: which pool serves a destination. Pure.
 #pragma once
 
+#include <endian.h>
+
+#include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -15,8 +18,27 @@ namespace egress {
 struct Prefix {
     Endpoint net;  // port unused
     unsigned len = 0;
-    bool contains(const Endpoint& addr) const;
+    // On the request path (routes, rules, the deny list): compared a 64-bit
+    // word at a time.
+    bool contains(const Endpoint& addr) const {
+        if (addr.v6 != net.v6) return false;
+        return differs_within(word(addr, 0), word(net, 0), len) == 0 &&
+               (len <= 64 || differs_within(word(addr, 8), word(net, 8), len - 64) == 0);
+    }
     bool operator==(const Prefix&) const = default;
+
+private:
+    // Bytes [at, at + 8) of the address, the first in the top bits.
+    static std::uint64_t word(const Endpoint& e, std::size_t at) {
+        std::uint64_t w;
+        std::memcpy(&w, e.addr.data() + at, sizeof w);
+        return be64toh(w);
+    }
+    // The bits in which a and b differ among their first `bits` (of 64).
+    static std::uint64_t differs_within(std::uint64_t a, std::uint64_t b, unsigned bits) {
+        if (bits == 0) return 0;
+        return bits >= 64 ? a ^ b : (a ^ b) >> (64 - bits);
+    }
 };
 
 // "192.0.2.0/24", "2001:db8::/32", or a bare address (a /32 or /128).
