@@ -1,5 +1,7 @@
 #include "codec.hpp"
 
+#include <endian.h>
+
 #include <algorithm>
 #include <array>
 #include <cerrno>
@@ -12,10 +14,22 @@ namespace {
 
 // ---- little-endian primitives ----
 
-std::uint64_t get_le(ByteView b, std::size_t off, std::size_t n) {
+// N bytes at `off`, which the caller has checked are there.
+// (A memcpy of the little-endian form: one load or store, where a loop of
+// shifts costs a few instructions a byte.)
+template <std::size_t N>
+std::uint64_t get_le(ByteView b, std::size_t off) {
+    static_assert(N <= 8);
     std::uint64_t v = 0;
-    for (std::size_t i = 0; i < n; ++i) v |= std::uint64_t{b[off + i]} << (8 * i);
-    return v;
+    std::memcpy(&v, b.data() + off, N);
+    return le64toh(v);
+}
+
+template <std::size_t N>
+void put_le(std::uint8_t* at, std::uint64_t v) {
+    static_assert(N <= 8);
+    const auto le = htole64(v);
+    std::memcpy(at, &le, N);
 }
 
 std::string hex16(std::uint16_t v) {
@@ -29,24 +43,27 @@ std::string hex16(std::uint16_t v) {
 
 class Writer {
 public:
-    // Writes at a position into a buffer sized once for a typical message,
-    // grown only by a long one: no capacity check per byte.
-    Writer(std::uint8_t type, std::uint16_t flags, std::uint64_t id) : out_(kTypical) {
-        le(EGRESS_MAGIC, 4);
-        std::uint8_t vt[2] = {EGRESS_VERSION, type};
-        put(vt, 2);
-        le(flags, 2);
-        le(id, 8);
-        le(0, 4);  // payload length, patched by finish()
+    // Writes into a buffer on the stack, sized for a typical message, and
+    // moves to the heap only for a long one; finish() makes the one
+    // allocation the message needs.
+    Writer(std::uint8_t type, std::uint16_t flags, std::uint64_t id) {
+        auto* h = room(EGRESS_HEADER_SIZE);
+        put_le<4>(h, EGRESS_MAGIC);
+        h[4] = EGRESS_VERSION;
+        h[5] = type;
+        put_le<2>(h + 6, flags);
+        put_le<8>(h + 8, id);
+        put_le<4>(h + 16, 0);  // payload length, patched by finish()
     }
+    Writer(const Writer&) = delete;
+    Writer& operator=(const Writer&) = delete;
+
     void field(std::uint16_t type, const std::uint8_t* data, std::size_t len) {
-        le(type, 2);
-        le(len, 2);
-        put(data, len);
+        auto* f = field_header(type, len);
+        if (len) std::memcpy(f, data, len);
     }
-    // Fixed-size values go out from the stack: no allocation per field.
-    void u32(std::uint16_t type, std::uint32_t v) { little_endian(type, v, 4); }
-    void u64(std::uint16_t type, std::uint64_t v) { little_endian(type, v, 8); }
+    void u32(std::uint16_t type, std::uint32_t v) { put_le<4>(field_header(type, 4), v); }
+    void u64(std::uint16_t type, std::uint64_t v) { put_le<8>(field_header(type, 8), v); }
     // Text longer than the protocol allows is cut, never sent oversized,
     // and never inside a UTF-8 character.
     void text(std::uint16_t type, const std::string& s, std::size_t max) {
@@ -55,42 +72,54 @@ public:
         field(type, reinterpret_cast<const std::uint8_t*>(s.data()), n);
     }
     void endpoint(std::uint16_t type, const Endpoint& ep) {
-        std::array<std::uint8_t, 18> b{};
         const auto n = ep.addr_len();
-        std::copy(ep.addr.begin(), ep.addr.begin() + static_cast<long>(n), b.begin());
-        b[n] = static_cast<std::uint8_t>(ep.port);
-        b[n + 1] = static_cast<std::uint8_t>(ep.port >> 8);
-        field(type, b.data(), n + 2);
+        auto* f = field_header(type, n + 2);
+        std::memcpy(f, ep.addr.data(), n);
+        put_le<2>(f + n, ep.port);
     }
     Bytes finish() {
-        const auto len = static_cast<std::uint32_t>(pos_ - EGRESS_HEADER_SIZE);
-        for (int i = 0; i < 4; ++i) out_[16 + i] = static_cast<std::uint8_t>(len >> (8 * i));
-        out_.resize(pos_);
-        return std::move(out_);
+        patch_length();
+        if (heap_.empty()) return Bytes(buf_, buf_ + pos_);
+        heap_.resize(pos_);
+        return std::move(heap_);
+    }
+    void finish_into(Bytes& out) {
+        patch_length();
+        out.assign(buf_, buf_ + pos_);
     }
 
 private:
     static constexpr std::size_t kTypical = 256;  // a reply with a message, two endpoints and a pool
-    void put(const std::uint8_t* data, std::size_t n) {
-        if (pos_ + n > out_.size()) out_.resize(std::max(out_.size() * 2, pos_ + n));
-        if (n) std::memcpy(out_.data() + pos_, data, n);
+
+    void patch_length() { put_le<4>(buf_ + 16, pos_ - EGRESS_HEADER_SIZE); }
+
+    // Writes a field's type and length; returns where its `len` bytes go.
+    std::uint8_t* field_header(std::uint16_t type, std::size_t len) {
+        auto* f = room(EGRESS_FIELD_HEADER_SIZE + len);
+        put_le<2>(f, type);
+        put_le<2>(f + 2, len);
+        return f + EGRESS_FIELD_HEADER_SIZE;
+    }
+    // The next n bytes of the message, to be written.
+    std::uint8_t* room(std::size_t n) {
+        if (pos_ + n > cap_) grow(pos_ + n);
+        auto* at = buf_ + pos_;
         pos_ += n;
+        return at;
     }
-    void le(std::uint64_t v, std::size_t n) {
-        std::array<std::uint8_t, 8> b;
-        for (std::size_t i = 0; i < n; ++i) b[i] = static_cast<std::uint8_t>(v >> (8 * i));
-        put(b.data(), n);
+    void grow(std::size_t need) {
+        const auto cap = std::max(cap_ * 2, need);
+        const bool on_stack = heap_.empty();
+        heap_.resize(cap);
+        if (on_stack) std::memcpy(heap_.data(), stack_.data(), pos_);
+        buf_ = heap_.data();
+        cap_ = cap;
     }
-    void little_endian(std::uint16_t type, std::uint64_t v, std::size_t n) {
-        std::array<std::uint8_t, 12> b;
-        b[0] = static_cast<std::uint8_t>(type);
-        b[1] = static_cast<std::uint8_t>(type >> 8);
-        b[2] = static_cast<std::uint8_t>(n);
-        b[3] = 0;
-        for (std::size_t i = 0; i < n; ++i) b[4 + i] = static_cast<std::uint8_t>(v >> (8 * i));
-        put(b.data(), 4 + n);
-    }
-    Bytes out_;
+
+    std::array<std::uint8_t, kTypical> stack_;  // not zeroed: only what is written is read
+    Bytes heap_;
+    std::uint8_t* buf_ = stack_.data();
+    std::size_t cap_ = kTypical;
     std::size_t pos_ = 0;
 };
 
@@ -114,8 +143,8 @@ public:
             fail("field header truncated at payload offset " + std::to_string(off_));
             return false;
         }
-        f.type = static_cast<std::uint16_t>(get_le(p_, off_, 2));
-        const auto len = static_cast<std::size_t>(get_le(p_, off_ + 2, 2));
+        f.type = static_cast<std::uint16_t>(get_le<2>(p_, off_));
+        const auto len = static_cast<std::size_t>(get_le<2>(p_, off_ + 2));
         if (p_.size() - off_ - EGRESS_FIELD_HEADER_SIZE < len) {
             fail("field " + hex16(f.type) + " claims " + std::to_string(len) + " bytes but " +
                  std::to_string(p_.size() - off_ - EGRESS_FIELD_HEADER_SIZE) + " remain");
@@ -163,7 +192,7 @@ std::optional<Endpoint> read_endpoint(FieldReader& r, const Field& f, const char
     Endpoint ep;
     ep.v6 = n == EGRESS_ENDPOINT_V6_SIZE;
     std::memcpy(ep.addr.data(), f.value.data(), ep.addr_len());
-    ep.port = static_cast<std::uint16_t>(get_le(f.value, ep.addr_len(), 2));
+    ep.port = static_cast<std::uint16_t>(get_le<2>(f.value, ep.addr_len()));
     return ep;
 }
 
@@ -188,7 +217,7 @@ template <class R>
 bool read_status_field(FieldReader& r, const Field& f, R& out) {
     switch (f.type) {
     case EGRESS_FIELD_STATUS:
-        if (want_len(r, f, 4, "status")) out.status = static_cast<std::uint32_t>(get_le(f.value, 0, 4));
+        if (want_len(r, f, 4, "status")) out.status = static_cast<std::uint32_t>(get_le<4>(f.value, 0));
         return true;
     case EGRESS_FIELD_ERROR_NAME:
         if (auto s = read_text(r, f, "error name", 1, EGRESS_MAX_NAME)) out.error_name = *s;
@@ -217,13 +246,13 @@ std::optional<Error> check_error_fields(const FieldReader& r, std::uint32_t stat
 }  // namespace
 
 std::optional<Header> read_header(ByteView d) {
-    if (d.size() < EGRESS_HEADER_SIZE || get_le(d, 0, 4) != EGRESS_MAGIC) return std::nullopt;
+    if (d.size() < EGRESS_HEADER_SIZE || get_le<4>(d, 0) != EGRESS_MAGIC) return std::nullopt;
     Header h;
     h.version = d[4];
     h.type = d[5];
-    h.flags = static_cast<std::uint16_t>(get_le(d, 6, 2));
-    h.request_id = get_le(d, 8, 8);
-    h.payload_len = static_cast<std::uint32_t>(get_le(d, 16, 4));
+    h.flags = static_cast<std::uint16_t>(get_le<2>(d, 6));
+    h.request_id = get_le<8>(d, 8);
+    h.payload_len = static_cast<std::uint32_t>(get_le<4>(d, 16));
     return h;
 }
 
@@ -285,15 +314,15 @@ Result<ConnectRequest> decode_connect(ByteView payload) {
                 std::string_view(reinterpret_cast<const char*>(f.value.data()), n - 2));
             if (!name) return name.error();
             req.host = std::move(*name);
-            req.dest.port = static_cast<std::uint16_t>(get_le(f.value, n - 2, 2));
+            req.dest.port = static_cast<std::uint16_t>(get_le<2>(f.value, n - 2));
             break;
         }
         case EGRESS_FIELD_TIMEOUT_MS:
-            if (want_len(r, f, 4, "timeout_ms")) req.timeout_ms = static_cast<std::uint32_t>(get_le(f.value, 0, 4));
+            if (want_len(r, f, 4, "timeout_ms")) req.timeout_ms = static_cast<std::uint32_t>(get_le<4>(f.value, 0));
             break;
         case EGRESS_FIELD_CONNECT_FLAGS:
             if (want_len(r, f, 4, "connect flags")) {
-                req.flags = static_cast<std::uint32_t>(get_le(f.value, 0, 4));
+                req.flags = static_cast<std::uint32_t>(get_le<4>(f.value, 0));
                 if (req.flags & ~EGRESS_CONNECT_KNOWN_FLAGS)
                     return Error{EINVAL, "unknown connect flag bits " +
                                              std::to_string(req.flags & ~EGRESS_CONNECT_KNOWN_FLAGS)};
@@ -304,7 +333,7 @@ Result<ConnectRequest> decode_connect(ByteView payload) {
             break;
         case EGRESS_FIELD_TRANSPORT:
             if (want_len(r, f, 4, "transport")) {
-                const auto t = get_le(f.value, 0, 4);
+                const auto t = get_le<4>(f.value, 0);
                 if (t != EGRESS_TRANSPORT_TCP && t != EGRESS_TRANSPORT_UDP)
                     return Error{EPROTONOSUPPORT, "transport " + std::to_string(t) +
                                                       " is not supported: 6 (TCP) or 17 (UDP)"};
@@ -354,8 +383,9 @@ Bytes encode_status_reply(std::uint64_t id, const StatusReply& rep) {
     return w.finish();
 }
 
-Bytes encode_connect_reply(std::uint64_t id, const ConnectReply& rep, bool fd_attached) {
-    Writer w(EGRESS_MSG_CONNECT_REPLY, fd_attached ? EGRESS_HDR_FLAG_FD_ATTACHED : 0, id);
+namespace {
+
+void write_connect_reply(Writer& w, const ConnectReply& rep) {
     w.u32(EGRESS_FIELD_STATUS, rep.status);
     if (rep.status != 0) {
         w.text(EGRESS_FIELD_ERROR_NAME, rep.error_name.empty() ? errno_name(static_cast<int>(rep.status)) : rep.error_name,
@@ -370,7 +400,20 @@ Bytes encode_connect_reply(std::uint64_t id, const ConnectReply& rep, bool fd_at
     if (rep.timeout_ms) w.u32(EGRESS_FIELD_TIMEOUT_MS, rep.timeout_ms);
     if (rep.addresses) w.u32(EGRESS_FIELD_ADDRESSES, rep.addresses);
     if (rep.resolve_us) w.u64(EGRESS_FIELD_RESOLVE_US, rep.resolve_us);
+}
+
+}  // namespace
+
+Bytes encode_connect_reply(std::uint64_t id, const ConnectReply& rep, bool fd_attached) {
+    Writer w(EGRESS_MSG_CONNECT_REPLY, fd_attached ? EGRESS_HDR_FLAG_FD_ATTACHED : 0, id);
+    write_connect_reply(w, rep);
     return w.finish();
+}
+
+void encode_connect_reply(Bytes& out, std::uint64_t id, const ConnectReply& rep, bool fd_attached) {
+    Writer w(EGRESS_MSG_CONNECT_REPLY, fd_attached ? EGRESS_HDR_FLAG_FD_ATTACHED : 0, id);
+    write_connect_reply(w, rep);
+    w.finish_into(out);
 }
 
 Bytes encode_error_reply(std::uint64_t id, const ErrorReply& rep) {
@@ -427,19 +470,19 @@ Result<Reply> decode_reply(ByteView d) {
             if (auto s = read_text(r, f, "pool", 1, EGRESS_MAX_NAME)) c.pool = *s;
             break;
         case EGRESS_FIELD_ATTEMPTS:
-            if (want_len(r, f, 4, "attempts")) c.attempts = static_cast<std::uint32_t>(get_le(f.value, 0, 4));
+            if (want_len(r, f, 4, "attempts")) c.attempts = static_cast<std::uint32_t>(get_le<4>(f.value, 0));
             break;
         case EGRESS_FIELD_CONNECT_US:
-            if (want_len(r, f, 8, "connect_us")) c.connect_us = get_le(f.value, 0, 8);
+            if (want_len(r, f, 8, "connect_us")) c.connect_us = get_le<8>(f.value, 0);
             break;
         case EGRESS_FIELD_TIMEOUT_MS:
-            if (want_len(r, f, 4, "timeout_ms")) c.timeout_ms = static_cast<std::uint32_t>(get_le(f.value, 0, 4));
+            if (want_len(r, f, 4, "timeout_ms")) c.timeout_ms = static_cast<std::uint32_t>(get_le<4>(f.value, 0));
             break;
         case EGRESS_FIELD_ADDRESSES:
-            if (want_len(r, f, 4, "addresses")) c.addresses = static_cast<std::uint32_t>(get_le(f.value, 0, 4));
+            if (want_len(r, f, 4, "addresses")) c.addresses = static_cast<std::uint32_t>(get_le<4>(f.value, 0));
             break;
         case EGRESS_FIELD_RESOLVE_US:
-            if (want_len(r, f, 8, "resolve_us")) c.resolve_us = get_le(f.value, 0, 8);
+            if (want_len(r, f, 8, "resolve_us")) c.resolve_us = get_le<8>(f.value, 0);
             break;
         default:
             r.fail("field " + hex16(f.type) + " is not valid in a CONNECT reply");

@@ -75,6 +75,9 @@ std::optional<Error> decode_status(ByteView payload);
 
 // `fd_attached` sets EGRESS_HDR_FLAG_FD_ATTACHED: the sender attaches one fd.
 Bytes encode_connect_reply(std::uint64_t request_id, const ConnectReply& reply, bool fd_attached);
+// The same, written into `out` (what it held is replaced; its capacity is
+// reused, so a buffer that has held a reply takes the next without allocating).
+void encode_connect_reply(Bytes& out, std::uint64_t request_id, const ConnectReply& reply, bool fd_attached);
 Bytes encode_error_reply(std::uint64_t request_id, const ErrorReply& reply);
 // The JSON travels in as many JSON fields as it needs (each < 64 KiB).
 Bytes encode_status_reply(std::uint64_t request_id, const StatusReply& reply);
