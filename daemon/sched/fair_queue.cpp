@@ -27,6 +27,22 @@ void FairQueue::make_ready(Lane& lane, std::uint64_t start) {
     }
 }
 
+std::uint64_t FairQueue::begin_turn(Lane& lane) {
+    // As make_ready would have placed it: an idle lane banks no credit.
+    const auto start = std::max(now_, lane.finish_);
+    now_ = start;
+    lane.ready_ = true;
+    in_turn_ = true;
+    return start;
+}
+
+void FairQueue::end_turn(Lane& lane, std::uint64_t start, std::uint32_t cost) {
+    in_turn_ = false;
+    lane.finish_ = start + std::max<std::uint32_t>(cost, 1);
+    lane.ready_ = false;
+    if (!lane.tasks_.empty()) make_ready(lane, lane.finish_);
+}
+
 void FairQueue::run() {
     woken_ = false;
     while (!ready_.empty()) {
@@ -43,11 +59,13 @@ void FairQueue::run() {
         // the lane's next turn, which starts where this one ends.
         now_ = start;
         std::uint64_t cost = 0;
+        in_turn_ = true;
         while (cost < quantum_ && !lane->tasks_.empty()) {
             auto task = std::move(lane->tasks_.front());
             lane->tasks_.pop_front();
             cost += std::max<std::uint32_t>(task(), 1);
         }
+        in_turn_ = false;
         lane->finish_ = start + cost;
         if (lane->tasks_.empty()) lane->ready_ = false;
         else push_ready(lane->finish_, lane);

@@ -2,7 +2,8 @@
 //
 // Work for a client (reading its requests, finishing its connects, sending
 // its replies) is posted on the client's Lane instead of run where it became
-// possible. run() serves the lane that has had the least service for one
+// possible, unless no other lane waits (run_or_post: then it runs at once, as
+// the turn it would get next). run() serves the lane that has had the least service for one
 // quantum of work, then yields to the event loop, so a client that always has
 // work queued gets its share and no more: a lane that was idle starts at the
 // current virtual time, ahead of every lane that has been busy since. Pure: the
@@ -28,6 +29,16 @@ public:
         explicit Lane(FairQueue& q) : q_(q) {}
         // Queues `t` behind this lane's other tasks.
         void post(Task t);
+        // Runs `work` (a Task-like callable) at once as this lane's turn when
+        // no lane waits for one and no turn is under way: the turn it would
+        // have got next, without the trip through the event loop. Otherwise
+        // posts it.
+        template <class F>
+        void run_or_post(F&& work) {
+            if (!q_.idle() || ready_) return post(Task(std::forward<F>(work)));
+            const auto start = q_.begin_turn(*this);
+            q_.end_turn(*this, start, work());
+        }
         // Drops every queued task (their captures are released now).
         void clear() { tasks_.clear(); }
         bool idle() const { return tasks_.empty(); }
@@ -58,6 +69,12 @@ public:
 
 private:
     void make_ready(Lane& lane, std::uint64_t start);
+    // No lane has work and no turn is under way.
+    bool idle() const { return ready_.empty() && !in_turn_; }
+    // A turn of `lane` that run_or_post runs at once: where it starts, and
+    // its end (what its work posted on the lane waits for the next turn).
+    std::uint64_t begin_turn(Lane& lane);
+    void end_turn(Lane& lane, std::uint64_t start, std::uint32_t cost);
 
     std::function<void()> wake_;
     std::uint32_t quantum_;
@@ -76,6 +93,7 @@ private:
     std::vector<Ready> ready_;
     std::uint64_t seq_ = 0;
     bool woken_ = false;
+    bool in_turn_ = false;  // a task runs (run_or_post must not start another turn inside it)
 };
 
 }  // namespace egress

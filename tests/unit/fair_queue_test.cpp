@@ -158,5 +158,68 @@ TEST(FairQueue, ATaskMayDropTheLastReferenceToItsLane) {
     EXPECT_TRUE(w.expired());
 }
 
+TEST(FairQueue, RunOrPostRunsAtOnceWhenNoLaneWaits) {
+    Loop l;
+    auto a = l.q.lane();
+    a->run_or_post(l.task('a'));
+    EXPECT_EQ(l.trace, "a");
+    EXPECT_EQ(l.wakes, 0) << "no trip through the loop";
+    EXPECT_EQ(l.q.ready_lanes(), 0u);
+}
+
+TEST(FairQueue, RunOrPostQueuesBehindALaneThatWaits) {
+    Loop l;
+    auto a = l.q.lane();
+    auto b = l.q.lane();
+    b->post(l.task('b'));
+    a->run_or_post(l.task('a'));
+    EXPECT_EQ(l.trace, "");
+    l.drain();
+    EXPECT_EQ(l.trace, "ba");
+}
+
+TEST(FairQueue, RunOrPostInsideATurnWaitsForItsOwnTurn) {
+    Loop l;
+    auto a = l.q.lane();
+    auto b = l.q.lane();
+    a->post([&] {
+        l.trace += 'a';
+        b->run_or_post(l.task('b'));  // not a turn inside a's turn
+        l.trace += 'A';
+        return 1U;
+    });
+    l.drain();
+    EXPECT_EQ(l.trace, "aAb");
+}
+
+TEST(FairQueue, ATurnRunAtOnceCountsAsService) {
+    Loop l;
+    auto a = l.q.lane();
+    auto b = l.q.lane();
+    a->run_or_post(l.task('a', 8));  // two quanta of service for a
+    a->run_or_post(l.task('A'));     // nothing waits: at once again
+    // a's next turn starts where those ended: behind b, which has had none.
+    a->post(l.task('x'));
+    b->post(l.task('b'));
+    b->post(l.task('b'));
+    l.drain();
+    EXPECT_EQ(l.trace, "aAbbx");
+}
+
+TEST(FairQueue, WhatARunAtOnceTurnPostsOnItsLaneWaitsForTheNextTurn) {
+    Loop l;
+    auto a = l.q.lane();
+    a->run_or_post([&] {
+        l.trace += 'a';
+        a->post(l.task('y'));
+        return 1U;
+    });
+    EXPECT_EQ(l.trace, "a");
+    EXPECT_EQ(l.wakes, 1);
+    EXPECT_EQ(l.q.ready_lanes(), 1u);
+    l.drain();
+    EXPECT_EQ(l.trace, "ay");
+}
+
 }  // namespace
 }  // namespace egress
