@@ -16,6 +16,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "codec.hpp"
 #include "config/config.hpp"
 #include "connector/connector.hpp"
 #include "handoff/batch.hpp"
@@ -83,7 +84,10 @@ struct LoopContext {
     LoopContext(const LoopContext&) = delete;
     LoopContext& operator=(const LoopContext&) = delete;
 
-    asio::io_context io{1};
+    // One thread runs it, and only that thread touches its sockets and
+    // timers (others post to it): the reactor's per-descriptor lock, taken
+    // twice a request, is left out; posting and timer registration keep theirs.
+    asio::io_context io{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
     Shared& shared;
     Syscalls& sys;
     Metrics& metrics;
@@ -116,6 +120,21 @@ struct LoopContext {
     std::unordered_map<const void*, std::weak_ptr<PendingConnect>> adopt_watches;
     RecvBatch recv_batch{};  // scratch for every session of this loop, see batch.hpp
     SendBatch send_batch{};
+
+    // Buffers of replies already sent, for the next replies to be written
+    // into: a reply costs no allocation once the loop has sent a few.
+    proto::Bytes reply_buffer() {
+        if (spare_replies.empty()) return {};
+        auto b = std::move(spare_replies.back());
+        spare_replies.pop_back();
+        return b;
+    }
+    void reuse(proto::Bytes&& sent) {
+        if (spare_replies.size() < kSpareReplies && sent.capacity() <= kSpareReplySize)
+            spare_replies.push_back(std::move(sent));
+    }
+    static constexpr std::size_t kSpareReplies = 64, kSpareReplySize = 512;
+    std::vector<proto::Bytes> spare_replies;
 };
 
 }  // namespace egress

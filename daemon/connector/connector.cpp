@@ -39,7 +39,7 @@ Endpoint PendingConnect::on_socket(const Endpoint& e) const {
 void PendingConnect::in_turn(void (PendingConnect::*step)(const error_code&), const error_code& ec) {
     if (finished_ || ec) return;  // nothing to do: no need to wait for a turn
     if (!lane_) return (this->*step)(ec);
-    lane_->post([self = shared_from_this(), step, ec] {
+    lane_->run_or_post([self = shared_from_this(), step, ec] {
         ((*self).*step)(ec);
         return 1U;
     });

@@ -31,7 +31,12 @@ Session::Session(LoopContext& ctx, UniqueFd client, Credentials peer, QuotaTable
     sock_.assign(client.release());
 }
 
-Session::~Session() = default;
+Session::~Session() {
+    // A connect still under way must not call back into a session that is
+    // gone (its completion captures `this`); close() cancels them too.
+    for (auto& [rid, f] : inflight_)
+        if (f.op) f.op->cancel();
+}
 
 void Session::start() {
     ctx_.metrics.clients.Increment();
@@ -89,7 +94,10 @@ std::uint32_t Session::read_some() {
     // the others; limits.max_queued_replies bounds what it can make wait.
     if (drained) {
         sock_.async_wait(asio::posix::stream_descriptor::wait_read, [self = shared_from_this()](const error_code& ec) {
-            if (!ec && !self->closed_) self->read_later();
+            if (ec || self->closed_) return;
+            // At once when no other client waits for a turn (the usual case);
+            // otherwise behind them.
+            self->lane_->run_or_post([self] { return self->closed_ ? 1U : self->read_some(); });
         });
     } else {
         read_later();  // more to read: after the other clients' turns
@@ -291,9 +299,9 @@ void Session::handle_connect(std::uint64_t id, proto::ByteView payload, Attached
     }
     inflight_.emplace(id, InFlight{op, nullptr, std::move(pools), std::move(ticket), requested, ms, std::move(*choice), req->dest,
                                    request_start_});
-    op->start([weak = weak_from_this(), id](ConnectOutcome out) {
-        if (auto self = weak.lock()) self->on_connect_done(id, std::move(out));
-    });
+    // `this` and the id fit in std::function's own storage: no allocation.
+    // The session outlives the call: its destructor and close() cancel it.
+    op->start([this, id](ConnectOutcome out) { on_connect_done(id, std::move(out)); });
 }
 
 void Session::on_adopt_in_progress(std::uint64_t id, std::uint64_t watch, std::uint32_t timeout_ms,
@@ -413,7 +421,9 @@ void Session::on_connect_done(std::uint64_t id, ConnectOutcome out) {
     ctx_.metrics.request_duration.observe(
         ctx_.index, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     const bool with_fd = static_cast<bool>(out.fd);
-    queue(id, proto::encode_connect_reply(id, rep, with_fd), std::move(out.fd));
+    auto bytes = ctx_.reply_buffer();
+    proto::encode_connect_reply(bytes, id, rep, with_fd);
+    queue(id, std::move(bytes), std::move(out.fd));
 }
 
 void Session::reply_error(std::uint64_t id, std::uint8_t type, const Error& e, const char* kind) {
@@ -478,6 +488,7 @@ void Session::flush() {
         if (r.ok()) {
             for (long k = 0; k < r.value; ++k) {
                 if (out_.front().fd) ctx_.metrics.handoffs.Increment();
+                ctx_.reuse(std::move(out_.front().bytes));
                 out_.pop_front();  // closes egressd's copy of a handed-off socket
             }
             continue;
@@ -490,7 +501,7 @@ void Session::flush() {
             sock_.async_wait(asio::posix::stream_descriptor::wait_write,
                              [self = shared_from_this()](const error_code& ec) {
                                  if (ec || self->closed_) return;
-                                 self->lane_->post([self] {
+                                 self->lane_->run_or_post([self] {
                                      self->write_waiting_ = false;
                                      if (!self->closed_) self->flush();
                                      return 1U;
