@@ -12,6 +12,7 @@
 #include <cctype>
 #include <set>
 #include <string_view>
+#include <vector>
 
 #include "config/config.hpp"
 #include "invariant.hpp"
@@ -29,35 +30,47 @@ std::size_t config_key_length(std::string_view s) {
     return n;
 }
 
-// Does `rest` start with a path from `node`, ending in ": " or " and "? Tries
-// every key that fits (keys may themselves contain '.', '[' or ": ").
-bool path_from(const json& node, std::string_view rest, bool top, std::string_view& tail) {
-    for (std::string_view end : {": ", " and "})
-        if (!top && rest.substr(0, end.size()) == end) {
-            tail = rest.substr(end.size());
-            return true;
-        }
+// One way to read the start of an error as a path: what follows it, and
+// whether the path ended in " and " (another path follows) or ": ".
+struct Reading {
+    std::string_view tail;
+    bool and_follows;
+};
+
+// Every way `rest` starts with a path from `node`, ending in ": " or " and ".
+// Keys may themselves contain '.', '[', ": " or " and ", so every key that
+// fits is tried, and every reading kept.
+void paths_from(const json& node, std::string_view rest, bool top, std::vector<Reading>& out) {
+    if (!top) {
+        if (rest.substr(0, 2) == ": ") out.push_back({rest.substr(2), false});
+        if (rest.substr(0, 5) == " and ") out.push_back({rest.substr(5), true});
+    }
     if (node.is_object()) {
         const auto sep = top ? std::string_view() : std::string_view(".");
-        if (rest.substr(0, sep.size()) != sep) return false;
+        if (rest.substr(0, sep.size()) != sep) return;
         const auto after = rest.substr(sep.size());
         for (const auto& [key, value] : node.items())
-            if (after.substr(0, key.size()) == key && path_from(value, after.substr(key.size()), false, tail))
-                return true;
+            if (after.substr(0, key.size()) == key) paths_from(value, after.substr(key.size()), false, out);
         // A missing key, named as such: it must end the path.
         const auto n = config_key_length(after);
-        if (n > 0 && !node.contains(std::string(after.substr(0, n))) && after.substr(n, 2) == ": ") {
-            tail = after.substr(n + 2);
-            return true;
-        }
-        return false;
+        if (n > 0 && !node.contains(std::string(after.substr(0, n))) && after.substr(n, 2) == ": ")
+            out.push_back({after.substr(n + 2), false});
+        return;
     }
     if (node.is_array() && rest.substr(0, 1) == "[") {
         std::size_t i = 0, k = 1;
         while (k < rest.size() && std::isdigit(static_cast<unsigned char>(rest[k]))) i = i * 10 + (rest[k++] - '0');
-        return k > 1 && k < 8 && rest.substr(k, 1) == "]" && i < node.size() &&
-               path_from(node[i], rest.substr(k + 1), false, tail);
+        if (k > 1 && k < 8 && rest.substr(k, 1) == "]" && i < node.size())
+            paths_from(node[i], rest.substr(k + 1), false, out);
     }
+}
+
+// "PATH: reason", or "PATH and PATH: reason" ("routes[0] and routes[3]: both match ...").
+bool path_then_reason(const json& doc, std::string_view e) {
+    std::vector<Reading> readings;
+    paths_from(doc, e, true, readings);
+    for (const auto& r : readings)
+        if (r.and_follows ? path_then_reason(doc, r.tail) : !r.tail.empty()) return true;
     return false;
 }
 
@@ -65,12 +78,7 @@ void check_error(const json& doc, bool parsed, const std::string& error) {
     const std::string_view e = error;
     if (!parsed) return require(e.substr(0, 12) == "(document): ", "unparsable document reported as: " + error);
     if (!doc.is_object()) return require(e.substr(0, 13) == "(top level): ", "non-object document reported as: " + error);
-    std::string_view tail;
-    bool ok = path_from(doc, e, true, tail);
-    // "routes[0] and routes[3]: both match ...": the second path must resolve too.
-    if (ok && e.size() > tail.size() + 5 && e.substr(e.size() - tail.size() - 5, 5) == " and ")
-        ok = path_from(doc, tail, true, tail);
-    require(ok && !tail.empty(), "error does not begin with a JSON path in the document and a reason: " + error);
+    require(path_then_reason(doc, e), "error does not begin with a JSON path in the document and a reason: " + error);
 }
 
 void check_config(const Config& c) {
