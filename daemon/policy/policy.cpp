@@ -1,10 +1,7 @@
 #include "policy.hpp"
 
-#include <endian.h>
-
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 
 #include "hostname.hpp"
 
@@ -228,11 +225,7 @@ struct Holder {
 // address fills the top half of the first).
 struct Words {
     std::uint64_t hi = 0, lo = 0;
-    explicit Words(const Endpoint& e) {
-        std::memcpy(&hi, e.addr.data(), sizeof hi);
-        std::memcpy(&lo, e.addr.data() + 8, sizeof lo);
-        hi = be64toh(hi);
-        lo = be64toh(lo);
+    explicit Words(const Endpoint& e) : hi(address_word(e, 0)), lo(address_word(e, 8)) {
         if (!e.v6) {
             hi &= ~std::uint64_t{0} << 32;
             lo = 0;

@@ -15,25 +15,25 @@
 
 namespace egress {
 
+// Bytes [at, at + 8) of an address (at 0 or 8), the first in the top bits.
+inline std::uint64_t address_word(const Endpoint& e, std::size_t at) {
+    std::uint64_t w;
+    std::memcpy(&w, e.addr.data() + at, sizeof w);
+    return be64toh(w);
+}
+
 struct Prefix {
     Endpoint net;  // port unused
     unsigned len = 0;
-    // On the request path (routes, rules, the deny list): compared a 64-bit
-    // word at a time.
+    // On the request path (routes, rules): compared a 64-bit word at a time.
     bool contains(const Endpoint& addr) const {
         if (addr.v6 != net.v6) return false;
-        return differs_within(word(addr, 0), word(net, 0), len) == 0 &&
-               (len <= 64 || differs_within(word(addr, 8), word(net, 8), len - 64) == 0);
+        return differs_within(address_word(addr, 0), address_word(net, 0), len) == 0 &&
+               (len <= 64 || differs_within(address_word(addr, 8), address_word(net, 8), len - 64) == 0);
     }
     bool operator==(const Prefix&) const = default;
 
 private:
-    // Bytes [at, at + 8) of the address, the first in the top bits.
-    static std::uint64_t word(const Endpoint& e, std::size_t at) {
-        std::uint64_t w;
-        std::memcpy(&w, e.addr.data() + at, sizeof w);
-        return be64toh(w);
-    }
     // The bits in which a and b differ among their first `bits` (of 64).
     static std::uint64_t differs_within(std::uint64_t a, std::uint64_t b, unsigned bits) {
         if (bits == 0) return 0;
